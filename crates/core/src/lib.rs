@@ -1,1 +1,15 @@
+//! vigil's domain types. Pure: no I/O, no clock, no randomness — callers pass those in.
+//!
+//! * [`Event`] — the EventBridge envelope every signal travels in.
+//! * [`AlarmFacts`] — what an alarm-state-change event says, extracted once from
+//!   CloudWatch-shaped `detail` (CloudWatch itself, vigil's own alarms, normalised
+//!   Alertmanager alerts).
+//! * [`Incident`] and its [`TimelineEntry`]s — the record a human reads.
 
+mod alarm;
+mod event;
+mod incident;
+
+pub use alarm::{AlarmFacts, AlarmState};
+pub use event::{Event, EventError, ALARM_STATE_CHANGE, CLOUDWATCH_ALARM_STATE_CHANGE};
+pub use incident::{group_key, group_key_fields_valid, GroupKeyError, Incident, IncidentStatus, Severity, TimelineEntry, TimelineKind};

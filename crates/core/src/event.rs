@@ -1,0 +1,207 @@
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// `detail-type` CloudWatch uses for alarm transitions.
+pub const CLOUDWATCH_ALARM_STATE_CHANGE: &str = "CloudWatch Alarm State Change";
+/// `detail-type` of vigil's own alarm transitions and of normalised Alertmanager alerts.
+pub const ALARM_STATE_CHANGE: &str = "Alarm State Change";
+
+/// An event in the EventBridge envelope. Unknown top-level fields are kept out:
+/// the envelope is fixed and `detail` carries everything else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub version: String,
+    pub id: String,
+    #[serde(rename = "detail-type")]
+    pub detail_type: String,
+    pub source: String,
+    pub account: String,
+    pub time: String,
+    pub region: String,
+    pub resources: Vec<String>,
+    pub detail: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EventError {
+    #[error("{at}: expected a JSON object (an event in the EventBridge envelope)")]
+    NotAnObject { at: String },
+    #[error("{at}: required field `{field}` is missing")]
+    Missing { at: String, field: &'static str },
+    #[error("{at}: field `{field}` must be {expected}")]
+    WrongType {
+        at: String,
+        field: &'static str,
+        expected: &'static str,
+    },
+    #[error("{at}: field `{field}` must not be empty")]
+    Empty { at: String, field: &'static str },
+    #[error("{at}: field `{field}` is longer than {max} characters")]
+    TooLong {
+        at: String,
+        field: &'static str,
+        max: usize,
+    },
+}
+
+/// Longest `id` accepted; EventBridge ids are UUIDs, senders' own ids stay well below this.
+const MAX_ID_LEN: usize = 256;
+
+impl Event {
+    /// Validates an envelope received from outside. `at` names the position for error
+    /// messages (`event[3]`); `fresh_id` and `now` fill a missing `id`/`time` as PutEvents does.
+    pub fn from_value(
+        value: Value,
+        at: &str,
+        fresh_id: impl FnOnce() -> String,
+        now: &str,
+    ) -> Result<Event, EventError> {
+        let Value::Object(mut map) = value else {
+            return Err(EventError::NotAnObject { at: at.to_string() });
+        };
+        let source = required_string(&mut map, at, "source")?;
+        let detail_type = required_string(&mut map, at, "detail-type")?;
+        let detail = match map.remove("detail") {
+            None | Some(Value::Null) => {
+                return Err(EventError::Missing {
+                    at: at.to_string(),
+                    field: "detail",
+                })
+            }
+            Some(Value::Object(detail)) => Value::Object(detail),
+            Some(_) => {
+                return Err(EventError::WrongType {
+                    at: at.to_string(),
+                    field: "detail",
+                    expected: "a JSON object",
+                })
+            }
+        };
+        let id = match optional_string(&mut map, at, "id")? {
+            Some(id) if id.chars().count() > MAX_ID_LEN => {
+                return Err(EventError::TooLong {
+                    at: at.to_string(),
+                    field: "id",
+                    max: MAX_ID_LEN,
+                })
+            }
+            Some(id) => id,
+            None => fresh_id(),
+        };
+        let time = optional_string(&mut map, at, "time")?.unwrap_or_else(|| now.to_string());
+        let version = optional_string(&mut map, at, "version")?.unwrap_or_else(|| "0".to_string());
+        let account = optional_string(&mut map, at, "account")?.unwrap_or_default();
+        let region = optional_string(&mut map, at, "region")?.unwrap_or_default();
+        let resources = match map.remove("resources") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(s) => Ok(s),
+                    _ => Err(EventError::WrongType {
+                        at: at.to_string(),
+                        field: "resources",
+                        expected: "an array of strings",
+                    }),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(EventError::WrongType {
+                    at: at.to_string(),
+                    field: "resources",
+                    expected: "an array of strings",
+                })
+            }
+        };
+        Ok(Event {
+            version,
+            id,
+            detail_type,
+            source,
+            account,
+            time,
+            region,
+            resources,
+            detail,
+        })
+    }
+
+    /// The event as JSON, the shape patterns are matched against.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+fn required_string(
+    map: &mut Map<String, Value>,
+    at: &str,
+    field: &'static str,
+) -> Result<String, EventError> {
+    match optional_string(map, at, field)? {
+        None => Err(EventError::Missing {
+            at: at.to_string(),
+            field,
+        }),
+        Some(s) if s.is_empty() => Err(EventError::Empty {
+            at: at.to_string(),
+            field,
+        }),
+        Some(s) => Ok(s),
+    }
+}
+
+fn optional_string(
+    map: &mut Map<String, Value>,
+    at: &str,
+    field: &'static str,
+) -> Result<Option<String>, EventError> {
+    match map.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(EventError::WrongType {
+            at: at.to_string(),
+            field,
+            expected: "a string",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> Result<Event, EventError> {
+        Event::from_value(v, "event", || "generated".into(), "2026-11-23T00:00:00Z")
+    }
+
+    #[test]
+    fn fills_missing_id_and_time() {
+        let e = parse(json!({"source": "a", "detail-type": "b", "detail": {}})).unwrap();
+        assert_eq!(e.id, "generated");
+        assert_eq!(e.time, "2026-11-23T00:00:00Z");
+        assert_eq!(e.version, "0");
+    }
+
+    #[test]
+    fn names_the_missing_field() {
+        let err = parse(json!({"source": "a", "detail": {}})).unwrap_err();
+        assert!(err.to_string().contains("`detail-type`"), "{err}");
+        let err = parse(json!({"source": "a", "detail-type": "b"})).unwrap_err();
+        assert!(err.to_string().contains("`detail`"), "{err}");
+        let err = parse(json!({"source": 3, "detail-type": "b", "detail": {}})).unwrap_err();
+        assert!(err.to_string().contains("`source` must be a string"), "{err}");
+        let err = parse(json!({"source": "a", "detail-type": "b", "detail": {}, "resources": [1]}))
+            .unwrap_err();
+        assert!(err.to_string().contains("`resources`"), "{err}");
+        assert!(matches!(parse(json!([1])), Err(EventError::NotAnObject { .. })));
+    }
+
+    #[test]
+    fn keeps_given_id() {
+        let e = parse(json!({"id": "x-1", "source": "a", "detail-type": "b", "detail": {"k": 1}}))
+            .unwrap();
+        assert_eq!(e.id, "x-1");
+        assert_eq!(e.to_value()["detail-type"], "b");
+    }
+}

@@ -1,0 +1,74 @@
+use rusqlite::Connection;
+
+use crate::{Result, StoreError};
+
+/// Each entry moves the schema one version forward; never edit a released entry, add one.
+const MIGRATIONS: &[&str] = &[
+    // 1: events, incidents, timeline, tokens, SNS subscriptions.
+    "CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        endpoint TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        body TEXT NOT NULL,
+        processed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX events_pending ON events (seq) WHERE processed = 0;
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        group_key TEXT NOT NULL,
+        status TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        title TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        host TEXT,
+        opened_at TEXT NOT NULL,
+        acknowledged_at TEXT,
+        resolved_at TEXT,
+        last_event_at TEXT NOT NULL,
+        facts TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX incidents_one_unresolved_per_group ON incidents (group_key) WHERE status != 'resolved';
+    CREATE INDEX incidents_status ON incidents (status, id);
+    CREATE TABLE timeline (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        message TEXT NOT NULL,
+        event_id TEXT
+    );
+    CREATE INDEX timeline_incident ON timeline (incident_id, id);
+    CREATE TABLE tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE TABLE sns_subscriptions (
+        topic_arn TEXT NOT NULL,
+        message_id TEXT NOT NULL PRIMARY KEY,
+        subscribe_url TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        detail TEXT
+    );",
+];
+
+pub(crate) fn apply(conn: &Connection) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::TooNew { found: version, known });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
