@@ -1,0 +1,309 @@
+//! The value operators of the pattern language and how each one judges a single event value.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+/// One scalar value found in an event, at a path some pattern names.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Leaf<'a> {
+    Str(&'a str),
+    Num(f64),
+    Bool(bool),
+    Null,
+}
+
+/// One element of a field's match array. Elements of one array are ORed.
+#[derive(Debug, Clone)]
+pub(crate) enum Condition {
+    ExactStr(Box<str>),
+    ExactNum(f64),
+    ExactBool(bool),
+    ExactNull,
+    Prefix(Box<str>),
+    /// Operand already case-folded.
+    PrefixIgnoreCase(Box<str>),
+    Suffix(Box<str>),
+    SuffixIgnoreCase(Box<str>),
+    EqualsIgnoreCase(Box<str>),
+    Wildcard(Wildcard),
+    AnythingBut(AnythingBut),
+    Numeric(NumericRange),
+    Cidr(Cidr),
+    Exists(bool),
+}
+
+/// `anything-but`: matches any value the inner test rejects, including null, and never a
+/// missing field.
+#[derive(Debug, Clone)]
+pub(crate) enum AnythingBut {
+    Strings(Vec<Box<str>>),
+    Numbers(Vec<f64>),
+    Prefixes(Vec<Box<str>>),
+    Suffixes(Vec<Box<str>>),
+    /// Operands already case-folded.
+    EqualsIgnoreCase(Vec<Box<str>>),
+    Wildcards(Vec<Wildcard>),
+}
+
+impl AnythingBut {
+    pub(crate) fn matches(&self, leaf: Leaf<'_>) -> bool {
+        match (self, leaf) {
+            (AnythingBut::Strings(values), Leaf::Str(s)) => !values.iter().any(|v| &**v == s),
+            (AnythingBut::Numbers(values), Leaf::Num(n)) => !values.contains(&n),
+            (AnythingBut::Prefixes(values), Leaf::Str(s)) => {
+                !values.iter().any(|v| s.starts_with(&**v))
+            }
+            (AnythingBut::Suffixes(values), Leaf::Str(s)) => {
+                !values.iter().any(|v| s.ends_with(&**v))
+            }
+            (AnythingBut::EqualsIgnoreCase(values), Leaf::Str(s)) => {
+                let folded = fold_case(s);
+                !values.iter().any(|v| **v == *folded)
+            }
+            (AnythingBut::Wildcards(values), Leaf::Str(s)) => !values.iter().any(|w| w.matches(s)),
+            _ => true,
+        }
+    }
+}
+
+/// A numeric interval; `=` is the degenerate closed interval.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NumericRange {
+    pub lower: Option<(f64, bool)>,
+    pub upper: Option<(f64, bool)>,
+}
+
+impl NumericRange {
+    pub(crate) fn contains(&self, n: f64) -> bool {
+        let above = match self.lower {
+            None => true,
+            Some((bound, inclusive)) => n > bound || (inclusive && n == bound),
+        };
+        let below = match self.upper {
+            None => true,
+            Some((bound, inclusive)) => n < bound || (inclusive && n == bound),
+        };
+        above && below
+    }
+}
+
+/// An IPv4 or IPv6 network.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cidr {
+    network: u128,
+    mask: u128,
+    v6: bool,
+}
+
+impl Cidr {
+    /// Parses `a.b.c.d/n` or `x:y::/n`; the error is AWS's wording.
+    pub(crate) fn parse(text: &str) -> Result<Cidr, String> {
+        let mut parts = text.split('/');
+        let (Some(ip), Some(bits), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err("Malformed CIDR, one '/' required".into());
+        };
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| format!("Nonstandard IP address: {ip}"))?;
+        let bits: u32 = bits
+            .parse()
+            .map_err(|_| "Malformed CIDR, mask bits must be an integer".to_string())?;
+        let (value, width, v6) = match ip {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32, false),
+            IpAddr::V6(v6) => (u128::from(v6), 128, true),
+        };
+        if bits > width {
+            return Err(format!(
+                "Malformed CIDR, mask bits must be between 0 and {width}"
+            ));
+        }
+        let mask = if bits == 0 {
+            0
+        } else {
+            (!0u128 << (width - bits)) & width_mask(width)
+        };
+        Ok(Cidr {
+            network: value & mask,
+            mask,
+            v6,
+        })
+    }
+
+    pub(crate) fn matches(&self, s: &str) -> bool {
+        match s.parse::<IpAddr>() {
+            Ok(IpAddr::V4(v4)) if !self.v6 => u128::from(u32::from(v4)) & self.mask == self.network,
+            Ok(IpAddr::V6(v6)) if self.v6 => u128::from(v6) & self.mask == self.network,
+            _ => false,
+        }
+    }
+}
+
+fn width_mask(width: u32) -> u128 {
+    if width == 128 {
+        !0
+    } else {
+        (1u128 << width) - 1
+    }
+}
+
+/// A wildcard pattern: literal pieces separated by `*`.
+#[derive(Debug, Clone)]
+pub(crate) struct Wildcard {
+    pieces: Vec<Box<str>>,
+}
+
+/// How many simultaneously live positions a wildcard may create before we refuse it, the way
+/// AWS refuses "too complex" wildcard rules: matching cost must stay bounded per event.
+const WILDCARD_COMPLEXITY_LIMIT: usize = 100;
+
+impl Wildcard {
+    pub(crate) fn parse(text: &str) -> Result<Wildcard, String> {
+        let mut pieces = vec![String::new()];
+        let mut chars = text.chars().enumerate().peekable();
+        let mut previous_was_star = false;
+        while let Some((pos, c)) = chars.next() {
+            match c {
+                '*' => {
+                    if previous_was_star {
+                        return Err(format!("Consecutive wildcard characters at pos {pos}"));
+                    }
+                    pieces.push(String::new());
+                    previous_was_star = true;
+                    continue;
+                }
+                '\\' => match chars.next() {
+                    Some((_, escaped @ ('*' | '\\'))) => push_last(&mut pieces, escaped),
+                    _ => return Err(format!("Invalid escape character at pos {pos}")),
+                },
+                other => push_last(&mut pieces, other),
+            }
+            previous_was_star = false;
+        }
+        let wildcard = Wildcard {
+            pieces: pieces.into_iter().map(String::into_boxed_str).collect(),
+        };
+        if wildcard.complexity() > WILDCARD_COMPLEXITY_LIMIT {
+            return Err("Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character".into());
+        }
+        Ok(wildcard)
+    }
+
+    /// Stars times the longest run of one repeated character after a star: a cheap bound on
+    /// the backtracking a pathological value can force.
+    fn complexity(&self) -> usize {
+        let stars = self.pieces.len() - 1;
+        let longest_run = self.pieces[1..]
+            .iter()
+            .map(|piece| {
+                let mut best = 0;
+                let mut run = 0;
+                let mut last = None;
+                for c in piece.chars() {
+                    run = if Some(c) == last { run + 1 } else { 1 };
+                    last = Some(c);
+                    best = best.max(run);
+                }
+                best
+            })
+            .max()
+            .unwrap_or(0);
+        stars * longest_run.max(1)
+    }
+
+    pub(crate) fn matches(&self, s: &str) -> bool {
+        let pieces = &self.pieces;
+        if pieces.len() == 1 {
+            return s == &*pieces[0];
+        }
+        let first = &pieces[0];
+        let last = &pieces[pieces.len() - 1];
+        if s.len() < first.len() + last.len() || !s.starts_with(&**first) || !s.ends_with(&**last) {
+            return false;
+        }
+        // With `*` the only wildcard, taking each middle piece at its leftmost position is optimal.
+        let mut rest = &s[first.len()..s.len() - last.len()];
+        for piece in &pieces[1..pieces.len() - 1] {
+            match rest.find(&**piece) {
+                Some(at) => rest = &rest[at + piece.len()..],
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+fn push_last(pieces: &mut [String], c: char) {
+    if let Some(last) = pieces.last_mut() {
+        last.push(c);
+    }
+}
+
+/// Unicode simple case folding, close enough for `equals-ignore-case`: lowercase, with the
+/// final sigma and long s folded to their ordinary forms.
+pub(crate) fn fold_case(s: &str) -> Cow<'_, str> {
+    if s.is_ascii() {
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(s.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(s)
+        }
+    } else {
+        Cow::Owned(
+            s.chars()
+                .flat_map(|c| match c {
+                    'ς' => 'σ'.to_lowercase(),
+                    'ſ' => 's'.to_lowercase(),
+                    'ẞ' => 'ß'.to_lowercase(),
+                    other => other.to_lowercase(),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The hashable identity of a number: numbers are equal by value, so 300, 300.0 and 3e2 agree.
+pub(crate) fn number_key(n: f64) -> u64 {
+    if n == 0.0 {
+        0
+    } else {
+        n.to_bits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_pieces_and_escapes() {
+        let w = Wildcard::parse("arn:aws:events:us-east-1:*:event-bus/*").unwrap();
+        assert!(w.matches("arn:aws:events:us-east-1:123:event-bus/default"));
+        assert!(!w.matches("arn:aws:events:us-west-2:123:event-bus/default"));
+        let literal = Wildcard::parse(r"a\*b").unwrap();
+        assert!(literal.matches("a*b"));
+        assert!(!literal.matches("axb"));
+        assert!(Wildcard::parse("a**b").unwrap_err().contains("pos 2"));
+        assert!(Wildcard::parse(r"a\b").is_err());
+        let overlapping = Wildcard::parse("*ab*ab").unwrap();
+        assert!(overlapping.matches("abab"));
+        assert!(!overlapping.matches("aba"));
+    }
+
+    #[test]
+    fn cidr_v4_and_v6() {
+        let net = Cidr::parse("10.0.0.0/24").unwrap();
+        assert!(net.matches("10.0.0.255"));
+        assert!(!net.matches("10.0.1.0"));
+        assert!(!net.matches("10.0.0.256"));
+        let v6 = Cidr::parse("2001:db8:1234:1a00::/64").unwrap();
+        assert!(v6.matches("2001:0db8:1234:1a00:0000:0000:0000:0001"));
+        assert!(Cidr::parse("10.0.0.1").is_err());
+        assert!(Cidr::parse("10.0.0.1/x").unwrap_err().contains("integer"));
+    }
+
+    #[test]
+    fn folding() {
+        assert_eq!(fold_case("ÉCOLE"), "école");
+        assert_eq!(fold_case("ΣΟΦΟΣ"), fold_case("σοφος"));
+    }
+}
