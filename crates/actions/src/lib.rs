@@ -1,1 +1,166 @@
+//! What vigil does about an event. A rule names a [`Playbook`]; a playbook is an ordered
+//! list of [`Step`]s. Steps that reach the outside world go through three small traits, so
+//! adding an integration is one new module implementing one of them:
+//!
+//! * [`Executor`] — runs a named probe on a host (the agent; later SSH, SSM);
+//! * [`Tracker`] — keeps an external ticket in step with an incident (Jira, …);
+//! * [`Notifier`] — tells people (email, Slack, webhooks).
 
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+use vigil_core::Incident;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One step of a playbook, as written in config (`{ type = "incident" }`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Open an incident for the alarm's group, or count a repeat on the unresolved one.
+    Incident,
+    /// Resolve the group's unresolved incident (the alarm recovered).
+    Resolve,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Playbook {
+    pub steps: Vec<Step>,
+}
+
+/// Built-in playbooks; config may add more or replace these by name.
+pub fn default_playbooks() -> Vec<(String, Playbook)> {
+    vec![
+        (
+            "respond".to_string(),
+            Playbook {
+                steps: vec![Step::Incident],
+            },
+        ),
+        (
+            "recover".to_string(),
+            Playbook {
+                steps: vec![Step::Resolve],
+            },
+        ),
+    ]
+}
+
+/// An effect's identity, derived from (incident, step), so a retried or resumed step is
+/// recognised by the system it reaches (a Jira label, an email Message-ID).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(pub String);
+
+impl IdempotencyKey {
+    pub fn new(incident_key: &str, step: &str) -> IdempotencyKey {
+        IdempotencyKey(format!("vigil-{incident_key}-{step}"))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// Worth retrying: timeouts, 429/503, connection refused. `retry_after_ms` honours a
+    /// server's `Retry-After`.
+    #[error("{what} (will retry)")]
+    Transient {
+        what: String,
+        retry_after_ms: Option<u64>,
+    },
+    /// Retrying cannot help: bad credentials, validation errors, refused probes.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// A probe the server asks a host to run. Only the probe's name and plain parameters
+/// travel; the host decides what that name means.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeRequest {
+    pub probe: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeOutcome {
+    pub host: String,
+    pub probe: String,
+    pub exit_code: Option<i32>,
+    pub output: String,
+    pub truncated: bool,
+    pub duration_ms: u64,
+}
+
+pub trait Executor: Send + Sync {
+    fn run_probe<'a>(
+        &'a self,
+        host: &'a str,
+        request: &'a ProbeRequest,
+    ) -> BoxFuture<'a, Result<ProbeOutcome, ActionError>>;
+}
+
+/// A ticket in an external tracker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalTicket {
+    pub tracker: String,
+    pub id: String,
+    pub url: String,
+}
+
+pub trait Tracker: Send + Sync {
+    fn name(&self) -> &str;
+    /// Creates the ticket, or finds the one an earlier attempt with the same key made.
+    fn open<'a>(
+        &'a self,
+        incident: &'a Incident,
+        key: &'a IdempotencyKey,
+    ) -> BoxFuture<'a, Result<ExternalTicket, ActionError>>;
+    fn comment<'a>(
+        &'a self,
+        ticket: &'a ExternalTicket,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<(), ActionError>>;
+    fn resolve<'a>(
+        &'a self,
+        ticket: &'a ExternalTicket,
+        incident: &'a Incident,
+    ) -> BoxFuture<'a, Result<(), ActionError>>;
+}
+
+/// A message about an incident for one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub key: IdempotencyKey,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub channel: String,
+    /// The receiving system's id for the message, when it gives one.
+    pub external_id: Option<String>,
+}
+
+pub trait Notifier: Send + Sync {
+    fn channel(&self) -> &str;
+    fn send<'a>(
+        &'a self,
+        incident: &'a Incident,
+        message: &'a Notification,
+    ) -> BoxFuture<'a, Result<Delivery, ActionError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_key_is_derived_from_incident_and_step() {
+        assert_eq!(
+            IdempotencyKey::new("INC-7", "ticket").0,
+            "vigil-INC-7-ticket"
+        );
+    }
+}

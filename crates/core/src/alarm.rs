@@ -69,13 +69,16 @@ pub struct AlarmFacts {
 impl AlarmFacts {
     /// `None` when the event is not an alarm state change.
     pub fn from_event(event: &Event) -> Option<AlarmFacts> {
-        if event.detail_type != CLOUDWATCH_ALARM_STATE_CHANGE && event.detail_type != ALARM_STATE_CHANGE {
+        if event.detail_type != CLOUDWATCH_ALARM_STATE_CHANGE
+            && event.detail_type != ALARM_STATE_CHANGE
+        {
             return None;
         }
         let detail = &event.detail;
         let alarm_name = str_at(detail, &["alarmName"])?.to_string();
         let state = str_at(detail, &["state", "value"]).and_then(AlarmState::parse);
-        let previous_state = str_at(detail, &["previousState", "value"]).and_then(AlarmState::parse);
+        let previous_state =
+            str_at(detail, &["previousState", "value"]).and_then(AlarmState::parse);
         let reason = str_at(detail, &["state", "reason"]).map(str::to_string);
         let reason_data: Option<Value> = str_at(detail, &["state", "reasonData"])
             .and_then(|text| serde_json::from_str(text).ok());
@@ -100,18 +103,30 @@ impl AlarmFacts {
             .as_ref()
             .and_then(|rd| rd.get("threshold"))
             .and_then(Value::as_f64)
-            .or_else(|| detail.pointer("/configuration/threshold").and_then(Value::as_f64));
+            .or_else(|| {
+                detail
+                    .pointer("/configuration/threshold")
+                    .and_then(Value::as_f64)
+            });
         let value = reason_data
             .as_ref()
             .and_then(|rd| rd.pointer("/evaluatedDatapoints/0/value"))
             .and_then(Value::as_f64)
             .or_else(|| reason.as_deref().and_then(first_datapoint_in_reason));
 
-        let instance_id = dimensions.get("InstanceId").cloned().or_else(|| labels.get("instance_id").cloned());
+        let instance_id = dimensions
+            .get("InstanceId")
+            .cloned()
+            .or_else(|| labels.get("instance_id").cloned());
         let host = dimensions
             .get("host")
             .cloned()
-            .or_else(|| ["host", "nodename", "instance"].iter().find_map(|k| labels.get(*k)).map(|h| strip_port(h)))
+            .or_else(|| {
+                ["host", "nodename", "instance"]
+                    .iter()
+                    .find_map(|k| labels.get(*k))
+                    .map(|h| strip_port(h))
+            })
             .or_else(|| instance_id.clone());
 
         Some(AlarmFacts {
@@ -124,9 +139,18 @@ impl AlarmFacts {
             account: event.account.clone(),
             region: event.region.clone(),
             state_time: str_at(detail, &["state", "timestamp"]).map(str::to_string),
-            metric_namespace: metric_stat.pointer("/metric/namespace").and_then(Value::as_str).map(str::to_string),
-            metric_name: metric_stat.pointer("/metric/name").and_then(Value::as_str).map(str::to_string),
-            statistic: metric_stat.get("stat").and_then(Value::as_str).map(str::to_string),
+            metric_namespace: metric_stat
+                .pointer("/metric/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            metric_name: metric_stat
+                .pointer("/metric/name")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            statistic: metric_stat
+                .get("stat")
+                .and_then(Value::as_str)
+                .map(str::to_string),
             period: metric_stat.get("period").and_then(Value::as_f64),
             dimensions,
             threshold,
@@ -134,12 +158,31 @@ impl AlarmFacts {
             description: str_at(detail, &["configuration", "description"]).map(str::to_string),
             host,
             instance_id,
-            severity: labels.get("severity").cloned().or_else(|| str_at(detail, &["severity"]).map(str::to_string)),
+            severity: labels
+                .get("severity")
+                .cloned()
+                .or_else(|| str_at(detail, &["severity"]).map(str::to_string)),
             generator_url: str_at(detail, &["generatorURL"]).map(str::to_string),
             starts_at: str_at(detail, &["startsAt"]).map(str::to_string),
             labels,
             annotations,
         })
+    }
+
+    /// Facts for an event that is not an alarm but that a rule sends to an incident step
+    /// (an EC2 state change, a deploy failure): its detail-type names it, its first
+    /// resource identifies it, and it counts as an alarm firing.
+    pub fn from_other_event(event: &Event) -> AlarmFacts {
+        AlarmFacts {
+            alarm_name: event.detail_type.clone(),
+            state: Some(AlarmState::Alarm),
+            resource: event.resources.first().cloned().unwrap_or_default(),
+            source: event.source.clone(),
+            account: event.account.clone(),
+            region: event.region.clone(),
+            state_time: Some(event.time.clone()),
+            ..AlarmFacts::default()
+        }
     }
 
     /// A short human title: `ServerCpuTooHigh on i-0abc: CPUUtilization 91.2 > 80`.
@@ -195,7 +238,9 @@ fn strip_port(instance: &str) -> String {
         }
     }
     match instance.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => host.to_string(),
+        Some((host, port)) if !host.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => {
+            host.to_string()
+        }
         _ => instance.to_string(),
     }
 }
@@ -249,10 +294,15 @@ mod tests {
     #[test]
     fn reads_value_from_reason_text_when_no_reason_data() {
         assert_eq!(
-            first_datapoint_in_reason("2 out of the last 2 datapoints [91.5 (20/11/26 10:04:00), 88.0 (x)] were"),
+            first_datapoint_in_reason(
+                "2 out of the last 2 datapoints [91.5 (20/11/26 10:04:00), 88.0 (x)] were"
+            ),
             Some(91.5)
         );
-        assert_eq!(first_datapoint_in_reason("Insufficient Data: 1 datapoint was unknown."), None);
+        assert_eq!(
+            first_datapoint_in_reason("Insufficient Data: 1 datapoint was unknown."),
+            None
+        );
     }
 
     #[test]
@@ -261,7 +311,10 @@ mod tests {
             json!({"alarmName": "disk", "state": {"value": "ALARM"}, "labels": {"instance": "app-12:9100"}}),
             "vigil.alertmanager",
         );
-        assert_eq!(AlarmFacts::from_event(&e).unwrap().host.as_deref(), Some("app-12"));
+        assert_eq!(
+            AlarmFacts::from_event(&e).unwrap().host.as_deref(),
+            Some("app-12")
+        );
         assert_eq!(strip_port("[::1]:9100"), "::1");
         assert_eq!(strip_port("fe80::1"), "fe80::1");
     }

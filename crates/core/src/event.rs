@@ -190,11 +190,17 @@ mod tests {
         let err = parse(json!({"source": "a", "detail-type": "b"})).unwrap_err();
         assert!(err.to_string().contains("`detail`"), "{err}");
         let err = parse(json!({"source": 3, "detail-type": "b", "detail": {}})).unwrap_err();
-        assert!(err.to_string().contains("`source` must be a string"), "{err}");
+        assert!(
+            err.to_string().contains("`source` must be a string"),
+            "{err}"
+        );
         let err = parse(json!({"source": "a", "detail-type": "b", "detail": {}, "resources": [1]}))
             .unwrap_err();
         assert!(err.to_string().contains("`resources`"), "{err}");
-        assert!(matches!(parse(json!([1])), Err(EventError::NotAnObject { .. })));
+        assert!(matches!(
+            parse(json!([1])),
+            Err(EventError::NotAnObject { .. })
+        ));
     }
 
     #[test]

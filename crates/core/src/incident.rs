@@ -182,7 +182,11 @@ mod tests {
             labels: [("team".to_string(), "web".to_string())].into(),
             ..Default::default()
         };
-        let key = group_key(&facts, &["alarm_name".into(), "resource".into(), "label:team".into()]).unwrap();
+        let key = group_key(
+            &facts,
+            &["alarm_name".into(), "resource".into(), "label:team".into()],
+        )
+        .unwrap();
         assert_eq!(key, "cpu|arn:x|web");
         assert!(group_key_fields_valid(&["nonsense".into()]).is_err());
     }

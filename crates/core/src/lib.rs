@@ -12,4 +12,7 @@ mod incident;
 
 pub use alarm::{AlarmFacts, AlarmState};
 pub use event::{Event, EventError, ALARM_STATE_CHANGE, CLOUDWATCH_ALARM_STATE_CHANGE};
-pub use incident::{group_key, group_key_fields_valid, GroupKeyError, Incident, IncidentStatus, Severity, TimelineEntry, TimelineKind};
+pub use incident::{
+    group_key, group_key_fields_valid, GroupKeyError, Incident, IncidentStatus, Severity,
+    TimelineEntry, TimelineKind,
+};

@@ -1,1 +1,165 @@
+//! vigil's server: the HTTP API and ingest endpoints, rules, and the processing pipeline,
+//! wired over one [`vigil_store::Store`]. See ARCHITECTURE.md for the flow.
 
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod metrics;
+pub mod pipeline;
+pub mod rules;
+mod sns_confirm;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use vigil_store::Store;
+
+pub use config::{Config, ConfigError};
+
+/// Shared by every request handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<Store>,
+    pub auth: Arc<auth::Auth>,
+    pub ingest: pipeline::Ingest,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+/// Where the CLI finds a running server: written at every start, next to the token.
+pub const SERVER_URL_FILE: &str = "server.url";
+const DATABASE_FILE: &str = "vigil.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] vigil_store::StoreError),
+    #[error("cannot listen on {addr}: {source} (is another vigil running? choose another with --listen)")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// What a started server tells its caller (the CLI prints it).
+pub struct Started {
+    pub url: String,
+    pub admin_token: String,
+    pub token_created: bool,
+    pub token_path: PathBuf,
+}
+
+/// Runs the server until Ctrl-C or SIGTERM. `on_start` is called once it listens.
+pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<(), ServerError> {
+    let data_dir = config.server.data_dir.clone();
+    let dir_error = |source| ServerError::DataDir {
+        path: data_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
+    let store = Arc::new(Store::open(&data_dir.join(DATABASE_FILE))?);
+    let (admin_token, token_created) =
+        auth::ensure_admin_token(&store, &data_dir, &now()).map_err(dir_error)?;
+    let rules = Arc::new(rules::Rules::from_config(&config)?);
+    let metrics = Arc::new(metrics::Metrics::default());
+
+    let (wake, woken) = pipeline::Wake::new();
+    let ingest = pipeline::start_ingest(&store, wake, now)?;
+    pipeline::Processor {
+        store: store.clone(),
+        rules: rules.clone(),
+        group_by: config.incidents.group_by.clone(),
+        metrics: metrics.clone(),
+        now,
+    }
+    .start(woken)
+    .map_err(|e| {
+        ServerError::Serve(std::io::Error::other(format!(
+            "cannot start the processor: {e}"
+        )))
+    })?;
+
+    let listen = config.server.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(ServerError::Serve)?;
+    let url = format!("http://{local}");
+    write_private_file(&data_dir.join(SERVER_URL_FILE), &url).map_err(dir_error)?;
+
+    let state = AppState {
+        config: Arc::new(config),
+        store: store.clone(),
+        auth: Arc::new(auth::Auth::new(store)),
+        ingest,
+        metrics,
+    };
+    tracing::info!(url = %url, rules = rules.len(), data_dir = %data_dir.display(), "vigil is listening");
+    on_start(&Started {
+        url,
+        admin_token,
+        token_created,
+        token_path: data_dir.join(auth::ADMIN_TOKEN_FILE),
+    });
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(ServerError::Serve)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// The current time as RFC 3339 UTC with milliseconds: sortable as text.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub fn fresh_event_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Writes a file readable by its owner only, replacing it atomically.
+pub fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

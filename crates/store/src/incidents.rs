@@ -14,9 +14,16 @@ pub enum AlarmAction {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IncidentChange {
-    Opened { key: String },
-    Repeated { key: String, count: u64 },
-    Resolved { key: String },
+    Opened {
+        key: String,
+    },
+    Repeated {
+        key: String,
+        count: u64,
+    },
+    Resolved {
+        key: String,
+    },
     /// A recovery for a group with nothing open: the event is recorded, nothing changes.
     NothingToResolve,
 }
@@ -61,7 +68,10 @@ impl Store {
                     "UPDATE incidents SET count = ?2, last_event_at = ?3, facts = ?4 WHERE id = ?1",
                     params![id, count as i64, now, facts_json],
                 )?;
-                let message = format!("repeat #{count}: {state} — {}", facts.reason.as_deref().unwrap_or("no reason given"));
+                let message = format!(
+                    "repeat #{count}: {state} — {}",
+                    facts.reason.as_deref().unwrap_or("no reason given")
+                );
                 add_timeline(&tx, id, now, TimelineKind::Repeat, &message, Some(event_id))?;
                 IncidentChange::Repeated { key, count }
             }
@@ -77,8 +87,18 @@ impl Store {
                      VALUES (?1, ?2, ?3, 'open', ?4, ?5, 1, ?6, ?7, ?7, ?8)",
                     params![next_id, key, group_key, severity.as_str(), facts.title(), facts.host, now, facts_json],
                 )?;
-                let message = format!("opened: {state} — {}", facts.reason.as_deref().unwrap_or("no reason given"));
-                add_timeline(&tx, next_id, now, TimelineKind::Opened, &message, Some(event_id))?;
+                let message = format!(
+                    "opened: {state} — {}",
+                    facts.reason.as_deref().unwrap_or("no reason given")
+                );
+                add_timeline(
+                    &tx,
+                    next_id,
+                    now,
+                    TimelineKind::Opened,
+                    &message,
+                    Some(event_id),
+                )?;
                 IncidentChange::Opened { key }
             }
             (AlarmAction::Resolve, Some((id, key, _))) => {
@@ -86,8 +106,18 @@ impl Store {
                     "UPDATE incidents SET status = 'resolved', resolved_at = ?2, last_event_at = ?2 WHERE id = ?1",
                     params![id, now],
                 )?;
-                let message = format!("resolved: alarm is {state} — {}", facts.reason.as_deref().unwrap_or("recovered"));
-                add_timeline(&tx, id, now, TimelineKind::Resolved, &message, Some(event_id))?;
+                let message = format!(
+                    "resolved: alarm is {state} — {}",
+                    facts.reason.as_deref().unwrap_or("recovered")
+                );
+                add_timeline(
+                    &tx,
+                    id,
+                    now,
+                    TimelineKind::Resolved,
+                    &message,
+                    Some(event_id),
+                )?;
                 IncidentChange::Resolved { key }
             }
             (AlarmAction::Resolve, None) => IncidentChange::NothingToResolve,
@@ -112,8 +142,9 @@ impl Store {
                 }
             }
             None => {
-                let mut stmt =
-                    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM incidents ORDER BY id DESC LIMIT ?1"))?;
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM incidents ORDER BY id DESC LIMIT ?1"
+                ))?;
                 let rows = stmt.query_map([limit], incident_row)?;
                 for row in rows {
                     out.push(row??);
@@ -141,38 +172,52 @@ impl Store {
             "SELECT at, kind, message, event_id FROM timeline WHERE incident_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<String>>(3)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<String>>(3)?,
+            ))
         })?;
         for row in rows {
             let (at, kind, message, event_id) = row?;
             let kind = TimelineKind::parse(&kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("timeline kind `{kind}` of {key}")))?;
-            incident.timeline.push(TimelineEntry { at, kind, message, event_id });
+            incident.timeline.push(TimelineEntry {
+                at,
+                kind,
+                message,
+                event_id,
+            });
         }
         Ok(Some(incident))
     }
 
     /// Moves an open incident to acknowledged. `Ok(None)`: no such incident. Acknowledging
-    /// an acknowledged or resolved incident changes nothing and returns it as it is.
-    pub fn acknowledge(&self, key: &str, by: &str, now: &str) -> Result<Option<Incident>> {
-        self.transition(key, IncidentStatus::Acknowledged, by, now)?;
-        self.incident(key)
+    /// an acknowledged or resolved incident changes nothing (the flag says whether it did).
+    pub fn acknowledge(&self, key: &str, by: &str, now: &str) -> Result<Option<(Incident, bool)>> {
+        let changed = self.transition(key, IncidentStatus::Acknowledged, by, now)?;
+        Ok(self.incident(key)?.map(|i| (i, changed)))
     }
 
     /// Resolves an incident by hand. Resolving twice changes nothing.
-    pub fn resolve(&self, key: &str, by: &str, now: &str) -> Result<Option<Incident>> {
-        self.transition(key, IncidentStatus::Resolved, by, now)?;
-        self.incident(key)
+    pub fn resolve(&self, key: &str, by: &str, now: &str) -> Result<Option<(Incident, bool)>> {
+        let changed = self.transition(key, IncidentStatus::Resolved, by, now)?;
+        Ok(self.incident(key)?.map(|i| (i, changed)))
     }
 
-    fn transition(&self, key: &str, to: IncidentStatus, by: &str, now: &str) -> Result<()> {
+    fn transition(&self, key: &str, to: IncidentStatus, by: &str, now: &str) -> Result<bool> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let found: Option<(i64, String)> = tx
-            .query_row("SELECT id, status FROM incidents WHERE key = ?1", [key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT id, status FROM incidents WHERE key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?;
         let Some((id, status)) = found else {
-            return Ok(());
+            return Ok(false);
         };
         let changed = match (to, status.as_str()) {
             (IncidentStatus::Acknowledged, "open") => tx.execute(
@@ -186,11 +231,22 @@ impl Store {
             _ => 0,
         };
         if changed > 0 {
-            let kind = if to == IncidentStatus::Resolved { TimelineKind::Resolved } else { TimelineKind::Acknowledged };
-            add_timeline(&tx, id, now, kind, &format!("{} by {by}", to.as_str()), None)?;
+            let kind = if to == IncidentStatus::Resolved {
+                TimelineKind::Resolved
+            } else {
+                TimelineKind::Acknowledged
+            };
+            add_timeline(
+                &tx,
+                id,
+                now,
+                kind,
+                &format!("{} by {by}", to.as_str()),
+                None,
+            )?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(changed > 0)
     }
 }
 
@@ -214,7 +270,9 @@ fn incident_row(r: &Row<'_>) -> rusqlite::Result<Result<Incident>> {
     let severity: String = r.get(4)?;
     let facts: String = r.get(11)?;
     let Some(status) = IncidentStatus::parse(&status) else {
-        return Ok(Err(StoreError::Corrupt(format!("status `{status}` of {key}"))));
+        return Ok(Err(StoreError::Corrupt(format!(
+            "status `{status}` of {key}"
+        ))));
     };
     let facts: AlarmFacts = match serde_json::from_str(&facts) {
         Ok(f) => f,

@@ -34,7 +34,9 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error("the database schema is version {found}, newer than this vigil ({known}); upgrade vigil")]
+    #[error(
+        "the database schema is version {found}, newer than this vigil ({known}); upgrade vigil"
+    )]
     TooNew { found: i64, known: i64 },
 }
 
@@ -94,14 +96,22 @@ impl Store {
             "SELECT seq, endpoint, body FROM events WHERE processed = 0 ORDER BY seq LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit as i64], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (seq, endpoint, body) = row?;
             let event = serde_json::from_str(&body)
                 .map_err(|e| StoreError::Corrupt(format!("event seq {seq}: {e}")))?;
-            out.push(StoredEvent { seq, endpoint, event });
+            out.push(StoredEvent {
+                seq,
+                endpoint,
+                event,
+            });
         }
         Ok(out)
     }

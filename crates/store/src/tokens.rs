@@ -28,7 +28,13 @@ impl Store {
             .query_row(
                 "SELECT name, role, revoked_at IS NOT NULL FROM tokens WHERE hash = ?1",
                 [hash],
-                |r| Ok(TokenRecord { name: r.get(0)?, role: r.get(1)?, revoked: r.get(2)? }),
+                |r| {
+                    Ok(TokenRecord {
+                        name: r.get(0)?,
+                        role: r.get(1)?,
+                        revoked: r.get(2)?,
+                    })
+                },
             )
             .optional()?)
     }

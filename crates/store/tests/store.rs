@@ -17,7 +17,12 @@ fn event(id: &str) -> Event {
 }
 
 fn facts(state: AlarmState) -> AlarmFacts {
-    AlarmFacts { alarm_name: "cpu".into(), state: Some(state), resource: "arn:a".into(), ..Default::default() }
+    AlarmFacts {
+        alarm_name: "cpu".into(),
+        state: Some(state),
+        resource: "arn:a".into(),
+        ..Default::default()
+    }
 }
 
 fn open_store() -> (tempfile::TempDir, Store) {
@@ -31,7 +36,9 @@ fn duplicate_event_ids_are_stored_once() {
     let (_dir, store) = open_store();
     let mut writer = store.ingest_writer().unwrap();
     let batch = [event("a"), event("b"), event("a")];
-    let fresh = writer.insert_batches(&[("events", &batch[..])], "now").unwrap();
+    let fresh = writer
+        .insert_batches(&[("events", &batch[..])], "now")
+        .unwrap();
     assert_eq!(fresh, vec![vec![true, true, false]]);
     assert_eq!(store.event_count().unwrap(), 2);
     assert_eq!(store.pending_events(10).unwrap().len(), 2);
@@ -42,40 +49,95 @@ fn grouping_repeats_and_resolution() {
     let (_dir, store) = open_store();
     let mut writer = store.ingest_writer().unwrap();
     let batch: Vec<Event> = (0..4).map(|i| event(&format!("e{i}"))).collect();
-    writer.insert_batches(&[("events", &batch[..])], "now").unwrap();
+    writer
+        .insert_batches(&[("events", &batch[..])], "now")
+        .unwrap();
     let pending = store.pending_events(10).unwrap();
     let alarm = facts(AlarmState::Alarm);
     let apply = |i: usize, f: &AlarmFacts, action| {
-        store.apply_alarm(pending[i].seq, &pending[i].event.id, f, "cpu|arn:a", Severity::High, action, "now").unwrap()
+        store
+            .apply_alarm(
+                pending[i].seq,
+                &pending[i].event.id,
+                f,
+                "cpu|arn:a",
+                Severity::High,
+                action,
+                "now",
+            )
+            .unwrap()
     };
-    assert_eq!(apply(0, &alarm, AlarmAction::OpenOrRepeat), IncidentChange::Opened { key: "INC-1".into() });
-    assert_eq!(apply(1, &alarm, AlarmAction::OpenOrRepeat), IncidentChange::Repeated { key: "INC-1".into(), count: 2 });
-    assert_eq!(apply(2, &facts(AlarmState::Ok), AlarmAction::Resolve), IncidentChange::Resolved { key: "INC-1".into() });
-    assert_eq!(apply(3, &alarm, AlarmAction::OpenOrRepeat), IncidentChange::Opened { key: "INC-2".into() });
+    assert_eq!(
+        apply(0, &alarm, AlarmAction::OpenOrRepeat),
+        IncidentChange::Opened {
+            key: "INC-1".into()
+        }
+    );
+    assert_eq!(
+        apply(1, &alarm, AlarmAction::OpenOrRepeat),
+        IncidentChange::Repeated {
+            key: "INC-1".into(),
+            count: 2
+        }
+    );
+    assert_eq!(
+        apply(2, &facts(AlarmState::Ok), AlarmAction::Resolve),
+        IncidentChange::Resolved {
+            key: "INC-1".into()
+        }
+    );
+    assert_eq!(
+        apply(3, &alarm, AlarmAction::OpenOrRepeat),
+        IncidentChange::Opened {
+            key: "INC-2".into()
+        }
+    );
     assert!(store.pending_events(10).unwrap().is_empty());
 
     let inc = store.incident("INC-1").unwrap().unwrap();
     assert_eq!(inc.status, IncidentStatus::Resolved);
     assert_eq!(inc.count, 2);
     assert_eq!(inc.timeline.len(), 3);
-    let open = store.list_incidents(&IncidentFilter { status: Some(IncidentStatus::Open), limit: 0 }).unwrap();
-    assert_eq!(open.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), ["INC-2"]);
+    let open = store
+        .list_incidents(&IncidentFilter {
+            status: Some(IncidentStatus::Open),
+            limit: 0,
+        })
+        .unwrap();
+    assert_eq!(
+        open.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(),
+        ["INC-2"]
+    );
 }
 
 #[test]
 fn acknowledge_then_resolve_by_hand() {
     let (_dir, store) = open_store();
     let mut writer = store.ingest_writer().unwrap();
-    writer.insert_batches(&[("events", &[event("x")][..])], "now").unwrap();
+    writer
+        .insert_batches(&[("events", &[event("x")][..])], "now")
+        .unwrap();
     let seq = store.pending_events(1).unwrap()[0].seq;
-    store.apply_alarm(seq, "x", &facts(AlarmState::Alarm), "g", Severity::High, AlarmAction::OpenOrRepeat, "t0").unwrap();
-    let inc = store.acknowledge("INC-1", "admin", "t1").unwrap().unwrap();
+    store
+        .apply_alarm(
+            seq,
+            "x",
+            &facts(AlarmState::Alarm),
+            "g",
+            Severity::High,
+            AlarmAction::OpenOrRepeat,
+            "t0",
+        )
+        .unwrap();
+    let (inc, changed) = store.acknowledge("INC-1", "admin", "t1").unwrap().unwrap();
+    assert!(changed);
     assert_eq!(inc.status, IncidentStatus::Acknowledged);
     assert_eq!(inc.acknowledged_at.as_deref(), Some("t1"));
-    let inc = store.resolve("INC-1", "admin", "t2").unwrap().unwrap();
+    let (inc, _) = store.resolve("INC-1", "admin", "t2").unwrap().unwrap();
     assert_eq!(inc.status, IncidentStatus::Resolved);
     // A second acknowledgement changes nothing.
-    let inc = store.acknowledge("INC-1", "admin", "t3").unwrap().unwrap();
+    let (inc, changed) = store.acknowledge("INC-1", "admin", "t3").unwrap().unwrap();
+    assert!(!changed);
     assert_eq!(inc.status, IncidentStatus::Resolved);
     assert_eq!(inc.timeline.len(), 3);
     assert!(store.acknowledge("INC-9", "admin", "t").unwrap().is_none());
@@ -95,7 +157,11 @@ fn reopening_keeps_data() {
     let path = dir.path().join("vigil.db");
     {
         let store = Store::open(&path).unwrap();
-        store.ingest_writer().unwrap().insert_batches(&[("events", &[event("k")][..])], "now").unwrap();
+        store
+            .ingest_writer()
+            .unwrap()
+            .insert_batches(&[("events", &[event("k")][..])], "now")
+            .unwrap();
     }
     let store = Store::open(&path).unwrap();
     assert_eq!(store.event_count().unwrap(), 1);

@@ -1,0 +1,108 @@
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use vigil_core::{Incident, IncidentStatus};
+use vigil_store::{IncidentFilter, Store};
+
+use super::ApiError;
+use crate::auth::Principal;
+use crate::metrics::labels;
+use crate::{now, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Most incidents one list call returns.
+const MAX_LIST: usize = 1000;
+
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let status = match query.status.as_deref() {
+        None | Some("") | Some("all") => None,
+        Some(s) => Some(IncidentStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "status `{s}` is not one of open, acknowledged, resolved, all"
+            ))
+        })?),
+    };
+    let filter = IncidentFilter {
+        status,
+        limit: query.limit.unwrap_or(200).clamp(1, MAX_LIST),
+    };
+    let incidents = blocking(&state, move |store| store.list_incidents(&filter)).await?;
+    Ok(Json(json!({"incidents": incidents})))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let lookup = key.clone();
+    let incident = blocking(&state, move |store| store.incident(&lookup)).await?;
+    found(incident, &key)
+}
+
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let lookup = key.clone();
+    let outcome = blocking(&state, move |store| {
+        store.acknowledge(&lookup, &who.name, &now())
+    })
+    .await?;
+    if let Some((incident, true)) = &outcome {
+        tracing::info!(incident = %incident.key, "incident acknowledged");
+    }
+    found(outcome.map(|(incident, _)| incident), &key)
+}
+
+pub async fn resolve(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let lookup = key.clone();
+    let outcome = blocking(&state, move |store| {
+        store.resolve(&lookup, &who.name, &now())
+    })
+    .await?;
+    if let Some((incident, true)) = &outcome {
+        state
+            .metrics
+            .inc("vigil_incidents_resolved_total", labels(&[("by", "hand")]));
+        tracing::info!(incident = %incident.key, "incident resolved by hand");
+    }
+    found(outcome.map(|(incident, _)| incident), &key)
+}
+
+fn found(incident: Option<Incident>, key: &str) -> Result<Json<Value>, ApiError> {
+    incident.map(|i| Json(i.to_value())).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no incident with key `{key}`"),
+        )
+    })
+}
+
+/// Runs a store call on the blocking pool; store errors are vigil's fault (500).
+async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    call: impl FnOnce(&Store) -> vigil_store::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || call(&store))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}

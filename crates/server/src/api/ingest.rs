@@ -1,0 +1,177 @@
+//! Ingest endpoints. Each decodes, validates everything, then commits before answering:
+//! a 2xx means the events are durable. A body with any invalid part is refused whole.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde_json::{json, Value};
+use vigil_core::Event;
+use vigil_ingest::sns::SnsMessage;
+use vigil_ingest::{alertmanager, envelope, sns};
+use vigil_store::SnsSubscription;
+
+use super::ApiError;
+use crate::metrics::labels;
+use crate::{fresh_event_id, now, AppState};
+
+type Answer = Result<(StatusCode, Json<Value>), ApiError>;
+
+pub async fn events(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Answer {
+    let endpoint = "events";
+    let body = read_body(&state, endpoint, body)?;
+    let events = envelope::decode(&body, &mut fresh_event_id, &now())
+        .map_err(|e| reject(&state, endpoint, ApiError::bad_request(e.to_string())))?;
+    accept(&state, endpoint, events).await
+}
+
+pub async fn alertmanager(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let endpoint = "alertmanager";
+    let body = read_body(&state, endpoint, body)?;
+    let events = alertmanager::decode(&body, &mut fresh_event_id, &now())
+        .map_err(|e| reject(&state, endpoint, ApiError::bad_request(e.to_string())))?;
+    accept(&state, endpoint, events).await
+}
+
+pub async fn sns(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let endpoint = "sns";
+    let body = read_body(&state, endpoint, body)?;
+    let header_type = match headers.get("x-amz-sns-message-type") {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            reject(
+                &state,
+                endpoint,
+                ApiError::bad_request("header x-amz-sns-message-type is not readable text"),
+            )
+        })?),
+    };
+    let message = sns::decode(&body, header_type)
+        .map_err(|e| reject(&state, endpoint, ApiError::bad_request(e.to_string())))?;
+    match message {
+        SnsMessage::Notification { event, .. } => accept(&state, endpoint, vec![*event]).await,
+        SnsMessage::SubscriptionConfirmation {
+            topic_arn,
+            subscribe_url,
+            message_id,
+        } => {
+            let subscription = SnsSubscription {
+                topic_arn,
+                message_id,
+                subscribe_url,
+            };
+            confirm_subscription(&state, subscription).await
+        }
+        SnsMessage::UnsubscribeConfirmation { topic_arn } => {
+            tracing::warn!(topic = %topic_arn, "SNS reports this endpoint was unsubscribed");
+            Ok((StatusCode::OK, Json(json!({"unsubscribed": topic_arn}))))
+        }
+    }
+}
+
+/// Records the confirmation request; confirms (GET SubscribeURL, in the background) only
+/// for topics allowed by config and URLs on SNS's own hosts.
+async fn confirm_subscription(state: &AppState, subscription: SnsSubscription) -> Answer {
+    let sns_config = &state.config.ingest.sns;
+    let refusal = if !sns_config
+        .allowed_topic_arns
+        .iter()
+        .any(|t| t == &subscription.topic_arn)
+    {
+        Some(format!(
+            "topic {} is not in ingest.sns.allowed_topic_arns; add it to confirm this subscription",
+            subscription.topic_arn
+        ))
+    } else {
+        crate::sns_confirm::check_url(&subscription.subscribe_url, &sns_config.confirm_url_hosts)
+            .err()
+    };
+    let status = match &refusal {
+        Some(reason) => format!("refused: {reason}"),
+        None => "confirming".to_string(),
+    };
+    let store = state.store.clone();
+    let record = subscription.clone();
+    let stamp = now();
+    tokio::task::spawn_blocking(move || store.record_sns_subscription(&record, &status, &stamp))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    match refusal {
+        Some(reason) => {
+            state.metrics.inc(
+                "vigil_sns_subscriptions_total",
+                labels(&[("outcome", "refused")]),
+            );
+            tracing::warn!(topic = %subscription.topic_arn, %reason, "SNS subscription refused");
+            Err(ApiError::new(StatusCode::FORBIDDEN, reason))
+        }
+        None => {
+            crate::sns_confirm::spawn(state.clone(), subscription.clone());
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"subscription": "confirming", "topic": subscription.topic_arn})),
+            ))
+        }
+    }
+}
+
+fn read_body(
+    state: &AppState,
+    endpoint: &'static str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
+    body.map_err(|r| {
+        reject(
+            state,
+            endpoint,
+            ApiError::from_body(r, state.config.server.body_limit_bytes),
+        )
+    })
+}
+
+fn reject(state: &AppState, endpoint: &'static str, error: ApiError) -> ApiError {
+    let reason = match error.status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::FORBIDDEN => "forbidden",
+        _ => "invalid",
+    };
+    state.metrics.inc(
+        "vigil_events_rejected_total",
+        labels(&[("endpoint", endpoint), ("reason", reason)]),
+    );
+    tracing::debug!(endpoint, error = %error.message, "request refused");
+    error
+}
+
+async fn accept(state: &AppState, endpoint: &'static str, events: Vec<Event>) -> Answer {
+    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+    let fresh = state.ingest.submit(endpoint, events).await.map_err(|e| {
+        state.metrics.inc(
+            "vigil_events_rejected_total",
+            labels(&[("endpoint", endpoint), ("reason", "unavailable")]),
+        );
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    })?;
+    let new = fresh.iter().filter(|f| **f).count() as u64;
+    let endpoint_label = labels(&[("endpoint", endpoint)]);
+    state
+        .metrics
+        .add("vigil_events_accepted_total", endpoint_label.clone(), new);
+    if new < fresh.len() as u64 {
+        state.metrics.add(
+            "vigil_events_duplicate_total",
+            endpoint_label,
+            fresh.len() as u64 - new,
+        );
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": ids}))))
+}

@@ -1,0 +1,136 @@
+//! The HTTP API. Every route but `/healthz` requires a token; errors are
+//! `{"error": "..."}` with a 4xx naming what was wrong, 5xx only for vigil's own faults.
+
+mod incidents;
+mod ingest;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde_json::json;
+
+use crate::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.server.body_limit_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/events", post(ingest::events))
+        .route("/api/v1/ingest/sns", post(ingest::sns))
+        .route("/api/v1/ingest/alertmanager", post(ingest::alertmanager))
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/{key}", get(incidents::show))
+        .route("/api/v1/incidents/{key}/ack", post(incidents::acknowledge))
+        .route("/api/v1/incidents/{key}/resolve", post(incidents::resolve))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // A layer, not a route_layer: unknown routes answer 401 too, so the API's shape
+        // is not probeable without a token.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_token,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such route; see /api/v1/openapi.json",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route",
+    )
+}
+
+/// An error answer: status plus a message for the caller.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    /// vigil's own fault: logged in full, reported without internals.
+    pub fn internal(error: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %error, "request failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the server log",
+        )
+    }
+
+    /// Body rejections keep their status (413 for too large) with a readable message.
+    pub fn from_body(rejection: BytesRejection, limit: usize) -> ApiError {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(status, format!("request body is larger than the limit of {limit} bytes (server.body_limit_bytes)"))
+        } else {
+            ApiError::new(
+                status,
+                format!("could not read the request body: {}", rejection.body_text()),
+            )
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(json!({"error": self.message}))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"vigil\", Basic realm=\"vigil\""),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,161 @@
+//! Bearer tokens. Only SHA-256 hashes are stored; the plaintext exists in the admin.token
+//! file (mode 0600) and with whoever holds it. Basic auth with the token as password is
+//! accepted too, so an SNS endpoint URL can carry it (`https://x:TOKEN@host/...`).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use vigil_store::{Store, TokenRecord};
+
+use crate::api::ApiError;
+use crate::AppState;
+
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// The authenticated caller, put in request extensions for handlers.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub name: String,
+}
+
+pub struct Auth {
+    store: Arc<Store>,
+    /// Known-good token hashes; the store is asked only on a miss.
+    cache: RwLock<HashMap<String, TokenRecord>>,
+}
+
+impl Auth {
+    pub fn new(store: Arc<Store>) -> Auth {
+        Auth {
+            store,
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn lookup(&self, token: &str) -> Result<Option<TokenRecord>, vigil_store::StoreError> {
+        let hash = hash_token(token);
+        if let Some(found) = self
+            .cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash)
+        {
+            return Ok(Some(found.clone()));
+        }
+        let found = self.store.token_by_hash(&hash)?.filter(|t| !t.revoked);
+        if let Some(record) = &found {
+            self.cache
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(hash, record.clone());
+        }
+        Ok(found)
+    }
+}
+
+pub fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn generate_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!(
+        "vgl_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// Makes sure an admin token exists: reads `DIR/admin.token`, or creates one on first
+/// start. Returns the token and whether it was just created.
+pub fn ensure_admin_token(
+    store: &Store,
+    data_dir: &Path,
+    now: &str,
+) -> std::io::Result<(String, bool)> {
+    let path = data_dir.join(ADMIN_TOKEN_FILE);
+    let (token, created) = match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => (text.trim().to_string(), false),
+        Ok(_) => (generate_token(), true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (generate_token(), true),
+        Err(e) => return Err(e),
+    };
+    // Re-registering the file's token keeps a copied data dir or a restored database usable.
+    store
+        .put_token("admin", &hash_token(&token), "admin", now)
+        .map_err(std::io::Error::other)?;
+    if created {
+        crate::write_private_file(&path, &token)?;
+    }
+    Ok((token, created))
+}
+
+/// The token a request carries: `Bearer T`, or Basic with T as the password.
+fn presented_token(req: &Request) -> Option<String> {
+    let header = req.headers().get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, rest) = header.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.trim().to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (_, password) = text.split_once(':')?;
+        return Some(password.to_string());
+    }
+    None
+}
+
+/// Paths anyone may call: load balancers and orchestrators probe them without secrets.
+const PUBLIC_PATHS: [&str; 1] = ["/healthz"];
+
+pub async fn require_token(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if PUBLIC_PATHS.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    let Some(token) = presented_token(&req) else {
+        return ApiError::unauthorized("missing credentials: send `Authorization: Bearer <token>`")
+            .into_response();
+    };
+    let auth = state.auth.clone();
+    match tokio::task::spawn_blocking(move || auth.lookup(&token)).await {
+        Ok(Ok(Some(record))) => {
+            req.extensions_mut().insert(Principal { name: record.name });
+            next.run(req).await
+        }
+        Ok(Ok(None)) => ApiError::unauthorized("invalid or revoked token").into_response(),
+        Ok(Err(e)) => ApiError::internal(e).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_hash_stably() {
+        let a = generate_token();
+        assert!(a.starts_with("vgl_") && a.len() > 40);
+        assert_ne!(a, generate_token());
+        assert_eq!(hash_token("x"), hash_token("x"));
+        assert_eq!(hash_token("x").len(), 64);
+    }
+}

@@ -1,0 +1,190 @@
+//! Configuration: TOML, every section optional, unknown keys refused so a typo is an error
+//! at start, not a silently ignored setting. `vigil.example.toml` documents every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use vigil_actions::Playbook;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub ingest: IngestConfig,
+    pub incidents: IncidentsConfig,
+    /// Extra rules; a rule named like a default replaces it.
+    pub rules: Vec<RuleConfig>,
+    /// Extra playbooks; one named like a default (`respond`, `recover`) replaces it.
+    pub playbooks: std::collections::BTreeMap<String, Playbook>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Directory for the database and the admin token. Default `./vigil-data`.
+    pub data_dir: PathBuf,
+    /// Largest request body accepted, in bytes. Default 1 MiB.
+    pub body_limit_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./vigil-data"),
+            body_limit_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    pub sns: SnsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnsConfig {
+    /// Topics whose SubscriptionConfirmation vigil confirms. Default: none — every
+    /// confirmation is recorded and refused until its topic is listed here.
+    pub allowed_topic_arns: Vec<String>,
+    /// Hosts a SubscribeURL may point at. Default: SNS's own (`sns.<region>.amazonaws.com`).
+    /// The URL comes from the request body, so it is never fetched from anywhere else.
+    pub confirm_url_hosts: Vec<String>,
+}
+
+impl Default for SnsConfig {
+    fn default() -> Self {
+        SnsConfig {
+            allowed_topic_arns: Vec::new(),
+            confirm_url_hosts: vec!["sns.*.amazonaws.com".to_string()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentsConfig {
+    /// Alarm fields whose values form the group key. Default `["alarm_name", "resource"]`.
+    /// Known: alarm_name, resource, host, source, account, region, metric_name, label:NAME.
+    pub group_by: Vec<String>,
+}
+
+impl Default for IncidentsConfig {
+    fn default() -> Self {
+        IncidentsConfig {
+            group_by: vec!["alarm_name".to_string(), "resource".to_string()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub name: String,
+    /// An EventBridge event pattern: JSON text, or a TOML table of the same shape.
+    pub pattern: toml::Value,
+    /// The playbook to run for matching events.
+    pub playbook: String,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|e| match e {
+            ConfigError::Invalid(message) => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        vigil_core::group_key_fields_valid(&config.incidents.group_by)
+            .map_err(|e| ConfigError::Invalid(format!("incidents.group_by: {e}")))?;
+        if config.incidents.group_by.is_empty() {
+            return Err(ConfigError::Invalid(
+                "incidents.group_by must name at least one field".into(),
+            ));
+        }
+        if config.server.body_limit_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "server.body_limit_bytes must be at least 1024".into(),
+            ));
+        }
+        Ok(config)
+    }
+}
+
+/// TOML has no null and spells keys differently; rules accept JSON text or a table.
+pub fn pattern_json(pattern: &toml::Value) -> Result<serde_json::Value, String> {
+    match pattern {
+        toml::Value::String(text) => {
+            serde_json::from_str(text).map_err(|e| format!("pattern is not valid JSON: {e}"))
+        }
+        toml::Value::Table(_) => serde_json::to_value(pattern).map_err(|e| e.to_string()),
+        _ => Err("pattern must be JSON text or a table".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../../../vigil.example.toml");
+        let config = Config::parse(text).unwrap();
+        assert_eq!(config.server.body_limit_bytes, 1024 * 1024);
+        assert!(!config.rules.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = Config::parse("[server]\nlisten_addr = \"1.2.3.4:5\"\n").unwrap_err();
+        assert!(err.to_string().contains("listen_addr"), "{err}");
+        let err = Config::parse("[incidents]\ngroup_by = [\"colour\"]\n").unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn pattern_from_text_or_table() {
+        let config = Config::parse(
+            "[[rules]]\nname = \"a\"\npattern = '{\"source\": [\"x\"]}'\nplaybook = \"respond\"\n\
+             [[rules]]\nname = \"b\"\npattern = { source = [\"x\"] }\nplaybook = \"respond\"\n",
+        )
+        .unwrap();
+        let a = pattern_json(&config.rules[0].pattern).unwrap();
+        let b = pattern_json(&config.rules[1].pattern).unwrap();
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,171 @@
+//! vigil's own metrics in the Prometheus text format. A handful of counters and one
+//! histogram do not justify a metrics framework; labels are fixed strings chosen by code.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct Metrics {
+    counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+    rule_match: Mutex<Histogram>,
+}
+
+/// Upper bounds of the rule-match histogram, in seconds.
+const MATCH_BUCKETS: [f64; 8] = [1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 1e-2];
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [u64; MATCH_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Every counter with its help text; unlabelled ones are shown as 0 before they move, so a
+/// dashboard never has to guess whether the series exists.
+const COUNTERS: &[(&str, &str, bool)] = &[
+    (
+        "vigil_events_accepted_total",
+        "Events committed to the store, by endpoint.",
+        true,
+    ),
+    (
+        "vigil_events_duplicate_total",
+        "Events whose id had been accepted before, by endpoint.",
+        true,
+    ),
+    (
+        "vigil_events_rejected_total",
+        "Requests refused, by endpoint and reason.",
+        true,
+    ),
+    (
+        "vigil_events_processed_total",
+        "Events run through the rules.",
+        false,
+    ),
+    ("vigil_incidents_opened_total", "Incidents opened.", false),
+    (
+        "vigil_incidents_repeats_total",
+        "Alarm events grouped into an open incident.",
+        false,
+    ),
+    (
+        "vigil_incidents_resolved_total",
+        "Incidents resolved, by how.",
+        true,
+    ),
+    (
+        "vigil_sns_subscriptions_total",
+        "SNS subscription confirmations, by outcome.",
+        true,
+    ),
+];
+
+impl Metrics {
+    /// `labels` is the rendered label set, e.g. `endpoint="events"`, or empty.
+    pub fn add(&self, name: &'static str, labels: String, by: u64) {
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        *counters.entry((name, labels)).or_default() += by;
+    }
+
+    pub fn inc(&self, name: &'static str, labels: String) {
+        self.add(name, labels, 1);
+    }
+
+    pub fn observe_rule_match(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        let mut h = self.rule_match.lock().unwrap_or_else(|p| p.into_inner());
+        for (bucket, bound) in h.buckets.iter_mut().zip(MATCH_BUCKETS) {
+            if secs <= bound {
+                *bucket += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        for &(name, help, labelled) in COUNTERS {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let mut any = false;
+            for ((n, labels), value) in counters.iter() {
+                if *n == name {
+                    any = true;
+                    if labels.is_empty() {
+                        let _ = writeln!(out, "{name} {value}");
+                    } else {
+                        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+                    }
+                }
+            }
+            if !any && !labelled {
+                let _ = writeln!(out, "{name} 0");
+            }
+        }
+        drop(counters);
+        let h = self.rule_match.lock().unwrap_or_else(|p| p.into_inner());
+        let name = "vigil_rule_match_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time to match one event against every rule.\n# TYPE {name} histogram"
+        );
+        for (count, bound) in h.buckets.iter().zip(MATCH_BUCKETS) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "{name}_sum {}\n{name}_count {}", h.sum, h.count);
+        out
+    }
+}
+
+/// Renders `key="value"` pairs; values are code-chosen words, escaped anyway.
+pub fn labels(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}=\"{}\"",
+                v.replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let m = Metrics::default();
+        m.add(
+            "vigil_events_accepted_total",
+            labels(&[("endpoint", "events")]),
+            3,
+        );
+        m.inc("vigil_incidents_opened_total", String::new());
+        m.observe_rule_match(Duration::from_micros(3));
+        let text = m.render();
+        assert!(
+            text.contains("vigil_events_accepted_total{endpoint=\"events\"} 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("vigil_incidents_opened_total 1\n"), "{text}");
+        assert!(text.contains("vigil_events_processed_total 0\n"), "{text}");
+        assert!(
+            text.contains("vigil_rule_match_seconds_bucket{le=\"0.000005\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vigil_rule_match_seconds_count 1\n"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,240 @@
+//! From accepted bytes to incidents.
+//!
+//! ```text
+//! handler ──submit──► ingest writer thread ──one transaction per burst──► events table
+//!                         │ (replies 202 only after commit)                   │
+//!                         └──wake──► processor thread ──rules──► steps ──► incidents
+//! ```
+//! The processor reads unprocessed events from the store, not from memory, so events
+//! accepted before a crash are processed after restart.
+
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use vigil_actions::Step;
+use vigil_core::{group_key, AlarmFacts, AlarmState, Event, Severity};
+use vigil_store::{AlarmAction, IncidentChange, Store, StoreError};
+
+use crate::metrics::{labels, Metrics};
+use crate::rules::Rules;
+
+/// Requests gathered into one transaction at most; bounds a burst's commit latency.
+const MAX_REQUESTS_PER_COMMIT: usize = 256;
+/// Requests waiting for the writer; beyond this, handlers wait (backpressure).
+const WRITE_QUEUE: usize = 4096;
+
+struct WriteRequest {
+    endpoint: &'static str,
+    events: Vec<Event>,
+    reply: oneshot::Sender<Result<Vec<bool>, String>>,
+}
+
+#[derive(Clone)]
+pub struct Ingest {
+    queue: mpsc::Sender<WriteRequest>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the event store is unavailable: {0}")]
+    Store(String),
+    #[error("vigil is shutting down")]
+    Closed,
+}
+
+impl Ingest {
+    /// Commits the events; returns for each whether it was new. Resolves only after the
+    /// transaction holding them has committed.
+    pub async fn submit(
+        &self,
+        endpoint: &'static str,
+        events: Vec<Event>,
+    ) -> Result<Vec<bool>, IngestError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(WriteRequest {
+                endpoint,
+                events,
+                reply,
+            })
+            .await
+            .map_err(|_| IngestError::Closed)?;
+        match answer.await {
+            Ok(Ok(fresh)) => Ok(fresh),
+            Ok(Err(e)) => Err(IngestError::Store(e)),
+            Err(_) => Err(IngestError::Closed),
+        }
+    }
+}
+
+/// Starts the writer thread. `wake` is poked after every commit that stored new events.
+pub fn start_ingest(store: &Store, wake: Wake, now: fn() -> String) -> Result<Ingest, StoreError> {
+    let mut writer = store.ingest_writer()?;
+    let (queue, mut requests) = mpsc::channel::<WriteRequest>(WRITE_QUEUE);
+    std::thread::Builder::new()
+        .name("vigil-ingest".into())
+        .spawn(move || {
+            while let Some(first) = requests.blocking_recv() {
+                let mut burst = vec![first];
+                while burst.len() < MAX_REQUESTS_PER_COMMIT {
+                    match requests.try_recv() {
+                        Ok(next) => burst.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let batches: Vec<(&str, &[Event])> =
+                    burst.iter().map(|r| (r.endpoint, &r.events[..])).collect();
+                match writer.insert_batches(&batches, &now()) {
+                    Ok(results) => {
+                        let any_new = results.iter().flatten().any(|fresh| *fresh);
+                        for (request, fresh) in burst.into_iter().zip(results) {
+                            let _ = request.reply.send(Ok(fresh));
+                        }
+                        if any_new {
+                            wake.poke();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "could not store accepted events");
+                        for request in burst {
+                            let _ = request.reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        })
+        .map_err(|e| StoreError::Corrupt(format!("cannot start the ingest thread: {e}")))?;
+    Ok(Ingest { queue })
+}
+
+/// A level-triggered doorbell: many pokes while the processor is busy make one wake-up.
+#[derive(Clone)]
+pub struct Wake(SyncSender<()>);
+
+impl Wake {
+    pub fn new() -> (Wake, Receiver<()>) {
+        let (tx, rx) = sync_channel(1);
+        (Wake(tx), rx)
+    }
+
+    pub fn poke(&self) {
+        match self.0.try_send(()) {
+            Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+        }
+    }
+}
+
+pub struct Processor {
+    pub store: Arc<Store>,
+    pub rules: Arc<Rules>,
+    pub group_by: Vec<String>,
+    pub metrics: Arc<Metrics>,
+    pub now: fn() -> String,
+}
+
+/// Batch read from the store per round.
+const PROCESS_BATCH: usize = 256;
+/// Safety net: look for work this often even without a wake-up.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
+/// After a store error, wait before retrying so a broken disk doesn't spin a core.
+const ERROR_BACKOFF: Duration = Duration::from_millis(500);
+
+impl Processor {
+    pub fn start(self, wake: Receiver<()>) -> std::io::Result<()> {
+        std::thread::Builder::new()
+            .name("vigil-processor".into())
+            .spawn(move || self.run(wake))
+            .map(|_| ())
+    }
+
+    fn run(self, wake: Receiver<()>) {
+        loop {
+            match self.process_pending() {
+                Ok(0) => match wake.recv_timeout(IDLE_RECHECK) {
+                    Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "event processing failed; retrying");
+                    std::thread::sleep(ERROR_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Processes one batch of pending events; returns how many.
+    fn process_pending(&self) -> Result<usize, StoreError> {
+        let pending = self.store.pending_events(PROCESS_BATCH)?;
+        for stored in &pending {
+            self.process(stored.seq, &stored.event)?;
+        }
+        Ok(pending.len())
+    }
+
+    fn process(&self, seq: i64, event: &Event) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let (rule_names, steps) = self.rules.plan(&event.to_value());
+        self.metrics.observe_rule_match(started.elapsed());
+        self.metrics
+            .inc("vigil_events_processed_total", String::new());
+
+        let action = steps.first().map(|step| match step {
+            Step::Incident => AlarmAction::OpenOrRepeat,
+            Step::Resolve => AlarmAction::Resolve,
+        });
+        let Some(mut action) = action else {
+            return self.store.mark_processed(seq);
+        };
+        let facts =
+            AlarmFacts::from_event(event).unwrap_or_else(|| AlarmFacts::from_other_event(event));
+        // A playbook with both steps follows the alarm: recovery resolves, anything else opens.
+        if steps.contains(&Step::Incident) && steps.contains(&Step::Resolve) {
+            action = if facts.state == Some(AlarmState::Ok) {
+                AlarmAction::Resolve
+            } else {
+                AlarmAction::OpenOrRepeat
+            };
+        }
+        let key =
+            group_key(&facts, &self.group_by).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let severity = Severity::from_label(facts.severity.as_deref());
+        let change = self.store.apply_alarm(
+            seq,
+            &event.id,
+            &facts,
+            &key,
+            severity,
+            action,
+            &(self.now)(),
+        )?;
+        match &change {
+            IncidentChange::Opened { key: incident } => {
+                self.metrics
+                    .inc("vigil_incidents_opened_total", String::new());
+                tracing::info!(incident = %incident, alarm = %facts.alarm_name, host = facts.host.as_deref().unwrap_or("-"), rules = ?rule_names, "incident opened");
+            }
+            IncidentChange::Repeated {
+                key: incident,
+                count,
+            } => {
+                self.metrics
+                    .inc("vigil_incidents_repeats_total", String::new());
+                tracing::debug!(incident = %incident, alarm = %facts.alarm_name, count, "repeat grouped");
+            }
+            IncidentChange::Resolved { key: incident } => {
+                self.metrics.inc(
+                    "vigil_incidents_resolved_total",
+                    labels(&[("by", "recovery")]),
+                );
+                tracing::info!(incident = %incident, alarm = %facts.alarm_name, "incident resolved by recovery");
+            }
+            IncidentChange::NothingToResolve => {
+                tracing::debug!(alarm = %facts.alarm_name, "recovery with no open incident");
+            }
+        }
+        Ok(())
+    }
+}
