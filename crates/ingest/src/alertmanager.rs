@@ -15,7 +15,9 @@ pub const MAX_ALERTS_PER_REQUEST: usize = 1000;
 
 pub fn decode(body: &[u8], ids: &mut dyn IdSource, now: &str) -> Result<Vec<Event>, DecodeError> {
     let Value::Object(payload) = parse_json(body)? else {
-        return Err(DecodeError::Invalid("Alertmanager payload must be a JSON object".into()));
+        return Err(DecodeError::Invalid(
+            "Alertmanager payload must be a JSON object".into(),
+        ));
     };
     match payload.get("version") {
         Some(Value::String(v)) if v == "4" => {}
@@ -74,7 +76,9 @@ fn alert_event(
     now: &str,
 ) -> Result<Event, DecodeError> {
     let Value::Object(alert) = alert else {
-        return Err(DecodeError::Invalid(format!("{at}: expected an alert object")));
+        return Err(DecodeError::Invalid(format!(
+            "{at}: expected an alert object"
+        )));
     };
     let (state, previous) = match alert.get("status").and_then(Value::as_str) {
         Some("firing") => ("ALARM", "OK"),
@@ -104,14 +108,25 @@ fn alert_event(
     };
     let starts_at = alert.get("startsAt").and_then(Value::as_str);
     let ends_at = alert.get("endsAt").and_then(Value::as_str);
-    let changed_at = if state == "OK" { ends_at.or(starts_at) } else { starts_at };
-    let time = changed_at.and_then(rfc3339_utc).unwrap_or_else(|| now.to_string());
+    let changed_at = if state == "OK" {
+        ends_at.or(starts_at)
+    } else {
+        starts_at
+    };
+    let time = changed_at
+        .and_then(rfc3339_utc)
+        .unwrap_or_else(|| now.to_string());
     let reason = annotations
         .get("summary")
         .or_else(|| annotations.get("description"))
         .and_then(Value::as_str)
         .map(str::to_string)
-        .unwrap_or_else(|| format!("Alertmanager reports the alert {}", alert_status_word(state)));
+        .unwrap_or_else(|| {
+            format!(
+                "Alertmanager reports the alert {}",
+                alert_status_word(state)
+            )
+        });
 
     let detail = json!({
         "alarmName": alarm_name,
@@ -192,7 +207,10 @@ fn label_fingerprint(labels: &Map<String, Value>) -> String {
         hasher.update(v.as_str().unwrap_or_default().as_bytes());
         hasher.update([0]);
     }
-    hasher.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hasher.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -226,12 +244,25 @@ mod tests {
     #[test]
     fn errors_name_the_alert() {
         let err = decode(br#"{"alerts":[{"status":"firing"}]}"#, &mut ids(), "now").unwrap_err();
-        assert_eq!(err.to_string(), "alerts[0]: required field `labels` is missing");
-        let err = decode(br#"{"alerts":[{"status":"x","labels":{}}]}"#, &mut ids(), "now").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "alerts[0]: required field `labels` is missing"
+        );
+        let err = decode(
+            br#"{"alerts":[{"status":"x","labels":{}}]}"#,
+            &mut ids(),
+            "now",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("`status` is `x`"), "{err}");
         let err = decode(br#"{"version":"3","alerts":[]}"#, &mut ids(), "now").unwrap_err();
         assert!(err.to_string().contains("version"), "{err}");
-        let err = decode(br#"{"alerts":[{"status":"firing","labels":{"a":1}}]}"#, &mut ids(), "now").unwrap_err();
+        let err = decode(
+            br#"{"alerts":[{"status":"firing","labels":{"a":1}}]}"#,
+            &mut ids(),
+            "now",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("labels.a"), "{err}");
     }
 

@@ -24,10 +24,22 @@ pub fn decode(body: &[u8], ids: &mut dyn IdSource, now: &str) -> Result<Vec<Even
             items
                 .into_iter()
                 .enumerate()
-                .map(|(i, item)| Ok(Event::from_value(item, &format!("event[{i}]"), || ids.next_id(), now)?))
+                .map(|(i, item)| {
+                    Ok(Event::from_value(
+                        item,
+                        &format!("event[{i}]"),
+                        || ids.next_id(),
+                        now,
+                    )?)
+                })
                 .collect()
         }
-        single => Ok(vec![Event::from_value(single, "event", || ids.next_id(), now)?]),
+        single => Ok(vec![Event::from_value(
+            single,
+            "event",
+            || ids.next_id(),
+            now,
+        )?]),
     }
 }
 
@@ -45,7 +57,12 @@ mod tests {
 
     #[test]
     fn single_and_array() {
-        let one = decode(br#"{"source":"a","detail-type":"b","detail":{}}"#, &mut ids(), "now").unwrap();
+        let one = decode(
+            br#"{"source":"a","detail-type":"b","detail":{}}"#,
+            &mut ids(),
+            "now",
+        )
+        .unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].id, "id-1");
         let two = decode(
@@ -54,7 +71,10 @@ mod tests {
             "now",
         )
         .unwrap();
-        assert_eq!(two.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["id-1", "x"]);
+        assert_eq!(
+            two.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ["id-1", "x"]
+        );
     }
 
     #[test]
@@ -65,8 +85,14 @@ mod tests {
             "now",
         )
         .unwrap_err();
-        assert_eq!(err.to_string(), "event[1]: required field `detail-type` is missing");
-        assert!(matches!(decode(b"{", &mut ids(), "now"), Err(DecodeError::Json(_))));
+        assert_eq!(
+            err.to_string(),
+            "event[1]: required field `detail-type` is missing"
+        );
+        assert!(matches!(
+            decode(b"{", &mut ids(), "now"),
+            Err(DecodeError::Json(_))
+        ));
         assert!(decode(b"[]", &mut ids(), "now").is_err());
     }
 }

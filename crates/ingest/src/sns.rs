@@ -17,7 +17,10 @@ pub enum SnsMessage {
         topic_arn: String,
     },
     /// A CloudWatch alarm notification, already in the EventBridge shape.
-    Notification { topic_arn: String, event: Box<Event> },
+    Notification {
+        topic_arn: String,
+        event: Box<Event>,
+    },
 }
 
 /// `header_type` is the `x-amz-sns-message-type` header when present; it must agree with
@@ -25,7 +28,9 @@ pub enum SnsMessage {
 pub fn decode(body: &[u8], header_type: Option<&str>) -> Result<SnsMessage, DecodeError> {
     let value = parse_json(body)?;
     let Value::Object(map) = value else {
-        return Err(DecodeError::Invalid("SNS message must be a JSON object".into()));
+        return Err(DecodeError::Invalid(
+            "SNS message must be a JSON object".into(),
+        ));
     };
     let kind = string_field(&map, "Type")?;
     if let Some(header) = header_type {
@@ -51,14 +56,19 @@ pub fn decode(body: &[u8], header_type: Option<&str>) -> Result<SnsMessage, Deco
                     "`Message` is not a CloudWatch alarm JSON document ({e}); vigil accepts alarm notifications on this endpoint"
                 ))
             })?;
-            let timestamp = map.get("Timestamp").and_then(Value::as_str).unwrap_or_default();
+            let timestamp = map
+                .get("Timestamp")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let event = cloudwatch_alarm_event(&alarm, &message_id, timestamp)?;
             Ok(SnsMessage::Notification {
                 topic_arn,
                 event: Box::new(event),
             })
         }
-        other => Err(DecodeError::Invalid(format!("unknown SNS message `Type` `{other}`"))),
+        other => Err(DecodeError::Invalid(format!(
+            "unknown SNS message `Type` `{other}`"
+        ))),
     }
 }
 
@@ -80,7 +90,11 @@ fn string_field(map: &Map<String, Value>, field: &'static str) -> Result<String,
 /// The alarm JSON CloudWatch publishes to SNS (`NewStateValue`, `Trigger`, …) rewritten as
 /// the EventBridge "CloudWatch Alarm State Change" event, so one set of rules serves both.
 /// The event id is the SNS MessageId: SNS redelivers with the same id, so retries dedupe.
-fn cloudwatch_alarm_event(alarm: &Value, message_id: &str, sns_timestamp: &str) -> Result<Event, DecodeError> {
+fn cloudwatch_alarm_event(
+    alarm: &Value,
+    message_id: &str,
+    sns_timestamp: &str,
+) -> Result<Event, DecodeError> {
     let at = "SNS Message";
     let text = |field: &'static str| alarm.get(field).and_then(Value::as_str);
     let required = |field: &'static str| {
@@ -95,7 +109,9 @@ fn cloudwatch_alarm_event(alarm: &Value, message_id: &str, sns_timestamp: &str) 
     // arn:aws:cloudwatch:REGION:ACCOUNT:alarm:NAME — the Region field is the long name.
     let arn_parts: Vec<&str> = alarm_arn.split(':').collect();
     let region = arn_parts.get(3).copied().unwrap_or_default();
-    let account = text("AWSAccountId").or(arn_parts.get(4).copied()).unwrap_or_default();
+    let account = text("AWSAccountId")
+        .or(arn_parts.get(4).copied())
+        .unwrap_or_default();
     let change_time = text("StateChangeTime").unwrap_or(sns_timestamp);
     let time = rfc3339_utc(change_time)
         .or_else(|| rfc3339_utc(sns_timestamp))
@@ -164,7 +180,11 @@ fn cloudwatch_alarm_event(alarm: &Value, message_id: &str, sns_timestamp: &str) 
         account: account.to_string(),
         time,
         region: region.to_string(),
-        resources: if alarm_arn.is_empty() { Vec::new() } else { vec![alarm_arn.to_string()] },
+        resources: if alarm_arn.is_empty() {
+            Vec::new()
+        } else {
+            vec![alarm_arn.to_string()]
+        },
         detail,
     })
 }
@@ -199,6 +219,9 @@ mod tests {
     #[test]
     fn non_json_message_is_refused() {
         let body = br#"{"Type":"Notification","TopicArn":"t","MessageId":"m","Message":"hello"}"#;
-        assert!(decode(body, None).unwrap_err().to_string().contains("CloudWatch alarm"));
+        assert!(decode(body, None)
+            .unwrap_err()
+            .to_string()
+            .contains("CloudWatch alarm"));
     }
 }

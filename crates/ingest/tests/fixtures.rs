@@ -6,8 +6,15 @@ use vigil_core::{AlarmFacts, AlarmState};
 use vigil_ingest::{alertmanager, envelope, sns};
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/events").join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {} is missing ({e}); shared/ must sit beside the repo", path.display()))
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/events")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "fixture {} is missing ({e}); shared/ must sit beside the repo",
+            path.display()
+        )
+    })
 }
 
 fn ids() -> impl FnMut() -> String {
@@ -20,7 +27,12 @@ fn ids() -> impl FnMut() -> String {
 
 #[test]
 fn cloudwatch_ok_to_alarm() {
-    let events = envelope::decode(&fixture("cloudwatch-alarm-ok-to-alarm.json"), &mut ids(), "now").unwrap();
+    let events = envelope::decode(
+        &fixture("cloudwatch-alarm-ok-to-alarm.json"),
+        &mut ids(),
+        "now",
+    )
+    .unwrap();
     let facts = AlarmFacts::from_event(&events[0]).unwrap();
     assert_eq!(facts.alarm_name, "ServerCpuTooHigh");
     assert_eq!(facts.state, Some(AlarmState::Alarm));
@@ -32,13 +44,20 @@ fn cloudwatch_ok_to_alarm() {
     assert_eq!(facts.instance_id.as_deref(), Some("i-12345678901234567"));
     assert_eq!(facts.threshold, Some(50.0));
     assert_eq!(facts.value, Some(99.50160229693434));
-    assert_eq!(facts.resource, "arn:aws:cloudwatch:us-east-1:123456789012:alarm:ServerCpuTooHigh");
+    assert_eq!(
+        facts.resource,
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:ServerCpuTooHigh"
+    );
 }
 
 #[test]
 fn cloudwatch_insufficient_data_has_no_value() {
-    let events =
-        envelope::decode(&fixture("cloudwatch-alarm-ok-to-insufficient-data.json"), &mut ids(), "now").unwrap();
+    let events = envelope::decode(
+        &fixture("cloudwatch-alarm-ok-to-insufficient-data.json"),
+        &mut ids(),
+        "now",
+    )
+    .unwrap();
     let facts = AlarmFacts::from_event(&events[0]).unwrap();
     assert_eq!(facts.state, Some(AlarmState::InsufficientData));
     assert_eq!(facts.value, None);
@@ -47,7 +66,11 @@ fn cloudwatch_insufficient_data_has_no_value() {
 
 #[test]
 fn sns_notification_becomes_a_cloudwatch_event() {
-    let msg = sns::decode(&fixture("sns-notification-cloudwatch-alarm.json"), Some("Notification")).unwrap();
+    let msg = sns::decode(
+        &fixture("sns-notification-cloudwatch-alarm.json"),
+        Some("Notification"),
+    )
+    .unwrap();
     let sns::SnsMessage::Notification { topic_arn, event } = msg else {
         panic!("expected a notification");
     };
@@ -69,17 +92,28 @@ fn sns_notification_becomes_a_cloudwatch_event() {
 
 #[test]
 fn sns_subscription_confirmation() {
-    let msg = sns::decode(&fixture("sns-subscription-confirmation.json"), Some("SubscriptionConfirmation")).unwrap();
-    let sns::SnsMessage::SubscriptionConfirmation { topic_arn, subscribe_url, .. } = msg else {
+    let msg = sns::decode(
+        &fixture("sns-subscription-confirmation.json"),
+        Some("SubscriptionConfirmation"),
+    )
+    .unwrap();
+    let sns::SnsMessage::SubscriptionConfirmation {
+        topic_arn,
+        subscribe_url,
+        ..
+    } = msg
+    else {
         panic!("expected a subscription confirmation");
     };
     assert_eq!(topic_arn, "arn:aws:sns:us-east-1:123456789012:ops-alarms");
-    assert!(subscribe_url.starts_with("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"));
+    assert!(subscribe_url
+        .starts_with("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"));
 }
 
 #[test]
 fn alertmanager_webhook() {
-    let events = alertmanager::decode(&fixture("alertmanager-webhook-v4.json"), &mut ids(), "now").unwrap();
+    let events =
+        alertmanager::decode(&fixture("alertmanager-webhook-v4.json"), &mut ids(), "now").unwrap();
     assert_eq!(events.len(), 2);
     let firing = AlarmFacts::from_event(&events[0]).unwrap();
     assert_eq!(firing.alarm_name, "NodeFilesystemAlmostOutOfSpace");
@@ -87,8 +121,15 @@ fn alertmanager_webhook() {
     assert_eq!(firing.host.as_deref(), Some("app-12.example.com"));
     assert_eq!(firing.labels["mountpoint"], "/");
     assert_eq!(firing.severity.as_deref(), Some("critical"));
-    assert_eq!(firing.annotations["summary"], "Filesystem has less than 5% space left.");
-    assert!(firing.generator_url.as_deref().unwrap_or_default().starts_with("http://prometheus"));
+    assert_eq!(
+        firing.annotations["summary"],
+        "Filesystem has less than 5% space left."
+    );
+    assert!(firing
+        .generator_url
+        .as_deref()
+        .unwrap_or_default()
+        .starts_with("http://prometheus"));
     let resolved = AlarmFacts::from_event(&events[1]).unwrap();
     assert_eq!(resolved.state, Some(AlarmState::Ok));
     assert_ne!(firing.resource, resolved.resource);
