@@ -50,6 +50,15 @@ pub struct StoredEvent {
     pub event: vigil_core::Event,
 }
 
+/// An accepted event as the API shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EventRecord {
+    pub endpoint: String,
+    pub received_at: String,
+    pub processed: bool,
+    pub event: vigil_core::Event,
+}
+
 pub struct Store {
     path: PathBuf,
     /// Writes other than ingest (processing, acknowledgements, tokens).
@@ -121,6 +130,27 @@ impl Store {
         self.writer()
             .execute("UPDATE events SET processed = 1 WHERE seq = ?1", [seq])?;
         Ok(())
+    }
+
+    /// One accepted event by id, and whether processing has finished with it.
+    pub fn event(&self, id: &str) -> Result<Option<EventRecord>> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT endpoint, received_at, processed, body FROM events WHERE id = ?1",
+        )?;
+        let mut rows = stmt.query([id])?;
+        let Some(row) = rows.next()? else {
+            return Ok(None);
+        };
+        let body: String = row.get(3)?;
+        let event = serde_json::from_str(&body)
+            .map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))?;
+        Ok(Some(EventRecord {
+            endpoint: row.get(0)?,
+            received_at: row.get(1)?,
+            processed: row.get(2)?,
+            event,
+        }))
     }
 
     pub fn event_count(&self) -> Result<i64> {

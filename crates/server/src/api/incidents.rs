@@ -96,7 +96,7 @@ fn found(incident: Option<Incident>, key: &str) -> Result<Json<Value>, ApiError>
 }
 
 /// Runs a store call on the blocking pool; store errors are vigil's fault (500).
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     state: &AppState,
     call: impl FnOnce(&Store) -> vigil_store::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {

@@ -175,3 +175,19 @@ async fn accept(state: &AppState, endpoint: &'static str, events: Vec<Event>) ->
     }
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": ids}))))
 }
+
+/// `GET /api/v1/events/{id}`: was this event accepted, and has processing finished with it?
+pub async fn show_event(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let lookup = id.clone();
+    let record = super::incidents::blocking(&state, move |store| store.event(&lookup)).await?;
+    match record {
+        Some(record) => Ok(Json(json!(record))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no event with id `{id}` was accepted"),
+        )),
+    }
+}

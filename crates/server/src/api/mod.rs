@@ -19,6 +19,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/events", post(ingest::events))
+        .route("/api/v1/events/{id}", get(ingest::show_event))
         .route("/api/v1/ingest/sns", post(ingest::sns))
         .route("/api/v1/ingest/alertmanager", post(ingest::alertmanager))
         .route("/api/v1/incidents", get(incidents::list))
