@@ -1,0 +1,85 @@
+//! A small client for vigil's API, used by the CLI commands.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::Value;
+
+use crate::ClientArgs;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    pub fn from_args(args: &ClientArgs) -> anyhow::Result<Client> {
+        let base = match &args.server {
+            Some(url) => url.clone(),
+            None => {
+                let path = args.data.join("server.url");
+                std::fs::read_to_string(&path)
+                    .with_context(|| {
+                        format!(
+                            "no server given and {} is not readable; start one with `vigil up`, or pass --server/VIGIL_SERVER",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_string()
+            }
+        };
+        let token = match &args.token {
+            Some(token) => token.clone(),
+            None => {
+                let path = args.data.join("admin.token");
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("no token given and {} is not readable; pass --token/VIGIL_TOKEN", path.display()))?
+                    .trim()
+                    .to_string()
+            }
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    pub async fn post(&self, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<Value> {
+        let mut request = self.http.post(format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body);
+        }
+        self.send(request).await
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach vigil at {}", self.base))?;
+        let status = response.status();
+        let text = response.text().await.context("reading the server's answer")?;
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let message = body.get("error").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| body.to_string());
+            bail!("server answered {status}: {message}");
+        }
+        if body.is_string() {
+            return Err(anyhow!("server answered {status} with a body that is not JSON"));
+        }
+        Ok(body)
+    }
+}

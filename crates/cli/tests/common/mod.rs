@@ -1,0 +1,202 @@
+//! Starts the real `vigil` binary on a free loopback port over a fresh data directory and
+//! talks to it over HTTP, as an operator's tools would.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const VIGIL: &str = env!("CARGO_BIN_EXE_vigil");
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub token: String,
+    pub data: PathBuf,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    /// `vigil up --listen 127.0.0.1:0 --data DATA`, waiting until it answers `/healthz`.
+    pub async fn start(data: &Path) -> Server {
+        Self::start_with(data, &[]).await
+    }
+
+    pub async fn start_with(data: &Path, extra_args: &[&str]) -> Server {
+        std::fs::create_dir_all(data).expect("create data dir");
+        let url_file = data.join("server.url");
+        let _ = std::fs::remove_file(&url_file);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join("server.log"))
+            .expect("open server log");
+        let child = Command::new(VIGIL)
+            .args(["up", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra_args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start the vigil binary");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = loop {
+            if let Ok(url) = std::fs::read_to_string(&url_file) {
+                let url = url.trim().to_string();
+                if let Ok(answer) = http.get(format!("{url}/healthz")).send().await {
+                    if answer.status().is_success() {
+                        break url;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vigil did not start within 30 s; its log:\n{}",
+                std::fs::read_to_string(data.join("server.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        let token = std::fs::read_to_string(data.join("admin.token"))
+            .expect("vigil up writes admin.token")
+            .trim()
+            .to_string();
+        Server { child, url, token, data: data.to_path_buf(), http }
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the server process, in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("server process is alive");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc status")
+    }
+
+    /// Alive and not a zombie, by its /proc entry.
+    pub fn is_running(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).is_ok_and(|stat| {
+            stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).is_some_and(|s| s != "Z" && s != "X")
+        })
+    }
+
+    pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let answer = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request reaches vigil");
+        let status = answer.status().as_u16();
+        let text = answer.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let answer = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request reaches vigil");
+        let status = answer.status().as_u16();
+        let text = answer.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn incidents(&self) -> Vec<Value> {
+        let (status, body) = self.get("/api/v1/incidents?limit=1000").await;
+        assert_eq!(status, 200, "{body}");
+        body["incidents"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Polls the incident list until `done` holds (processing is asynchronous after 202).
+    pub async fn wait_for_incidents(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let incidents = self.incidents().await;
+            if done(&incidents) {
+                return incidents;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; incidents now: {}",
+                serde_json::to_string_pretty(&incidents).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs the CLI against this server's data directory.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(VIGIL)
+            .args(args)
+            .env("VIGIL_SERVER", &self.url)
+            .env("VIGIL_TOKEN", &self.token)
+            .output()
+            .expect("run the vigil CLI")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A payload from the shared fixtures; a missing fixture is a failure, not a skip.
+pub fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("fixture {} is missing ({e}); the shared fixtures must sit beside the repository", path.display())
+    });
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// The CloudWatch OK→ALARM event with a new id (and optionally another alarm name).
+pub fn alarm_event(id: &str, alarm: &str) -> Value {
+    let mut event = fixture("cloudwatch-alarm-ok-to-alarm.json");
+    event["id"] = Value::from(id);
+    set_alarm(&mut event, alarm);
+    event
+}
+
+pub fn recovery_event(id: &str, alarm: &str) -> Value {
+    let mut event = fixture("cloudwatch-alarm-alarm-to-ok.json");
+    event["id"] = Value::from(id);
+    set_alarm(&mut event, alarm);
+    event
+}
+
+fn set_alarm(event: &mut Value, alarm: &str) {
+    event["detail"]["alarmName"] = Value::from(alarm);
+    event["resources"] = serde_json::json!([format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}")]);
+}
+
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("vigil-test-").tempdir().expect("temp dir")
+}

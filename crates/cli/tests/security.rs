@@ -1,0 +1,279 @@
+//! What the server does with callers it should not trust: no token, wrong token, oversized
+//! and malformed bodies, and a storm of random and mutated payloads.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{alarm_event, fixture, temp_dir, Server};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/v1/events"),
+    ("GET", "/api/v1/events/some-id"),
+    ("POST", "/api/v1/ingest/sns"),
+    ("POST", "/api/v1/ingest/alertmanager"),
+    ("GET", "/api/v1/incidents"),
+    ("GET", "/api/v1/incidents/INC-1"),
+    ("POST", "/api/v1/incidents/INC-1/ack"),
+    ("POST", "/api/v1/incidents/INC-1/resolve"),
+    ("GET", "/api/v1/openapi.json"),
+    ("GET", "/metrics"),
+    ("GET", "/api/v1/no-such-route"),
+];
+
+#[tokio::test]
+async fn every_route_but_healthz_needs_a_token() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path()).await;
+    let client = &server.http;
+    for (method, path) in ROUTES {
+        let url = format!("{}{path}", server.url);
+        let request = |method: &str| match method {
+            "POST" => client.post(&url).body("{}"),
+            _ => client.get(&url),
+        };
+        let none = request(method).send().await.expect("request");
+        assert_eq!(none.status(), 401, "{method} {path} without a token");
+        let body: Value = none.json().await.expect("401 has a JSON body");
+        assert!(body["error"].is_string(), "{method} {path}: {body}");
+
+        let wrong = request(method).bearer_auth("vgl_not-a-real-token").send().await.expect("request");
+        assert_eq!(wrong.status(), 401, "{method} {path} with a wrong token");
+
+        let basic = request(method).basic_auth("anyone", Some(&server.token)).send().await.expect("request");
+        assert_ne!(basic.status(), 401, "{method} {path} with Basic auth and the token as password");
+        let bearer = request(method).bearer_auth(&server.token).send().await.expect("request");
+        assert_ne!(bearer.status(), 401, "{method} {path} with the bearer token");
+    }
+    let health = client.get(format!("{}/healthz", server.url)).send().await.expect("healthz");
+    assert_eq!(health.status(), 200);
+
+    // The token on disk is the only copy in the clear: the database holds a hash.
+    let database = std::fs::read(dir.path().join("vigil.db")).expect("database file");
+    let token = server.token.as_bytes();
+    assert!(!database.windows(token.len()).any(|w| w == token), "token stored in the clear");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("admin.token")).expect("token file").permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "admin.token is private to its owner");
+}
+
+#[tokio::test]
+async fn bad_bodies_get_clear_4xx_answers() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path()).await;
+
+    let too_big = "x".repeat(1024 * 1024 + 1);
+    for path in ["/api/v1/events", "/api/v1/ingest/sns", "/api/v1/ingest/alertmanager"] {
+        let (status, body) = server.post(path, too_big.clone()).await;
+        assert_eq!(status, 413, "{path}: {body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("1048576")), "{path}: {body}");
+    }
+
+    let (status, body) = server.post("/api/v1/events", "{\"source\": ").await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("JSON")), "{body}");
+
+    let mut missing = alarm_event("missing-detail-type", "X");
+    missing.as_object_mut().expect("object").remove("detail-type");
+    let (status, body) = server.post("/api/v1/events", missing.to_string()).await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("detail-type")), "{body}");
+
+    // A batch with one bad event is refused whole, naming which one.
+    let batch = json!([alarm_event("good-one", "X"), {"source": "x", "detail": {}}]);
+    let (status, body) = server.post("/api/v1/events", batch.to_string()).await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("event[1]") && e.contains("detail-type")), "{body}");
+    let (status, _) = server.get("/api/v1/events/good-one").await;
+    assert_eq!(status, 404, "nothing from a refused batch is kept");
+
+    let (status, body) = server.post("/api/v1/ingest/alertmanager", json!({"version": "4"}).to_string()).await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("alerts")), "{body}");
+
+    let (status, body) = server.get("/api/v1/incidents?status=bogus").await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("bogus")), "{body}");
+}
+
+/// Valid payloads to mutate: the endpoint they belong to, and the body.
+fn seeds() -> Vec<(&'static str, String)> {
+    vec![
+        ("/api/v1/events", fixture("cloudwatch-alarm-ok-to-alarm.json").to_string()),
+        ("/api/v1/events", fixture("cloudwatch-alarm-ok-to-insufficient-data.json").to_string()),
+        ("/api/v1/ingest/alertmanager", fixture("alertmanager-webhook-v4.json").to_string()),
+        ("/api/v1/ingest/sns", fixture("sns-notification-cloudwatch-alarm.json").to_string()),
+        ("/api/v1/ingest/sns", fixture("sns-subscription-confirmation.json").to_string()),
+    ]
+}
+
+const ENDPOINTS: [&str; 3] = ["/api/v1/events", "/api/v1/ingest/sns", "/api/v1/ingest/alertmanager"];
+
+const NASTY: &[&str] = &[
+    "null", "[]", "{}", "[[[[[[[[", "\"\"", "1e999999", "-", "{\"id\":{}}", "[null]",
+    "{\"detail-type\":null}", "\u{0}", "\u{feff}{}", "{\"a\":\"\\ud800\"}", "9999999999999999999999",
+];
+
+fn mutate(rng: &mut StdRng, seed: &str) -> Vec<u8> {
+    let mut bytes = seed.as_bytes().to_vec();
+    match rng.gen_range(0..9) {
+        0 => (0..rng.gen_range(1..2000)).map(|_| rng.gen()).collect(),
+        1 => {
+            let cut = rng.gen_range(0..bytes.len());
+            bytes.truncate(cut);
+            bytes
+        }
+        2 => {
+            for _ in 0..rng.gen_range(1..20) {
+                let at = rng.gen_range(0..bytes.len());
+                bytes[at] = rng.gen();
+            }
+            bytes
+        }
+        3 => {
+            let at = rng.gen_range(0..bytes.len());
+            let nasty = NASTY[rng.gen_range(0..NASTY.len())];
+            bytes.splice(at..at, nasty.bytes());
+            bytes
+        }
+        4 => NASTY[rng.gen_range(0..NASTY.len())].as_bytes().to_vec(),
+        5 => {
+            // Same shape, values of the wrong type.
+            let mut value: Value = serde_json::from_str(seed).unwrap_or(Value::Null);
+            scramble(rng, &mut value, 0);
+            value.to_string().into_bytes()
+        }
+        6 => {
+            let depth = rng.gen_range(1..5000);
+            let mut deep = "[".repeat(depth);
+            deep.push_str(&"]".repeat(rng.gen_range(0..=depth)));
+            deep.into_bytes()
+        }
+        7 => {
+            let mut value: Value = serde_json::from_str(seed).unwrap_or(Value::Null);
+            if let Some(object) = value.as_object_mut() {
+                let keys: Vec<String> = object.keys().cloned().collect();
+                if !keys.is_empty() {
+                    object.remove(&keys[rng.gen_range(0..keys.len())]);
+                }
+                object.insert("id".into(), Value::from(format!("fuzz-{}", rng.gen::<u32>())));
+            }
+            value.to_string().into_bytes()
+        }
+        _ => bytes,
+    }
+}
+
+fn scramble(rng: &mut StdRng, value: &mut Value, depth: usize) {
+    match value {
+        Value::Object(map) => map.values_mut().for_each(|v| scramble(rng, v, depth + 1)),
+        Value::Array(items) => items.iter_mut().for_each(|v| scramble(rng, v, depth + 1)),
+        leaf if rng.gen_bool(0.2) => {
+            *leaf = match rng.gen_range(0..6) {
+                0 => Value::Null,
+                1 => json!(rng.gen::<f64>() * 1e300),
+                2 => json!([]),
+                3 => json!({}),
+                4 => json!(true),
+                _ => json!("\u{1F525} ".repeat(rng.gen_range(0..50))),
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_hostile_bodies_get_only_2xx_or_4xx_and_memory_stays_bounded() {
+    let dir = temp_dir();
+    let mut server = Server::start(dir.path()).await;
+    let seeds = Arc::new(seeds());
+    let server_ref = &server;
+    let total = 10_000usize;
+    let workers = 8usize;
+    let mut baseline_rss = 0;
+    let mut statuses = std::collections::BTreeMap::new();
+    for round in 0..2 {
+        // Round one warms the server up (allocator pools, caches); memory is measured after it.
+        let per_round = total / 2;
+        let results = join_all(workers, |worker| {
+            let seeds = seeds.clone();
+            async move {
+                let mut rng = StdRng::seed_from_u64((round * 1000 + worker) as u64);
+                let mut seen = Vec::new();
+                for _ in 0..per_round / workers {
+                    let (endpoint, seed) = &seeds[rng.gen_range(0..seeds.len())];
+                    let endpoint = if rng.gen_bool(0.2) { ENDPOINTS[rng.gen_range(0..3)] } else { endpoint };
+                    let body = mutate(&mut rng, seed);
+                    let mut request = server_ref
+                        .http
+                        .post(format!("{}{endpoint}", server_ref.url))
+                        .bearer_auth(&server_ref.token)
+                        .body(body);
+                    if endpoint.ends_with("sns") {
+                        let kind = ["Notification", "SubscriptionConfirmation", "Bogus"][rng.gen_range(0..3)];
+                        request = request.header("x-amz-sns-message-type", kind);
+                    }
+                    let answer = request.send().await.expect("the server answers every request");
+                    seen.push(answer.status().as_u16());
+                }
+                seen
+            }
+        })
+        .await;
+        for status in results.into_iter().flatten() {
+            assert!((200..500).contains(&status), "status {status}: only 2xx and 4xx are acceptable");
+            *statuses.entry(status).or_insert(0usize) += 1;
+        }
+        assert!(server.is_running(), "the server is still up after round {round}");
+        if round == 0 {
+            baseline_rss = server.rss_kib();
+        }
+    }
+    let final_rss = server.rss_kib();
+    eprintln!("statuses: {statuses:?}; RSS after warm-up {baseline_rss} KiB, at the end {final_rss} KiB");
+    assert_eq!(statuses.values().sum::<usize>(), total);
+    assert!(statuses.keys().any(|s| *s == 202), "some mutations are still valid and accepted");
+    assert!(statuses.keys().any(|s| *s == 400), "most mutations are refused");
+    assert!(final_rss < 256 * 1024, "resident memory {final_rss} KiB exceeds 256 MiB");
+    assert!(
+        final_rss < baseline_rss + 64 * 1024,
+        "memory grew from {baseline_rss} KiB to {final_rss} KiB over 5,000 requests"
+    );
+    let health = server.http.get(format!("{}/healthz", server.url)).send().await.expect("healthz");
+    assert_eq!(health.status(), 200);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    server.kill();
+}
+
+/// Runs `workers` copies of a future concurrently and collects their results.
+async fn join_all<F, Fut, T>(workers: usize, make: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut pending: Vec<std::pin::Pin<Box<Fut>>> = (0..workers).map(|w| Box::pin(make(w))).collect();
+    let mut results: Vec<Option<T>> = (0..workers).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, future) in pending.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => results[i] = Some(value),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
