@@ -146,10 +146,12 @@ fn width_mask(width: u32) -> u128 {
     }
 }
 
-/// A wildcard pattern: literal pieces separated by `*`.
+/// A wildcard pattern: literal pieces separated by `*`. The pieces between stars have
+/// substring searchers built once, at compile time.
 #[derive(Debug, Clone)]
 pub(crate) struct Wildcard {
     pieces: Vec<Box<str>>,
+    middle: Vec<memchr::memmem::Finder<'static>>,
 }
 
 /// How many simultaneously live positions a wildcard may create before we refuse it, the way
@@ -179,9 +181,15 @@ impl Wildcard {
             }
             previous_was_star = false;
         }
-        let wildcard = Wildcard {
-            pieces: pieces.into_iter().map(String::into_boxed_str).collect(),
+        let pieces: Vec<Box<str>> = pieces.into_iter().map(String::into_boxed_str).collect();
+        let middle = match pieces.len() {
+            0..=2 => Vec::new(),
+            n => pieces[1..n - 1]
+                .iter()
+                .map(|p| memchr::memmem::Finder::new(p.as_bytes()).into_owned())
+                .collect(),
         };
+        let wildcard = Wildcard { pieces, middle };
         if wildcard.complexity() > WILDCARD_COMPLEXITY_LIMIT {
             return Err("Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character".into());
         }
@@ -215,21 +223,30 @@ impl Wildcard {
         if pieces.len() == 1 {
             return s == &*pieces[0];
         }
-        let first = &pieces[0];
-        let last = &pieces[pieces.len() - 1];
-        if s.len() < first.len() + last.len() || !s.starts_with(&**first) || !s.ends_with(&**last) {
+        let (first, last) = (pieces[0].as_bytes(), pieces[pieces.len() - 1].as_bytes());
+        let s = s.as_bytes();
+        if s.len() < first.len() + last.len()
+            || !short_eq(&s[..first.len()], first)
+            || !short_eq(&s[s.len() - last.len()..], last)
+        {
             return false;
         }
         // With `*` the only wildcard, taking each middle piece at its leftmost position is optimal.
         let mut rest = &s[first.len()..s.len() - last.len()];
-        for piece in &pieces[1..pieces.len() - 1] {
-            match rest.find(&**piece) {
-                Some(at) => rest = &rest[at + piece.len()..],
+        for finder in &self.middle {
+            match finder.find(rest) {
+                Some(at) => rest = &rest[at + finder.needle().len()..],
                 None => return false,
             }
         }
         true
     }
+}
+
+/// Equality for the short literal pieces of a wildcard, without a call into `memcmp`.
+#[inline]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 fn push_last(pieces: &mut [String], c: char) {

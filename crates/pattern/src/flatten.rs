@@ -18,7 +18,7 @@ fn value<K>(paths: &PathTree, node: u32, v: &Value, run: &mut Run<'_, K>) {
         Value::Object(fields) => {
             if paths.has_children(node) {
                 for (key, inner) in fields {
-                    if let Some(child) = paths.descend(node, key) {
+                    if let Some(child) = paths.descend(node, key.as_bytes()) {
                         value(paths, child, inner, run);
                     }
                 }
@@ -202,15 +202,11 @@ impl<'b> Scanner<'b, '_, '_> {
             let (raw, escaped) = self.string_raw()?;
             let child = match node {
                 None => None,
-                Some(node) if !escaped => {
-                    let key = std::str::from_utf8(raw)
-                        .map_err(|_| self.error("invalid UTF-8 in a key"))?;
-                    self.paths.descend(node, key)
-                }
+                Some(node) if !escaped => self.paths.descend(node, raw),
                 Some(node) => {
                     let mut key = String::new();
                     unescape(raw, &mut key).map_err(|message| self.error(message))?;
-                    self.paths.descend(node, &key)
+                    self.paths.descend(node, key.as_bytes())
                 }
             };
             self.skip_ws();
@@ -277,6 +273,7 @@ impl<'b> Scanner<'b, '_, '_> {
         let mut i = start;
         let mut escaped = false;
         loop {
+            i = skip_plain(bytes, i);
             match bytes.get(i) {
                 Some(b'"') => {
                     self.pos = i + 1;
@@ -339,6 +336,30 @@ impl<'b> Scanner<'b, '_, '_> {
         self.pos = i;
         Ok(&bytes[start..i])
     }
+}
+
+/// The first index at or after `i` holding a quote, a backslash or a control character,
+/// looking at eight bytes per step.
+#[inline]
+fn skip_plain(bytes: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+        let quote = has_zero(x ^ (ONES * u64::from(b'"')));
+        let backslash = has_zero(x ^ (ONES * u64::from(b'\\')));
+        // Bytes below 0x20: subtracting 0x20 borrows into the high bit (ASCII bytes only).
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+        let found = quote | backslash | control;
+        if found != 0 {
+            return i + (found.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i
 }
 
 /// Decodes a JSON string body with escapes into `out`.

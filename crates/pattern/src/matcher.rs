@@ -29,9 +29,9 @@ pub(crate) struct PathTree {
 
 #[derive(Debug, Default)]
 struct PathNode {
-    children: Vec<(Box<str>, u32)>,
+    children: Vec<(Box<[u8]>, u32)>,
     /// Built once a node has many children; small nodes are searched linearly.
-    lookup: Option<FxMap<Box<str>, u32>>,
+    lookup: Option<FxMap<Box<[u8]>, u32>>,
     path: Option<u32>,
 }
 
@@ -47,13 +47,13 @@ impl PathTree {
     fn intern(&mut self, segments: &[Box<str>], next_path: &mut u32) -> u32 {
         let mut node = ROOT;
         for segment in segments {
-            node = match self.child(node, segment) {
+            node = match self.child(node, segment.as_bytes()) {
                 Some(child) => child,
                 None => {
                     let child = self.nodes.len() as u32;
                     self.nodes.push(PathNode::default());
                     let parent = &mut self.nodes[node as usize];
-                    parent.children.push((segment.clone(), child));
+                    parent.children.push((segment.as_bytes().into(), child));
                     if parent.children.len() > LINEAR_CHILDREN {
                         parent.lookup = Some(parent.children.iter().cloned().collect());
                     }
@@ -69,14 +69,14 @@ impl PathTree {
     }
 
     #[inline]
-    fn child(&self, node: u32, segment: &str) -> Option<u32> {
+    fn child(&self, node: u32, segment: &[u8]) -> Option<u32> {
         let node = &self.nodes[node as usize];
         match &node.lookup {
             Some(map) => map.get(segment).copied(),
             None => node
                 .children
                 .iter()
-                .find(|(k, _)| &**k == segment)
+                .find(|(k, _)| same_bytes(k, segment))
                 .map(|(_, c)| *c),
         }
     }
@@ -84,11 +84,11 @@ impl PathTree {
     /// The node an event key leads to; a key with dots descends once per segment, because
     /// `{"a.b": …}` and `{"a": {"b": …}}` name the same field.
     #[inline]
-    pub(crate) fn descend(&self, node: u32, key: &str) -> Option<u32> {
-        if !key.contains('.') {
+    pub(crate) fn descend(&self, node: u32, key: &[u8]) -> Option<u32> {
+        if !key.contains(&b'.') {
             return self.child(node, key);
         }
-        key.split('.')
+        key.split(|b| *b == b'.')
             .try_fold(node, |node, segment| self.child(node, segment))
     }
 
@@ -101,6 +101,12 @@ impl PathTree {
     pub(crate) fn path(&self, node: u32) -> Option<u32> {
         self.nodes[node as usize].path
     }
+}
+
+/// Equality for short byte strings without a call into `memcmp`.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 #[derive(Debug)]
