@@ -22,6 +22,15 @@ pub enum Step {
     Incident,
     /// Resolve the group's unresolved incident (the alarm recovered).
     Resolve,
+    /// Is the host up? Its agent's last heartbeat and collector state go on the timeline.
+    CheckHost,
+    /// Run probes on the affected host through its agent and attach their output. With no
+    /// `probes`, they are chosen from the alarm's metric (CPU → top_cpu, memory → top_mem,
+    /// disk → disk_usage; no data → collector_status, collector_restart).
+    Diagnose {
+        #[serde(default)]
+        probes: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,7 +45,11 @@ pub fn default_playbooks() -> Vec<(String, Playbook)> {
         (
             "respond".to_string(),
             Playbook {
-                steps: vec![Step::Incident],
+                steps: vec![
+                    Step::Incident,
+                    Step::CheckHost,
+                    Step::Diagnose { probes: Vec::new() },
+                ],
             },
         ),
         (

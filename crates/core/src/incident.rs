@@ -71,6 +71,10 @@ pub enum TimelineKind {
     Acknowledged,
     Resolved,
     Note,
+    /// Output of a probe run on the affected host.
+    Diagnostics,
+    /// What vigil found out about the host itself: reachable, last seen, refused probes.
+    HostCheck,
 }
 
 impl TimelineKind {
@@ -81,6 +85,8 @@ impl TimelineKind {
             TimelineKind::Acknowledged => "acknowledged",
             TimelineKind::Resolved => "resolved",
             TimelineKind::Note => "note",
+            TimelineKind::Diagnostics => "diagnostics",
+            TimelineKind::HostCheck => "host_check",
         }
     }
 
@@ -91,6 +97,8 @@ impl TimelineKind {
             TimelineKind::Acknowledged,
             TimelineKind::Resolved,
             TimelineKind::Note,
+            TimelineKind::Diagnostics,
+            TimelineKind::HostCheck,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -5,13 +5,16 @@
 //!   CloudWatch-shaped `detail` (CloudWatch itself, vigil's own alarms, normalised
 //!   Alertmanager alerts).
 //! * [`Incident`] and its [`TimelineEntry`]s — the record a human reads.
+//! * [`Host`], [`Job`] and the agent's wire types.
 
 mod alarm;
 mod event;
+mod host;
 mod incident;
 
 pub use alarm::{AlarmFacts, AlarmState};
 pub use event::{Event, EventError, ALARM_STATE_CHANGE, CLOUDWATCH_ALARM_STATE_CHANGE};
+pub use host::{probes_for, Heartbeat, Host, Job, JobResult, JobStatus, MetricBatch, MetricSample};
 pub use incident::{
     group_key, group_key_fields_valid, GroupKeyError, Incident, IncidentStatus, Severity,
     TimelineEntry, TimelineKind,

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -24,7 +25,18 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub name: String,
+    pub role: Role,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    /// A host's agent: may only use `/api/v1/agent/…`, as itself.
+    Host(String),
+}
+
+/// Where agents talk to the server; host tokens work here and nowhere else.
+pub const AGENT_PREFIX: &str = "/api/v1/agent/";
 
 pub struct Auth {
     store: Arc<Store>,
@@ -38,6 +50,14 @@ impl Auth {
             store,
             cache: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Drops cached tokens so a revocation takes effect on the next request.
+    pub fn forget_cached(&self) {
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     fn lookup(&self, token: &str) -> Result<Option<TokenRecord>, vigil_store::StoreError> {
@@ -137,7 +157,36 @@ pub async fn require_token(
     let auth = state.auth.clone();
     match tokio::task::spawn_blocking(move || auth.lookup(&token)).await {
         Ok(Ok(Some(record))) => {
-            req.extensions_mut().insert(Principal { name: record.name });
+            let role = match (record.role.as_str(), record.name.strip_prefix("host:")) {
+                ("host", Some(host)) => Role::Host(host.to_string()),
+                ("admin", _) => Role::Admin,
+                _ => {
+                    return ApiError::new(StatusCode::FORBIDDEN, "this token has no known role")
+                        .into_response()
+                }
+            };
+            let agent_path = req.uri().path().starts_with(AGENT_PREFIX);
+            match (&role, agent_path) {
+                (Role::Host(_), false) => {
+                    return ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "a host token may only call /api/v1/agent/ routes",
+                    )
+                    .into_response()
+                }
+                (Role::Admin, true) => {
+                    return ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "agent routes need a host token (vigil host add NAME)",
+                    )
+                    .into_response()
+                }
+                _ => {}
+            }
+            req.extensions_mut().insert(Principal {
+                name: record.name,
+                role,
+            });
             next.run(req).await
         }
         Ok(Ok(None)) => ApiError::unauthorized("invalid or revoked token").into_response(),

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod jobs;
 pub mod metrics;
 pub mod pipeline;
 pub mod rules;
@@ -26,6 +27,7 @@ pub struct AppState {
     pub auth: Arc<auth::Auth>,
     pub ingest: pipeline::Ingest,
     pub metrics: Arc<metrics::Metrics>,
+    pub jobs: Arc<jobs::JobHub>,
 }
 
 /// Where the CLI finds a running server: written at every start, next to the token.
@@ -74,6 +76,8 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
     let rules = Arc::new(rules::Rules::from_config(&config)?);
     let metrics = Arc::new(metrics::Metrics::default());
 
+    let hub = Arc::new(jobs::JobHub::default());
+    let times = jobs::JobTimes::default();
     let (wake, woken) = pipeline::Wake::new();
     let ingest = pipeline::start_ingest(&store, wake, now)?;
     pipeline::Processor {
@@ -82,6 +86,11 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         group_by: config.incidents.group_by.clone(),
         metrics: metrics.clone(),
         now,
+        responder: jobs::Responder {
+            store: store.clone(),
+            hub: hub.clone(),
+            times,
+        },
     }
     .start(woken)
     .map_err(|e| {
@@ -104,10 +113,12 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
     let state = AppState {
         config: Arc::new(config),
         store: store.clone(),
-        auth: Arc::new(auth::Auth::new(store)),
+        auth: Arc::new(auth::Auth::new(store.clone())),
         ingest,
         metrics,
+        jobs: hub,
     };
+    jobs::spawn_sweeper(store.clone(), times, now);
     tracing::info!(url = %url, rules = rules.len(), data_dir = %data_dir.display(), "vigil is listening");
     on_start(&Started {
         url,

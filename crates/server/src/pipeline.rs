@@ -132,6 +132,7 @@ pub struct Processor {
     pub group_by: Vec<String>,
     pub metrics: Arc<Metrics>,
     pub now: fn() -> String,
+    pub responder: crate::jobs::Responder,
 }
 
 /// Batch read from the store per round.
@@ -181,23 +182,18 @@ impl Processor {
         self.metrics
             .inc("vigil_events_processed_total", String::new());
 
-        let action = steps.first().map(|step| match step {
-            Step::Incident => AlarmAction::OpenOrRepeat,
-            Step::Resolve => AlarmAction::Resolve,
-        });
-        let Some(mut action) = action else {
-            return self.store.mark_processed(seq);
-        };
         let facts =
             AlarmFacts::from_event(event).unwrap_or_else(|| AlarmFacts::from_other_event(event));
-        // A playbook with both steps follows the alarm: recovery resolves, anything else opens.
-        if steps.contains(&Step::Incident) && steps.contains(&Step::Resolve) {
-            action = if facts.state == Some(AlarmState::Ok) {
-                AlarmAction::Resolve
-            } else {
-                AlarmAction::OpenOrRepeat
-            };
-        }
+        let opens = steps.contains(&Step::Incident);
+        let resolves = steps.contains(&Step::Resolve);
+        let action = match (opens, resolves) {
+            (false, false) => return self.store.mark_processed(seq),
+            (true, false) => AlarmAction::OpenOrRepeat,
+            (false, true) => AlarmAction::Resolve,
+            // A playbook with both follows the alarm: recovery resolves, anything else opens.
+            (true, true) if facts.state == Some(AlarmState::Ok) => AlarmAction::Resolve,
+            (true, true) => AlarmAction::OpenOrRepeat,
+        };
         let key =
             group_key(&facts, &self.group_by).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let severity = Severity::from_label(facts.severity.as_deref());
@@ -215,6 +211,14 @@ impl Processor {
                 self.metrics
                     .inc("vigil_incidents_opened_total", String::new());
                 tracing::info!(incident = %incident, alarm = %facts.alarm_name, host = facts.host.as_deref().unwrap_or("-"), rules = ?rule_names, "incident opened");
+                // Diagnostics are queued after the incident commits; a crash in between
+                // leaves the incident without them (the durable playbook runner closes this).
+                if let Err(e) = self
+                    .responder
+                    .run_steps(incident, &facts, &steps, &(self.now)())
+                {
+                    tracing::error!(incident = %incident, error = %e, "could not queue diagnostics");
+                }
             }
             IncidentChange::Repeated {
                 key: incident,

@@ -250,7 +250,7 @@ impl Store {
     }
 }
 
-fn add_timeline(
+pub(crate) fn add_timeline(
     tx: &Transaction<'_>,
     incident_id: i64,
     at: &str,

@@ -56,6 +56,42 @@ const MIGRATIONS: &[&str] = &[
         status TEXT NOT NULL,
         detail TEXT
     );",
+    // 2: enrolled hosts and the probe jobs handed to their agents.
+    "CREATE TABLE hosts (
+        name TEXT PRIMARY KEY,
+        appcode TEXT,
+        instance_id TEXT,
+        enrolled_at TEXT NOT NULL,
+        revoked_at TEXT,
+        last_seen_at TEXT,
+        agent_version TEXT,
+        uptime_secs INTEGER,
+        interval_secs INTEGER,
+        collector TEXT,
+        labels TEXT NOT NULL DEFAULT '{}',
+        last_metrics TEXT
+    );
+    CREATE INDEX hosts_instance ON hosts (instance_id);
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        host TEXT NOT NULL,
+        incident_id INTEGER REFERENCES incidents (id),
+        probe TEXT NOT NULL,
+        args TEXT NOT NULL DEFAULT 'null',
+        timeout_ms INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        claim_by_ms INTEGER NOT NULL,
+        claimed_at TEXT,
+        finish_by_ms INTEGER,
+        finished_at TEXT,
+        output TEXT,
+        exit_code INTEGER,
+        error TEXT,
+        duration_ms INTEGER
+    );
+    CREATE INDEX jobs_queued ON jobs (host, id) WHERE status = 'queued';
+    CREATE INDEX jobs_open ON jobs (status) WHERE status IN ('queued', 'running');",
 ];
 
 pub(crate) fn apply(conn: &Connection) -> Result<()> {

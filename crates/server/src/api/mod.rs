@@ -1,8 +1,12 @@
 //! The HTTP API. Every route but `/healthz` requires a token; errors are
 //! `{"error": "..."}` with a 4xx naming what was wrong, 5xx only for vigil's own faults.
 
+mod agent;
+mod hosts;
 mod incidents;
 mod ingest;
+
+pub use hosts::valid_host_name;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -26,6 +30,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{key}", get(incidents::show))
         .route("/api/v1/incidents/{key}/ack", post(incidents::acknowledge))
         .route("/api/v1/incidents/{key}/resolve", post(incidents::resolve))
+        .route("/api/v1/hosts", post(hosts::add).get(hosts::list))
+        .route("/api/v1/hosts/{name}", get(hosts::show))
+        .route("/api/v1/hosts/{name}/revoke", post(hosts::revoke))
+        .route("/api/v1/agent/heartbeat", post(agent::heartbeat))
+        .route("/api/v1/agent/metrics", post(agent::metrics))
+        .route("/api/v1/agent/jobs", get(agent::poll_jobs))
+        .route("/api/v1/agent/jobs/{id}/result", post(agent::job_result))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .fallback(not_found)

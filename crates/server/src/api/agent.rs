@@ -1,0 +1,173 @@
+//! What agents call, with their host token: heartbeat, metrics, the job long poll, results.
+
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use vigil_core::{Heartbeat, JobResult, JobStatus, MetricBatch};
+
+use super::incidents::blocking;
+use super::ApiError;
+use crate::auth::{Principal, Role};
+use crate::jobs::{describe_result, now_ms};
+use crate::metrics::labels;
+use crate::{now, AppState};
+
+/// Longest a job poll is held open; agents reconnect at once.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Most jobs handed out per poll.
+const JOBS_PER_POLL: usize = 16;
+/// Most samples in one batch.
+const MAX_SAMPLES: usize = 10_000;
+/// Probe output kept per job; agents cap theirs (64 KiB by default) well below this.
+const MAX_OUTPUT: usize = 256 * 1024;
+
+fn host_of(principal: &Principal) -> Result<&str, ApiError> {
+    match &principal.role {
+        Role::Host(host) => Ok(host),
+        Role::Admin => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "agent routes need a host token",
+        )),
+    }
+}
+
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    body: Result<Json<Heartbeat>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let host = host_of(&principal)?.to_string();
+    let Json(heartbeat) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    blocking(&state, move |store| {
+        store.record_heartbeat(&host, &heartbeat, &now())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn metrics(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    body: Result<Json<MetricBatch>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let host = host_of(&principal)?.to_string();
+    let Json(batch) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if batch.samples.len() > MAX_SAMPLES {
+        return Err(ApiError::bad_request(format!(
+            "samples: {} in one batch; send at most {MAX_SAMPLES}",
+            batch.samples.len()
+        )));
+    }
+    if let Some((index, sample)) = batch
+        .samples
+        .iter()
+        .enumerate()
+        .find(|(_, s)| !s.value.is_finite())
+    {
+        return Err(ApiError::bad_request(format!(
+            "samples[{index}] ({}): value must be a finite number",
+            sample.name
+        )));
+    }
+    let count = batch.samples.len();
+    let text = serde_json::to_string(&batch).map_err(ApiError::internal)?;
+    blocking(&state, move |store| {
+        store.record_metrics(&host, &text, &now())
+    })
+    .await?;
+    state
+        .metrics
+        .add("vigil_agent_samples_total", labels(&[]), count as u64);
+    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": count}))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollQuery {
+    /// Seconds to hold the poll open when there is nothing to do (default 25, at most 30).
+    wait: Option<u64>,
+}
+
+/// `GET /api/v1/agent/jobs?wait=S`: answers at once with queued jobs, or holds the
+/// request until one is queued (the hub rings) or `wait` passes.
+pub async fn poll_jobs(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    query: Result<Query<PollQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let host = host_of(&principal)?.to_string();
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let wait = Duration::from_secs(query.wait.unwrap_or(25)).min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    let doorbell = state.jobs.doorbell(&host);
+    loop {
+        let claim_host = host.clone();
+        let jobs = blocking(&state, move |store| {
+            store.claim_jobs(&claim_host, &now(), now_ms(), JOBS_PER_POLL)
+        })
+        .await?;
+        if !jobs.is_empty() {
+            tracing::debug!(host = %host, jobs = jobs.len(), "jobs handed to agent");
+            return Ok(Json(json!({"jobs": jobs})));
+        }
+        if tokio::time::timeout_at(deadline, doorbell.notified())
+            .await
+            .is_err()
+        {
+            return Ok(Json(json!({"jobs": []})));
+        }
+    }
+}
+
+/// `POST /api/v1/agent/jobs/{id}/result`.
+pub async fn job_result(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<i64>,
+    body: Result<Json<JobResult>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let host = host_of(&principal)?.to_string();
+    let Json(mut result) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if matches!(
+        result.status,
+        JobStatus::Queued | JobStatus::Running | JobStatus::Expired
+    ) {
+        return Err(ApiError::bad_request(format!(
+            "status: `{}` is not a final answer; use done, refused, failed or timed_out",
+            result.status.as_str()
+        )));
+    }
+    if result.output.len() > MAX_OUTPUT {
+        let mut cut = MAX_OUTPUT;
+        while !result.output.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        result.output.truncate(cut);
+        result.truncated = true;
+    }
+    let status = result.status;
+    let owner = host.clone();
+    let ended = blocking(&state, move |store| {
+        store.finish_job(&owner, id, &result, &now(), |probe| {
+            describe_result(&owner, probe, &result)
+        })
+    })
+    .await?;
+    let Some(ended) = ended else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no open job {id} for host {host}"),
+        ));
+    };
+    state.metrics.inc(
+        "vigil_probe_jobs_total",
+        labels(&[("status", status.as_str())]),
+    );
+    tracing::info!(host = %host, probe = %ended.probe, job = id, status = status.as_str(), incident = ended.incident_key.as_deref().unwrap_or("-"), "probe answered");
+    Ok(Json(json!({"job": id, "recorded": true})))
+}

@@ -1,0 +1,141 @@
+//! Host enrollment (admin): `vigil host add|revoke`, `vigil hosts`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use vigil_store::Enrollment;
+
+use super::incidents::blocking;
+use super::ApiError;
+use crate::auth::{generate_token, hash_token};
+use crate::{now, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewHost {
+    name: String,
+    #[serde(default)]
+    appcode: Option<String>,
+    #[serde(default)]
+    instance_id: Option<String>,
+}
+
+/// Host names as DNS allows them, so they are safe in logs, URLs and file names.
+pub fn valid_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        && !name.starts_with(['-', '.'])
+}
+
+fn valid_appcode(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+fn valid_instance_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// `POST /api/v1/hosts`: enrolls a host and returns its agent token, shown only here.
+pub async fn add(
+    State(state): State<AppState>,
+    body: Result<Json<NewHost>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(new) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if !valid_host_name(&new.name) {
+        return Err(ApiError::bad_request(format!(
+            "name `{}` is not a host name: use letters, digits, '-', '.', '_' (at most 253)",
+            new.name
+        )));
+    }
+    if let Some(code) = new.appcode.as_deref().filter(|c| !valid_appcode(c)) {
+        return Err(ApiError::bad_request(format!(
+            "appcode `{code}` must be lowercase letters, digits and '_'"
+        )));
+    }
+    if let Some(id) = new.instance_id.as_deref().filter(|i| !valid_instance_id(i)) {
+        return Err(ApiError::bad_request(format!(
+            "instance_id `{id}` is not an EC2 instance id such as i-0123456789abcdef0"
+        )));
+    }
+    let token = generate_token();
+    let hash = hash_token(&token);
+    let name = new.name.clone();
+    let outcome = blocking(&state, move |store| {
+        store.enroll_host(
+            &new.name,
+            new.appcode.as_deref(),
+            new.instance_id.as_deref(),
+            &hash,
+            &now(),
+        )
+    })
+    .await?;
+    // A renewed host's old token must stop working now, not when it falls out of a cache.
+    state.auth.forget_cached();
+    tracing::info!(host = %name, renewed = outcome == Enrollment::Renewed, "host enrolled");
+    let status = match outcome {
+        Enrollment::Created => StatusCode::CREATED,
+        Enrollment::Renewed => StatusCode::OK,
+    };
+    Ok((
+        status,
+        Json(json!({"host": name, "token": token, "renewed": outcome == Enrollment::Renewed})),
+    ))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let hosts = blocking(&state, |store| store.hosts()).await?;
+    Ok(Json(json!({"hosts": hosts})))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let lookup = name.clone();
+    let (host, metrics) = blocking(&state, move |store| {
+        Ok((store.host(&lookup)?, store.last_metrics(&lookup)?))
+    })
+    .await?;
+    let host = host
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no host named `{name}`")))?;
+    let mut body = json!(host);
+    body["last_metrics"] = metrics
+        .and_then(|m| serde_json::from_str(&m).ok())
+        .unwrap_or(Value::Null);
+    Ok(Json(body))
+}
+
+/// `POST /api/v1/hosts/{name}/revoke`: its agent's token stops working immediately.
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let lookup = name.clone();
+    let (known, revoked) = blocking(&state, move |store| {
+        let known = store.host(&lookup)?.is_some();
+        Ok((known, store.revoke_host(&lookup, &now())?))
+    })
+    .await?;
+    if !known {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no host named `{name}`"),
+        ));
+    }
+    state.auth.forget_cached();
+    tracing::info!(host = %name, "host revoked");
+    Ok(Json(
+        json!({"host": name, "revoked": true, "changed": revoked}),
+    ))
+}
