@@ -35,11 +35,20 @@ impl Client {
             None => {
                 let path = args.data.join("admin.token");
                 std::fs::read_to_string(&path)
-                    .with_context(|| format!("no token given and {} is not readable; pass --token/VIGIL_TOKEN", path.display()))?
+                    .with_context(|| {
+                        format!(
+                            "no token given and {} is not readable; pass --token/VIGIL_TOKEN",
+                            path.display()
+                        )
+                    })?
                     .trim()
                     .to_string()
             }
         };
+        Client::new(base, token)
+    }
+
+    pub fn new(base: String, token: String) -> anyhow::Result<Client> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -59,7 +68,9 @@ impl Client {
     pub async fn post(&self, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<Value> {
         let mut request = self.http.post(format!("{}{path}", self.base));
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
         }
         self.send(request).await
     }
@@ -71,14 +82,23 @@ impl Client {
             .await
             .with_context(|| format!("cannot reach vigil at {}", self.base))?;
         let status = response.status();
-        let text = response.text().await.context("reading the server's answer")?;
+        let text = response
+            .text()
+            .await
+            .context("reading the server's answer")?;
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if !status.is_success() {
-            let message = body.get("error").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| body.to_string());
+            let message = body
+                .get("error")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| body.to_string());
             bail!("server answered {status}: {message}");
         }
         if body.is_string() {
-            return Err(anyhow!("server answered {status} with a body that is not JSON"));
+            return Err(anyhow!(
+                "server answered {status} with a body that is not JSON"
+            ));
         }
         Ok(body)
     }

@@ -6,15 +6,24 @@ use serde_json::Value;
 use vigil_server::Config;
 
 use crate::client::Client;
-use crate::{ClientArgs, Command, EventAction, IncidentAction, RuleAction};
+use crate::{AgentArgs, ClientArgs, Command, EventAction, HostAction, IncidentAction, RuleAction};
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     let outcome = match command {
-        Command::Rule { action: RuleAction::Test { pattern, event } } => {
+        Command::Rule {
+            action: RuleAction::Test { pattern, event },
+        } => {
             return Ok(ExitCode::from(vigil_rule_cli::rule_test(&pattern, &event)));
         }
-        Command::Rule { action: RuleAction::Bench(args) } => vigil_rule_cli::rule_bench(&args.into()),
-        Command::Up { listen, data, config } => {
+        Command::Rule {
+            action: RuleAction::Bench(args),
+        } => vigil_rule_cli::rule_bench(&args),
+        Command::Up {
+            listen,
+            data,
+            config,
+            no_agent,
+        } => {
             let mut config = match config {
                 Some(path) => Config::load(&path)?,
                 None => Config::default(),
@@ -25,16 +34,36 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             if let Some(data) = data {
                 config.server.data_dir = data;
             }
-            start_server(config).await
+            start_server(config, !no_agent).await
         }
-        Command::Server { config } => start_server(Config::load(&config)?).await,
-        Command::Incidents { status, limit, json, client } => list_incidents(&client, status, limit, json).await,
+        Command::Server { config } => start_server(Config::load(&config)?, false).await,
+        Command::Agent(args) => run_agent(args).await,
+        Command::Host { action } => match action {
+            HostAction::Add {
+                name,
+                appcode,
+                instance_id,
+                client,
+            } => add_host(&client, &name, appcode, instance_id).await,
+            HostAction::Revoke { name, client } => revoke_host(&client, &name).await,
+        },
+        Command::Hosts { json, client } => list_hosts(&client, json).await,
+        Command::Incidents {
+            status,
+            limit,
+            json,
+            client,
+        } => list_incidents(&client, status, limit, json).await,
         Command::Incident { action } => match action {
             IncidentAction::Show { key, json, client } => show_incident(&client, &key, json).await,
             IncidentAction::Ack { key, client } => change_incident(&client, &key, "ack").await,
-            IncidentAction::Resolve { key, client } => change_incident(&client, &key, "resolve").await,
+            IncidentAction::Resolve { key, client } => {
+                change_incident(&client, &key, "resolve").await
+            }
         },
-        Command::Event { action: EventAction::Send { file, client } } => send_events(&client, &file).await,
+        Command::Event {
+            action: EventAction::Send { file, client },
+        } => send_events(&client, &file).await,
     };
     outcome.map(|()| ExitCode::SUCCESS)
 }
@@ -42,12 +71,26 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
-async fn start_server(config: Config) -> anyhow::Result<()> {
+async fn start_server(config: Config, with_agent: bool) -> anyhow::Result<()> {
     init_logging();
-    vigil_server::serve(config, |started| {
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel::<(String, String)>();
+    if with_agent {
+        tokio::spawn(async move {
+            if let Ok((url, admin_token)) = started_rx.await {
+                if let Err(e) = run_local_agent(url, admin_token).await {
+                    tracing::error!(error = %format!("{e:#}"), "the local agent could not start");
+                }
+            }
+        });
+    }
+    vigil_server::serve(config, move |started| {
+        let _ = started_tx.send((started.url.clone(), started.admin_token.clone()));
         println!("vigil is up at {}", started.url);
         if started.token_created {
             println!("admin token (saved in {}):", started.token_path.display());
@@ -60,7 +103,160 @@ async fn start_server(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list_incidents(args: &ClientArgs, status: Option<String>, limit: usize, json: bool) -> anyhow::Result<()> {
+/// `vigil up` watches its own host: it enrolls it (a fresh token each start) and runs the
+/// agent in-process.
+async fn run_local_agent(url: String, admin_token: String) -> anyhow::Result<()> {
+    let client = Client::new(url.clone(), admin_token)?;
+    let name = vigil_agent::runtime::local_host_name();
+    let enrolled = client
+        .post(
+            "/api/v1/hosts",
+            Some(serde_json::to_vec(&serde_json::json!({"name": name}))?),
+        )
+        .await
+        .context("enrolling this host")?;
+    let token = enrolled
+        .get("token")
+        .and_then(Value::as_str)
+        .context("the server returned no token")?
+        .to_string();
+    let config = vigil_agent::runtime::AgentConfig {
+        server: url,
+        token,
+        name: name.clone(),
+        ..Default::default()
+    };
+    tracing::info!(host = %name, "local agent started");
+    vigil_agent::runtime::run(config).await?;
+    Ok(())
+}
+
+async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
+    init_logging();
+    let mut config = match &args.config {
+        Some(path) => vigil_agent::runtime::AgentConfig::load(path)?,
+        None => vigil_agent::runtime::AgentConfig::default(),
+    };
+    if let Some(server) = args.server {
+        config.server = server;
+    }
+    if let Some(token) = args.token {
+        config.token = token;
+    }
+    if let Some(name) = args.name {
+        config.name = name;
+    }
+    if let Some(interval) = args.interval {
+        config.interval_secs = interval;
+    }
+    let name = config.name.clone();
+    let (handle, task) = vigil_agent::runtime::start(config)?;
+    // SIGUSR1 stops metric collection (as if the collector died), to exercise the no-data
+    // playbook on a real host; a collector_restart probe starts it again.
+    let mut stop_signal =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    tokio::spawn(async move {
+        while stop_signal.recv().await.is_some() {
+            handle.stop_collector();
+        }
+    });
+    tracing::info!(host = %name, "agent started");
+    task.await;
+    Ok(())
+}
+
+async fn add_host(
+    args: &ClientArgs,
+    name: &str,
+    appcode: Option<String>,
+    instance_id: Option<String>,
+) -> anyhow::Result<()> {
+    let client = Client::from_args(args)?;
+    let body = serde_json::json!({"name": name, "appcode": appcode, "instance_id": instance_id});
+    let answer = client
+        .post("/api/v1/hosts", Some(serde_json::to_vec(&body)?))
+        .await?;
+    let token = answer
+        .get("token")
+        .and_then(Value::as_str)
+        .context("the server returned no token")?;
+    let renewed = answer
+        .get("renewed")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    println!(
+        "{} host {name}; its agent token (shown once) follows:",
+        if renewed { "re-enrolled" } else { "enrolled" }
+    );
+    println!("{token}");
+    Ok(())
+}
+
+async fn revoke_host(args: &ClientArgs, name: &str) -> anyhow::Result<()> {
+    let client = Client::from_args(args)?;
+    client
+        .post(&format!("/api/v1/hosts/{}/revoke", urlencode(name)), None)
+        .await?;
+    println!("host {name} revoked: its agent's token no longer works");
+    Ok(())
+}
+
+async fn list_hosts(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
+    let client = Client::from_args(args)?;
+    let body = client.get("/api/v1/hosts").await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    let hosts = body
+        .get("hosts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if hosts.is_empty() {
+        println!("no hosts enrolled; add one with `vigil host add NAME`");
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<20} {:<8} {:<9} {:<12} APPCODE",
+        "HOST", "LAST SEEN", "AGENT", "COLLECTOR", "STATUS"
+    );
+    for host in hosts {
+        let text = |field: &str| {
+            host.get(field)
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+                .to_string()
+        };
+        let collector = match host.pointer("/collector/running").and_then(Value::as_bool) {
+            Some(true) => "running",
+            Some(false) => "stopped",
+            None => "-",
+        };
+        let status = if host.get("revoked_at").is_some_and(|v| !v.is_null()) {
+            "revoked"
+        } else {
+            "enrolled"
+        };
+        println!(
+            "{:<24} {:<20} {:<8} {:<9} {:<12} {}",
+            text("name"),
+            text("last_seen_at").chars().take(19).collect::<String>(),
+            text("agent_version"),
+            collector,
+            status,
+            text("appcode"),
+        );
+    }
+    Ok(())
+}
+
+async fn list_incidents(
+    args: &ClientArgs,
+    status: Option<String>,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<()> {
     let client = Client::from_args(args)?;
     let mut path = format!("/api/v1/incidents?limit={limit}");
     if let Some(status) = status {
@@ -71,14 +267,27 @@ async fn list_incidents(args: &ClientArgs, status: Option<String>, limit: usize,
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
     }
-    let incidents = body.get("incidents").and_then(Value::as_array).cloned().unwrap_or_default();
+    let incidents = body
+        .get("incidents")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if incidents.is_empty() {
         println!("no incidents");
         return Ok(());
     }
-    println!("{:<10} {:<13} {:<9} {:>6}  {:<20} TITLE", "KEY", "STATUS", "SEVERITY", "COUNT", "OPENED");
+    println!(
+        "{:<10} {:<13} {:<9} {:>6}  {:<20} TITLE",
+        "KEY", "STATUS", "SEVERITY", "COUNT", "OPENED"
+    );
     for incident in incidents {
-        let text = |field: &str| incident.get(field).and_then(Value::as_str).unwrap_or("-").to_string();
+        let text = |field: &str| {
+            incident
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+                .to_string()
+        };
         println!(
             "{:<10} {:<13} {:<9} {:>6}  {:<20} {}",
             text("key"),
@@ -94,7 +303,9 @@ async fn list_incidents(args: &ClientArgs, status: Option<String>, limit: usize,
 
 async fn show_incident(args: &ClientArgs, key: &str, json: bool) -> anyhow::Result<()> {
     let client = Client::from_args(args)?;
-    let incident = client.get(&format!("/api/v1/incidents/{}", urlencode(key))).await?;
+    let incident = client
+        .get(&format!("/api/v1/incidents/{}", urlencode(key)))
+        .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&incident)?);
         return Ok(());
@@ -106,34 +317,82 @@ async fn show_incident(args: &ClientArgs, key: &str, json: bool) -> anyhow::Resu
     };
     println!("{}  {}", text("key"), text("title"));
     for field in [
-        "status", "severity", "count", "alarm_name", "state", "reason", "host", "resource", "account", "region",
-        "metric_namespace", "metric_name", "value", "threshold", "opened_at", "acknowledged_at", "resolved_at",
+        "status",
+        "severity",
+        "count",
+        "alarm_name",
+        "state",
+        "reason",
+        "host",
+        "resource",
+        "account",
+        "region",
+        "metric_namespace",
+        "metric_name",
+        "value",
+        "threshold",
+        "opened_at",
+        "acknowledged_at",
+        "resolved_at",
     ] {
         println!("  {field:<17} {}", text(field));
     }
     for field in ["dimensions", "labels", "annotations"] {
-        if let Some(map) = incident.get(field).and_then(Value::as_object).filter(|m| !m.is_empty()) {
+        if let Some(map) = incident
+            .get(field)
+            .and_then(Value::as_object)
+            .filter(|m| !m.is_empty())
+        {
             println!("  {field}:");
             for (k, v) in map {
-                println!("    {k} = {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                println!(
+                    "    {k} = {}",
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                );
             }
         }
     }
     println!("timeline:");
-    for entry in incident.get("timeline").and_then(Value::as_array).into_iter().flatten() {
-        let field = |f: &str| entry.get(f).and_then(Value::as_str).unwrap_or("").to_string();
-        println!("  {}  {:<12} {}", field("at"), field("kind"), field("message"));
+    for entry in incident
+        .get("timeline")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let field = |f: &str| {
+            entry
+                .get(f)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        println!(
+            "  {}  {:<12} {}",
+            field("at"),
+            field("kind"),
+            field("message")
+        );
     }
     Ok(())
 }
 
 async fn change_incident(args: &ClientArgs, key: &str, action: &str) -> anyhow::Result<()> {
     let client = Client::from_args(args)?;
-    let incident = client.post(&format!("/api/v1/incidents/{}/{action}", urlencode(key)), None).await?;
+    let incident = client
+        .post(
+            &format!("/api/v1/incidents/{}/{action}", urlencode(key)),
+            None,
+        )
+        .await?;
     println!(
         "{} is {}",
         incident.get("key").and_then(Value::as_str).unwrap_or(key),
-        incident.get("status").and_then(Value::as_str).unwrap_or("unknown")
+        incident
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
     );
     Ok(())
 }
@@ -141,14 +400,21 @@ async fn change_incident(args: &ClientArgs, key: &str, action: &str) -> anyhow::
 async fn send_events(args: &ClientArgs, file: &str) -> anyhow::Result<()> {
     let body = if file == "-" {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("reading events from stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading events from stdin")?;
         buf
     } else {
         std::fs::read(file).with_context(|| format!("reading {file}"))?
     };
     let client = Client::from_args(args)?;
     let answer = client.post("/api/v1/events", Some(body)).await?;
-    for id in answer.get("accepted").and_then(Value::as_array).into_iter().flatten() {
+    for id in answer
+        .get("accepted")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         println!("accepted {}", id.as_str().unwrap_or_default());
     }
     Ok(())
@@ -158,7 +424,9 @@ async fn send_events(args: &ClientArgs, file: &str) -> anyhow::Result<()> {
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

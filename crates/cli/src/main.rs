@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "vigil", version, about = "Automatic first responder for servers")]
+#[command(
+    name = "vigil",
+    version,
+    about = "Automatic first responder for servers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -28,6 +32,23 @@ enum Command {
         /// Config file (TOML); see vigil.example.toml
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Do not run an agent for this host alongside the server
+        #[arg(long)]
+        no_agent: bool,
+    },
+    /// The host agent: metrics, heartbeats and diagnostics for one host.
+    Agent(AgentArgs),
+    /// Enroll or revoke a host.
+    Host {
+        #[command(subcommand)]
+        action: HostAction,
+    },
+    /// List enrolled hosts: last seen, agent version, collector state.
+    Hosts {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// The server alone, configured by file (production).
     Server {
@@ -61,6 +82,49 @@ enum Command {
     Rule {
         #[command(subcommand)]
         action: RuleAction,
+    },
+}
+
+/// Agent settings; flags override the config file, so an agent can start with no file.
+#[derive(Args)]
+pub struct AgentArgs {
+    /// Agent config file (TOML): server, token, name, interval_secs, labels, appcode,
+    /// allow_list, output_cap_bytes, probe_timeout_secs, buffer_batches
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Server URL, e.g. http://10.0.0.5:8080
+    #[arg(long)]
+    server: Option<String>,
+    /// This host's token (from `vigil host add NAME`)
+    #[arg(long, env = "VIGIL_AGENT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// This host's name as enrolled [default: the kernel's host name]
+    #[arg(long)]
+    name: Option<String>,
+    /// Seconds between samples and heartbeats [default: 10]
+    #[arg(long)]
+    interval: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum HostAction {
+    /// Enroll a host; prints its agent token alone on the last line.
+    Add {
+        name: String,
+        /// The application the host belongs to
+        #[arg(long)]
+        appcode: Option<String>,
+        /// Its EC2 instance id, so CloudWatch alarms on InstanceId map to it
+        #[arg(long)]
+        instance_id: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke a host's token: its agent is refused from now on.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
     },
 }
 
@@ -128,7 +192,10 @@ pub struct ClientArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => return report(Err(anyhow::anyhow!("cannot start the async runtime: {e}"))),
     };

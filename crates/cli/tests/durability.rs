@@ -14,7 +14,11 @@ const ALARMS: [&str; 4] = ["CpuHigh", "MemHigh", "DiskFull", "NetSaturated"];
 const CLIENTS: usize = 6;
 
 /// Posts events from several clients until the server dies; returns the ids answered 202.
-async fn post_until_killed(server: &mut Server, round: usize, kill_after: usize) -> BTreeSet<String> {
+async fn post_until_killed(
+    server: &mut Server,
+    round: usize,
+    kill_after: usize,
+) -> BTreeSet<String> {
     alarm_event("fixture-check", ALARMS[0]); // fails here, not inside a client, if fixtures are missing
     let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
     let url = server.url.clone();
@@ -24,23 +28,41 @@ async fn post_until_killed(server: &mut Server, round: usize, kill_after: usize)
         let acknowledged = acknowledged.clone();
         let (url, token) = (url.clone(), token.clone());
         clients.push(tokio::spawn(async move {
-            let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("client");
             // Bounded: a client stops at 5,000 posts even if the kill never came.
             for n in 0..5000 {
                 let id = format!("r{round}-c{client}-n{n}");
                 let alarm = ALARMS[n % ALARMS.len()];
                 let body = if n % 7 == 0 {
                     // Some batches of several events in one request.
-                    Value::Array((0..3).map(|k| alarm_event(&format!("{id}-{k}"), alarm)).collect())
+                    Value::Array(
+                        (0..3)
+                            .map(|k| alarm_event(&format!("{id}-{k}"), alarm))
+                            .collect(),
+                    )
                 } else {
                     alarm_event(&id, alarm)
                 };
                 let ids: Vec<String> = match &body {
-                    Value::Array(events) => events.iter().map(|e| e["id"].as_str().unwrap_or_default().to_string()).collect(),
+                    Value::Array(events) => events
+                        .iter()
+                        .map(|e| e["id"].as_str().unwrap_or_default().to_string())
+                        .collect(),
                     event => vec![event["id"].as_str().unwrap_or_default().to_string()],
                 };
-                match http.post(format!("{url}/api/v1/events")).bearer_auth(&token).body(body.to_string()).send().await {
-                    Ok(answer) if answer.status() == 202 => acknowledged.lock().expect("lock").extend(ids),
+                match http
+                    .post(format!("{url}/api/v1/events"))
+                    .bearer_auth(&token)
+                    .body(body.to_string())
+                    .send()
+                    .await
+                {
+                    Ok(answer) if answer.status() == 202 => {
+                        acknowledged.lock().expect("lock").extend(ids)
+                    }
                     Ok(answer) => panic!("unexpected status {}", answer.status()),
                     Err(_) => return, // the server is gone
                 }
@@ -49,7 +71,10 @@ async fn post_until_killed(server: &mut Server, round: usize, kill_after: usize)
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while acknowledged.lock().expect("lock").len() < kill_after {
-        assert!(std::time::Instant::now() < deadline, "clients made too little progress");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "clients made too little progress"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     server.kill();
@@ -69,7 +94,10 @@ async fn events_answered_202_survive_sigkill_and_incidents_are_not_duplicated() 
         let acknowledged = post_until_killed(&mut server, round, kill_after).await;
         assert!(acknowledged.len() >= kill_after);
         all_acknowledged.extend(acknowledged);
-        eprintln!("round {round}: {} events acknowledged before SIGKILL", all_acknowledged.len());
+        eprintln!(
+            "round {round}: {} events acknowledged before SIGKILL",
+            all_acknowledged.len()
+        );
     }
 
     let server = Server::start(dir.path()).await;
@@ -80,7 +108,12 @@ async fn events_answered_202_survive_sigkill_and_incidents_are_not_duplicated() 
             missing.push(id.clone());
         }
     }
-    assert!(missing.is_empty(), "{} acknowledged events lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
 
     // Every stored event gets processed exactly once: each alarm has one open incident whose
     // count is the number of its events that were stored (acknowledged ones, plus any whose
@@ -92,7 +125,10 @@ async fn events_answered_202_survive_sigkill_and_incidents_are_not_duplicated() 
         })
         .await;
     for alarm in ALARMS {
-        let open: Vec<&Value> = incidents.iter().filter(|i| i["alarm_name"] == alarm).collect();
+        let open: Vec<&Value> = incidents
+            .iter()
+            .filter(|i| i["alarm_name"] == alarm)
+            .collect();
         assert_eq!(open.len(), 1, "one incident for {alarm}: {open:?}");
     }
     let counted: u64 = incidents.iter().filter_map(|i| i["count"].as_u64()).sum();

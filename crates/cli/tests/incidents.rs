@@ -60,7 +60,11 @@ async fn a_thousand_alarms_make_one_incident_and_recovery_resolves_it() {
         }));
     }
     for retry in retries {
-        assert_eq!(retry.await.expect("retry task"), 202, "a re-post is acknowledged again");
+        assert_eq!(
+            retry.await.expect("retry task"),
+            202,
+            "a re-post is acknowledged again"
+        );
     }
     server
         .wait_for_incidents("the retried event counted once", |all| {
@@ -76,16 +80,23 @@ async fn a_thousand_alarms_make_one_incident_and_recovery_resolves_it() {
 
     // Recovery resolves it; the next ALARM opens a new incident with a new key.
     let (status, _) = server
-        .post("/api/v1/events", recovery_event("recovered", "ServerCpuTooHigh").to_string())
+        .post(
+            "/api/v1/events",
+            recovery_event("recovered", "ServerCpuTooHigh").to_string(),
+        )
         .await;
     assert_eq!(status, 202);
     server
         .wait_for_incidents("INC-1 resolved", |all| {
-            all.iter().any(|i| i["key"] == "INC-1" && i["status"] == "resolved")
+            all.iter()
+                .any(|i| i["key"] == "INC-1" && i["status"] == "resolved")
         })
         .await;
     let (status, _) = server
-        .post("/api/v1/events", alarm_event("again", "ServerCpuTooHigh").to_string())
+        .post(
+            "/api/v1/events",
+            alarm_event("again", "ServerCpuTooHigh").to_string(),
+        )
         .await;
     assert_eq!(status, 202);
     let incidents = server
@@ -101,7 +112,10 @@ async fn a_thousand_alarms_make_one_incident_and_recovery_resolves_it() {
     let (status, detail) = server.get("/api/v1/incidents/INC-1").await;
     assert_eq!(status, 200);
     let timeline = detail["timeline"].as_array().expect("timeline");
-    assert!(timeline.iter().any(|t| t["kind"] == "resolved"), "{timeline:?}");
+    assert!(
+        timeline.iter().any(|t| t["kind"] == "resolved"),
+        "{timeline:?}"
+    );
 }
 
 #[tokio::test]
@@ -115,7 +129,10 @@ async fn alertmanager_alerts_become_incidents_with_their_labels() {
     third["labels"]["severity"] = json!("warning");
     third["annotations"]["summary"] = json!("CPU load is high");
     third["fingerprint"] = json!("0123456789abcdef");
-    webhook["alerts"].as_array_mut().expect("alerts").push(third);
+    webhook["alerts"]
+        .as_array_mut()
+        .expect("alerts")
+        .push(third);
     let statuses: Vec<&str> = webhook["alerts"]
         .as_array()
         .expect("alerts")
@@ -124,7 +141,9 @@ async fn alertmanager_alerts_become_incidents_with_their_labels() {
         .collect();
     assert_eq!(statuses, ["firing", "resolved", "firing"]);
 
-    let (status, body) = server.post("/api/v1/ingest/alertmanager", webhook.to_string()).await;
+    let (status, body) = server
+        .post("/api/v1/ingest/alertmanager", webhook.to_string())
+        .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["accepted"].as_array().map(Vec::len), Some(3));
     let incidents = server
@@ -139,9 +158,14 @@ async fn alertmanager_alerts_become_incidents_with_their_labels() {
     assert_eq!(disk["severity"], "critical");
     assert_eq!(disk["labels"]["instance"], "app-12.example.com:9100");
     assert_eq!(disk["labels"]["mountpoint"], "/");
-    assert_eq!(disk["annotations"]["summary"], "Filesystem has less than 5% space left.");
+    assert_eq!(
+        disk["annotations"]["summary"],
+        "Filesystem has less than 5% space left."
+    );
     assert_eq!(disk["starts_at"], "2026-11-20T09:58:30.123Z");
-    assert!(disk["generator_url"].as_str().is_some_and(|u| u.starts_with("http://prometheus")));
+    assert!(disk["generator_url"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("http://prometheus")));
     let cpu = incidents
         .iter()
         .find(|i| i["alarm_name"] == "HostHighCpuLoad")
@@ -149,7 +173,9 @@ async fn alertmanager_alerts_become_incidents_with_their_labels() {
     assert_eq!(cpu["severity"], "warning");
     assert_eq!(cpu["labels"]["instance"], "app-14.example.com:9100");
     assert!(
-        !incidents.iter().any(|i| i["labels"]["instance"] == "app-13.example.com:9100"),
+        !incidents
+            .iter()
+            .any(|i| i["labels"]["instance"] == "app-13.example.com:9100"),
         "the resolved alert opens nothing"
     );
 
@@ -158,7 +184,9 @@ async fn alertmanager_alerts_become_incidents_with_their_labels() {
     resolved["alerts"] = json!([webhook["alerts"][0].clone()]);
     resolved["alerts"][0]["status"] = json!("resolved");
     resolved["alerts"][0]["endsAt"] = json!("2026-11-20T10:30:00Z");
-    let (status, _) = server.post("/api/v1/ingest/alertmanager", resolved.to_string()).await;
+    let (status, _) = server
+        .post("/api/v1/ingest/alertmanager", resolved.to_string())
+        .await;
     assert_eq!(status, 202);
     server
         .wait_for_incidents("the filesystem incident resolved", |all| {
@@ -173,14 +201,20 @@ async fn alertmanager_alerts_become_incidents_with_their_labels() {
 /// each request line it receives.
 async fn subscribe_url_listener() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             let mut buf = vec![0u8; 8192];
             let n = socket.read(&mut buf).await.unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string();
+            let request = String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
             let _ = tx.send(request);
             let _ = socket
                 .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
@@ -205,7 +239,8 @@ confirm_url_hosts = ["127.0.0.1"]
     )
     .expect("write config");
     let data = dir.path().join("data");
-    let server = Server::start_with(&data, &["--config", config.to_str().expect("utf-8 path")]).await;
+    let server =
+        Server::start_with(&data, &["--config", config.to_str().expect("utf-8 path")]).await;
 
     let post_sns = |body: Value, kind: &'static str| {
         let request = server
@@ -225,28 +260,46 @@ confirm_url_hosts = ["127.0.0.1"]
     // A topic that is not allowed: refused, and its URL never fetched.
     let mut foreign = fixture("sns-subscription-confirmation.json");
     foreign["TopicArn"] = json!("arn:aws:sns:us-east-1:999999999999:someone-else");
-    foreign["SubscribeURL"] = json!(format!("{confirm_base}/?Action=ConfirmSubscription&topic=foreign"));
+    foreign["SubscribeURL"] = json!(format!(
+        "{confirm_base}/?Action=ConfirmSubscription&topic=foreign"
+    ));
     let (status, body) = post_sns(foreign, "SubscriptionConfirmation").await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("allowed_topic_arns")), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("allowed_topic_arns")),
+        "{body}"
+    );
 
     // The allowed topic: accepted and confirmed by fetching SubscribeURL.
     let mut allowed = fixture("sns-subscription-confirmation.json");
-    allowed["SubscribeURL"] = json!(format!("{confirm_base}/?Action=ConfirmSubscription&topic=ops"));
+    allowed["SubscribeURL"] = json!(format!(
+        "{confirm_base}/?Action=ConfirmSubscription&topic=ops"
+    ));
     let (status, body) = post_sns(allowed, "SubscriptionConfirmation").await;
     assert_eq!(status, 202, "{body}");
     let request = tokio::time::timeout(std::time::Duration::from_secs(10), confirmations.recv())
         .await
         .expect("vigil fetched SubscribeURL")
         .expect("listener alive");
-    assert!(request.contains("topic=ops"), "confirmation fetched the allowed topic's URL: {request}");
-    assert!(confirmations.try_recv().is_err(), "the refused topic's URL was never fetched");
+    assert!(
+        request.contains("topic=ops"),
+        "confirmation fetched the allowed topic's URL: {request}"
+    );
+    assert!(
+        confirmations.try_recv().is_err(),
+        "the refused topic's URL was never fetched"
+    );
 
     // A notification carrying a CloudWatch alarm becomes an alarm incident.
     let notification = fixture("sns-notification-cloudwatch-alarm.json");
     let message: Value = serde_json::from_str(notification["Message"].as_str().expect("Message"))
         .expect("Message is alarm JSON");
-    let alarm_name = message["AlarmName"].as_str().expect("AlarmName").to_string();
+    let alarm_name = message["AlarmName"]
+        .as_str()
+        .expect("AlarmName")
+        .to_string();
     let (status, body) = post_sns(notification.clone(), "Notification").await;
     assert_eq!(status, 202, "{body}");
     let (status, _) = post_sns(notification, "Notification").await;
@@ -256,9 +309,15 @@ confirm_url_hosts = ["127.0.0.1"]
             all.iter().any(|i| i["alarm_name"] == alarm_name.as_str())
         })
         .await;
-    let incident = incidents.iter().find(|i| i["alarm_name"] == alarm_name.as_str()).expect("incident");
+    let incident = incidents
+        .iter()
+        .find(|i| i["alarm_name"] == alarm_name.as_str())
+        .expect("incident");
     assert_eq!(incident["state"], "ALARM");
-    assert_eq!(incident["count"], 1, "the retried notification (same MessageId) counts once");
+    assert_eq!(
+        incident["count"], 1,
+        "the retried notification (same MessageId) counts once"
+    );
     assert_eq!(incident["source"], "aws.cloudwatch");
 }
 
@@ -267,35 +326,67 @@ async fn the_cli_lists_shows_acknowledges_and_resolves() {
     let dir = temp_dir();
     let server = Server::start(dir.path()).await;
     let event_file = dir.path().join("alarm.json");
-    std::fs::write(&event_file, alarm_event("cli-1", "DiskAlmostFull").to_string()).expect("write event");
+    std::fs::write(
+        &event_file,
+        alarm_event("cli-1", "DiskAlmostFull").to_string(),
+    )
+    .expect("write event");
 
     let sent = server.cli(&["event", "send", event_file.to_str().expect("path")]);
-    assert!(sent.status.success(), "event send: {}", String::from_utf8_lossy(&sent.stderr));
-    server.wait_for_incidents("the sent event's incident", |all| all.len() == 1).await;
+    assert!(
+        sent.status.success(),
+        "event send: {}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    server
+        .wait_for_incidents("the sent event's incident", |all| all.len() == 1)
+        .await;
 
     let listed = server.cli(&["incidents", "--json"]);
-    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
     let listed: Value = serde_json::from_slice(&listed.stdout).expect("--json prints JSON");
-    let listed = listed.as_array().or_else(|| listed["incidents"].as_array()).cloned().expect("a list");
+    let listed = listed
+        .as_array()
+        .or_else(|| listed["incidents"].as_array())
+        .cloned()
+        .expect("a list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["key"], "INC-1");
 
     let table = server.cli(&["incidents", "--status", "open"]);
     let table = String::from_utf8_lossy(&table.stdout).to_string();
-    assert!(table.contains("INC-1") && table.contains("DiskAlmostFull"), "{table}");
+    assert!(
+        table.contains("INC-1") && table.contains("DiskAlmostFull"),
+        "{table}"
+    );
 
     let shown = server.cli(&["incident", "show", "INC-1"]);
     let shown_text = String::from_utf8_lossy(&shown.stdout).to_string();
-    assert!(shown.status.success() && shown_text.contains("DiskAlmostFull"), "{shown_text}");
+    assert!(
+        shown.status.success() && shown_text.contains("DiskAlmostFull"),
+        "{shown_text}"
+    );
 
     let acked = server.cli(&["incident", "ack", "INC-1"]);
-    assert!(acked.status.success(), "{}", String::from_utf8_lossy(&acked.stderr));
+    assert!(
+        acked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&acked.stderr)
+    );
     let (_, incident) = server.get("/api/v1/incidents/INC-1").await;
     assert_eq!(incident["status"], "acknowledged");
     assert!(incident["acknowledged_at"].is_string());
 
     let resolved = server.cli(&["incident", "resolve", "INC-1"]);
-    assert!(resolved.status.success(), "{}", String::from_utf8_lossy(&resolved.stderr));
+    assert!(
+        resolved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resolved.stderr)
+    );
     let (_, incident) = server.get("/api/v1/incidents/INC-1").await;
     assert_eq!(incident["status"], "resolved");
 
@@ -311,7 +402,11 @@ async fn the_cli_lists_shows_acknowledges_and_resolves() {
         .env_remove("VIGIL_TOKEN")
         .output()
         .expect("run the CLI");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
@@ -320,8 +415,16 @@ fn rule_test_exit_codes_follow_aws_test_event_pattern() {
     let dir = temp_dir();
     let to_alarm = dir.path().join("to-alarm.json");
     let to_ok = dir.path().join("to-ok.json");
-    std::fs::write(&to_alarm, fixture("cloudwatch-alarm-ok-to-alarm.json").to_string()).expect("write");
-    std::fs::write(&to_ok, fixture("cloudwatch-alarm-alarm-to-ok.json").to_string()).expect("write");
+    std::fs::write(
+        &to_alarm,
+        fixture("cloudwatch-alarm-ok-to-alarm.json").to_string(),
+    )
+    .expect("write");
+    std::fs::write(
+        &to_ok,
+        fixture("cloudwatch-alarm-alarm-to-ok.json").to_string(),
+    )
+    .expect("write");
     let run = |pattern: &str, event: String| {
         std::process::Command::new(common::VIGIL)
             .args(["rule", "test", "--pattern", pattern, "--event", &event])
@@ -332,5 +435,11 @@ fn rule_test_exit_codes_follow_aws_test_event_pattern() {
     };
     assert_eq!(run(pattern, format!("@{}", to_alarm.display())), Some(0));
     assert_eq!(run(pattern, format!("@{}", to_ok.display())), Some(1));
-    assert_eq!(run(r#"{"source":"aws.cloudwatch"}"#, format!("@{}", to_ok.display())), Some(2));
+    assert_eq!(
+        run(
+            r#"{"source":"aws.cloudwatch"}"#,
+            format!("@{}", to_ok.display())
+        ),
+        Some(2)
+    );
 }

@@ -41,23 +41,52 @@ async fn every_route_but_healthz_needs_a_token() {
         let body: Value = none.json().await.expect("401 has a JSON body");
         assert!(body["error"].is_string(), "{method} {path}: {body}");
 
-        let wrong = request(method).bearer_auth("vgl_not-a-real-token").send().await.expect("request");
+        let wrong = request(method)
+            .bearer_auth("vgl_not-a-real-token")
+            .send()
+            .await
+            .expect("request");
         assert_eq!(wrong.status(), 401, "{method} {path} with a wrong token");
 
-        let basic = request(method).basic_auth("anyone", Some(&server.token)).send().await.expect("request");
-        assert_ne!(basic.status(), 401, "{method} {path} with Basic auth and the token as password");
-        let bearer = request(method).bearer_auth(&server.token).send().await.expect("request");
-        assert_ne!(bearer.status(), 401, "{method} {path} with the bearer token");
+        let basic = request(method)
+            .basic_auth("anyone", Some(&server.token))
+            .send()
+            .await
+            .expect("request");
+        assert_ne!(
+            basic.status(),
+            401,
+            "{method} {path} with Basic auth and the token as password"
+        );
+        let bearer = request(method)
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .expect("request");
+        assert_ne!(
+            bearer.status(),
+            401,
+            "{method} {path} with the bearer token"
+        );
     }
-    let health = client.get(format!("{}/healthz", server.url)).send().await.expect("healthz");
+    let health = client
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200);
 
     // The token on disk is the only copy in the clear: the database holds a hash.
     let database = std::fs::read(dir.path().join("vigil.db")).expect("database file");
     let token = server.token.as_bytes();
-    assert!(!database.windows(token.len()).any(|w| w == token), "token stored in the clear");
+    assert!(
+        !database.windows(token.len()).any(|w| w == token),
+        "token stored in the clear"
+    );
     let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(dir.path().join("admin.token")).expect("token file").permissions(),
+        &std::fs::metadata(dir.path().join("admin.token"))
+            .expect("token file")
+            .permissions(),
     );
     assert_eq!(mode & 0o077, 0, "admin.token is private to its owner");
 }
@@ -68,55 +97,122 @@ async fn bad_bodies_get_clear_4xx_answers() {
     let server = Server::start(dir.path()).await;
 
     let too_big = "x".repeat(1024 * 1024 + 1);
-    for path in ["/api/v1/events", "/api/v1/ingest/sns", "/api/v1/ingest/alertmanager"] {
+    for path in [
+        "/api/v1/events",
+        "/api/v1/ingest/sns",
+        "/api/v1/ingest/alertmanager",
+    ] {
         let (status, body) = server.post(path, too_big.clone()).await;
         assert_eq!(status, 413, "{path}: {body}");
-        assert!(body["error"].as_str().is_some_and(|e| e.contains("1048576")), "{path}: {body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("1048576")),
+            "{path}: {body}"
+        );
     }
 
     let (status, body) = server.post("/api/v1/events", "{\"source\": ").await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("JSON")), "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("JSON")),
+        "{body}"
+    );
 
     let mut missing = alarm_event("missing-detail-type", "X");
-    missing.as_object_mut().expect("object").remove("detail-type");
+    missing
+        .as_object_mut()
+        .expect("object")
+        .remove("detail-type");
     let (status, body) = server.post("/api/v1/events", missing.to_string()).await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("detail-type")), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("detail-type")),
+        "{body}"
+    );
 
     // A batch with one bad event is refused whole, naming which one.
     let batch = json!([alarm_event("good-one", "X"), {"source": "x", "detail": {}}]);
     let (status, body) = server.post("/api/v1/events", batch.to_string()).await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("event[1]") && e.contains("detail-type")), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("event[1]") && e.contains("detail-type")),
+        "{body}"
+    );
     let (status, _) = server.get("/api/v1/events/good-one").await;
     assert_eq!(status, 404, "nothing from a refused batch is kept");
 
-    let (status, body) = server.post("/api/v1/ingest/alertmanager", json!({"version": "4"}).to_string()).await;
+    let (status, body) = server
+        .post(
+            "/api/v1/ingest/alertmanager",
+            json!({"version": "4"}).to_string(),
+        )
+        .await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("alerts")), "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("alerts")),
+        "{body}"
+    );
 
     let (status, body) = server.get("/api/v1/incidents?status=bogus").await;
     assert_eq!(status, 400);
-    assert!(body["error"].as_str().is_some_and(|e| e.contains("bogus")), "{body}");
+    assert!(
+        body["error"].as_str().is_some_and(|e| e.contains("bogus")),
+        "{body}"
+    );
 }
 
 /// Valid payloads to mutate: the endpoint they belong to, and the body.
 fn seeds() -> Vec<(&'static str, String)> {
     vec![
-        ("/api/v1/events", fixture("cloudwatch-alarm-ok-to-alarm.json").to_string()),
-        ("/api/v1/events", fixture("cloudwatch-alarm-ok-to-insufficient-data.json").to_string()),
-        ("/api/v1/ingest/alertmanager", fixture("alertmanager-webhook-v4.json").to_string()),
-        ("/api/v1/ingest/sns", fixture("sns-notification-cloudwatch-alarm.json").to_string()),
-        ("/api/v1/ingest/sns", fixture("sns-subscription-confirmation.json").to_string()),
+        (
+            "/api/v1/events",
+            fixture("cloudwatch-alarm-ok-to-alarm.json").to_string(),
+        ),
+        (
+            "/api/v1/events",
+            fixture("cloudwatch-alarm-ok-to-insufficient-data.json").to_string(),
+        ),
+        (
+            "/api/v1/ingest/alertmanager",
+            fixture("alertmanager-webhook-v4.json").to_string(),
+        ),
+        (
+            "/api/v1/ingest/sns",
+            fixture("sns-notification-cloudwatch-alarm.json").to_string(),
+        ),
+        (
+            "/api/v1/ingest/sns",
+            fixture("sns-subscription-confirmation.json").to_string(),
+        ),
     ]
 }
 
-const ENDPOINTS: [&str; 3] = ["/api/v1/events", "/api/v1/ingest/sns", "/api/v1/ingest/alertmanager"];
+const ENDPOINTS: [&str; 3] = [
+    "/api/v1/events",
+    "/api/v1/ingest/sns",
+    "/api/v1/ingest/alertmanager",
+];
 
 const NASTY: &[&str] = &[
-    "null", "[]", "{}", "[[[[[[[[", "\"\"", "1e999999", "-", "{\"id\":{}}", "[null]",
-    "{\"detail-type\":null}", "\u{0}", "\u{feff}{}", "{\"a\":\"\\ud800\"}", "9999999999999999999999",
+    "null",
+    "[]",
+    "{}",
+    "[[[[[[[[",
+    "\"\"",
+    "1e999999",
+    "-",
+    "{\"id\":{}}",
+    "[null]",
+    "{\"detail-type\":null}",
+    "\u{0}",
+    "\u{feff}{}",
+    "{\"a\":\"\\ud800\"}",
+    "9999999999999999999999",
 ];
 
 fn mutate(rng: &mut StdRng, seed: &str) -> Vec<u8> {
@@ -145,7 +241,7 @@ fn mutate(rng: &mut StdRng, seed: &str) -> Vec<u8> {
         5 => {
             // Same shape, values of the wrong type.
             let mut value: Value = serde_json::from_str(seed).unwrap_or(Value::Null);
-            scramble(rng, &mut value, 0);
+            scramble(rng, &mut value);
             value.to_string().into_bytes()
         }
         6 => {
@@ -161,7 +257,10 @@ fn mutate(rng: &mut StdRng, seed: &str) -> Vec<u8> {
                 if !keys.is_empty() {
                     object.remove(&keys[rng.gen_range(0..keys.len())]);
                 }
-                object.insert("id".into(), Value::from(format!("fuzz-{}", rng.gen::<u32>())));
+                object.insert(
+                    "id".into(),
+                    Value::from(format!("fuzz-{}", rng.gen::<u32>())),
+                );
             }
             value.to_string().into_bytes()
         }
@@ -169,10 +268,10 @@ fn mutate(rng: &mut StdRng, seed: &str) -> Vec<u8> {
     }
 }
 
-fn scramble(rng: &mut StdRng, value: &mut Value, depth: usize) {
+fn scramble(rng: &mut StdRng, value: &mut Value) {
     match value {
-        Value::Object(map) => map.values_mut().for_each(|v| scramble(rng, v, depth + 1)),
-        Value::Array(items) => items.iter_mut().for_each(|v| scramble(rng, v, depth + 1)),
+        Value::Object(map) => map.values_mut().for_each(|v| scramble(rng, v)),
+        Value::Array(items) => items.iter_mut().for_each(|v| scramble(rng, v)),
         leaf if rng.gen_bool(0.2) => {
             *leaf = match rng.gen_range(0..6) {
                 0 => Value::Null,
@@ -207,7 +306,11 @@ async fn ten_thousand_hostile_bodies_get_only_2xx_or_4xx_and_memory_stays_bounde
                 let mut seen = Vec::new();
                 for _ in 0..per_round / workers {
                     let (endpoint, seed) = &seeds[rng.gen_range(0..seeds.len())];
-                    let endpoint = if rng.gen_bool(0.2) { ENDPOINTS[rng.gen_range(0..3)] } else { endpoint };
+                    let endpoint = if rng.gen_bool(0.2) {
+                        ENDPOINTS[rng.gen_range(0..3)]
+                    } else {
+                        endpoint
+                    };
                     let body = mutate(&mut rng, seed);
                     let mut request = server_ref
                         .http
@@ -215,10 +318,14 @@ async fn ten_thousand_hostile_bodies_get_only_2xx_or_4xx_and_memory_stays_bounde
                         .bearer_auth(&server_ref.token)
                         .body(body);
                     if endpoint.ends_with("sns") {
-                        let kind = ["Notification", "SubscriptionConfirmation", "Bogus"][rng.gen_range(0..3)];
+                        let kind = ["Notification", "SubscriptionConfirmation", "Bogus"]
+                            [rng.gen_range(0..3)];
                         request = request.header("x-amz-sns-message-type", kind);
                     }
-                    let answer = request.send().await.expect("the server answers every request");
+                    let answer = request
+                        .send()
+                        .await
+                        .expect("the server answers every request");
                     seen.push(answer.status().as_u16());
                 }
                 seen
@@ -226,25 +333,47 @@ async fn ten_thousand_hostile_bodies_get_only_2xx_or_4xx_and_memory_stays_bounde
         })
         .await;
         for status in results.into_iter().flatten() {
-            assert!((200..500).contains(&status), "status {status}: only 2xx and 4xx are acceptable");
+            assert!(
+                (200..500).contains(&status),
+                "status {status}: only 2xx and 4xx are acceptable"
+            );
             *statuses.entry(status).or_insert(0usize) += 1;
         }
-        assert!(server.is_running(), "the server is still up after round {round}");
+        assert!(
+            server.is_running(),
+            "the server is still up after round {round}"
+        );
         if round == 0 {
             baseline_rss = server.rss_kib();
         }
     }
     let final_rss = server.rss_kib();
-    eprintln!("statuses: {statuses:?}; RSS after warm-up {baseline_rss} KiB, at the end {final_rss} KiB");
+    eprintln!(
+        "statuses: {statuses:?}; RSS after warm-up {baseline_rss} KiB, at the end {final_rss} KiB"
+    );
     assert_eq!(statuses.values().sum::<usize>(), total);
-    assert!(statuses.keys().any(|s| *s == 202), "some mutations are still valid and accepted");
-    assert!(statuses.keys().any(|s| *s == 400), "most mutations are refused");
-    assert!(final_rss < 256 * 1024, "resident memory {final_rss} KiB exceeds 256 MiB");
+    assert!(
+        statuses.keys().any(|s| *s == 202),
+        "some mutations are still valid and accepted"
+    );
+    assert!(
+        statuses.keys().any(|s| *s == 400),
+        "most mutations are refused"
+    );
+    assert!(
+        final_rss < 256 * 1024,
+        "resident memory {final_rss} KiB exceeds 256 MiB"
+    );
     assert!(
         final_rss < baseline_rss + 64 * 1024,
         "memory grew from {baseline_rss} KiB to {final_rss} KiB over 5,000 requests"
     );
-    let health = server.http.get(format!("{}/healthz", server.url)).send().await.expect("healthz");
+    let health = server
+        .http
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(health.status(), 200);
     tokio::time::sleep(Duration::from_millis(10)).await;
     server.kill();
@@ -256,7 +385,8 @@ where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
-    let mut pending: Vec<std::pin::Pin<Box<Fut>>> = (0..workers).map(|w| Box::pin(make(w))).collect();
+    let mut pending: Vec<std::pin::Pin<Box<Fut>>> =
+        (0..workers).map(|w| Box::pin(make(w))).collect();
     let mut results: Vec<Option<T>> = (0..workers).map(|_| None).collect();
     std::future::poll_fn(|cx| {
         let mut done = true;

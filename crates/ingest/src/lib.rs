@@ -5,10 +5,20 @@
 //! * [`sns`] — SNS HTTP subscription messages; CloudWatch alarm notifications become
 //!   the same event CloudWatch sends through EventBridge.
 //! * [`alertmanager`] — Alertmanager webhook v4; one event per alert.
+//!
+//! Metric decoders produce [`metric::MetricPoint`]s instead of events:
+//!
+//! * [`graphite`] — Graphite plaintext lines, plain and tagged.
+//! * [`remote_write`] — Prometheus remote_write v1 bodies (snappy + protobuf).
 
 pub mod alertmanager;
 pub mod envelope;
+pub mod graphite;
+pub mod metric;
+pub mod remote_write;
 pub mod sns;
+
+pub use metric::MetricPoint;
 
 /// Why a body was refused. Messages name the field and position so a sender can fix it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -32,6 +32,46 @@ pub(crate) enum Condition {
     Exists(bool),
 }
 
+impl Condition {
+    /// Judges one value directly, without an index: for tests held back until the rest of
+    /// their clause has matched.
+    pub(crate) fn matches(&self, leaf: Leaf<'_>) -> bool {
+        match (self, leaf) {
+            (Condition::ExactStr(v), Leaf::Str(s)) => **v == *s,
+            (Condition::ExactNum(v), Leaf::Num(n)) => *v == n,
+            (Condition::ExactBool(v), Leaf::Bool(b)) => *v == b,
+            (Condition::ExactNull, Leaf::Null) => true,
+            (Condition::Prefix(p), Leaf::Str(s)) => s.starts_with(&**p),
+            (Condition::Suffix(p), Leaf::Str(s)) => s.ends_with(&**p),
+            (Condition::PrefixIgnoreCase(p), Leaf::Str(s)) => fold_case(s).starts_with(&**p),
+            (Condition::SuffixIgnoreCase(p), Leaf::Str(s)) => fold_case(s).ends_with(&**p),
+            (Condition::EqualsIgnoreCase(p), Leaf::Str(s)) => *fold_case(s) == **p,
+            (Condition::Wildcard(w), Leaf::Str(s)) => w.matches(s),
+            (Condition::AnythingBut(but), leaf) => but.matches(leaf),
+            (Condition::Numeric(range), Leaf::Num(n)) => range.contains(n),
+            (Condition::Cidr(net), Leaf::Str(s)) => net.matches(s),
+            (Condition::Exists(exists), _) => *exists,
+            _ => false,
+        }
+    }
+
+    /// Indexed tests narrow a clause to few events; the others are judged one by one.
+    pub(crate) fn is_selective(&self) -> bool {
+        matches!(
+            self,
+            Condition::ExactStr(_)
+                | Condition::ExactNum(_)
+                | Condition::ExactBool(_)
+                | Condition::ExactNull
+                | Condition::Prefix(_)
+                | Condition::Suffix(_)
+                | Condition::PrefixIgnoreCase(_)
+                | Condition::SuffixIgnoreCase(_)
+                | Condition::EqualsIgnoreCase(_)
+        )
+    }
+}
+
 /// `anything-but`: matches any value the inner test rejects, including null, and never a
 /// missing field.
 #[derive(Debug, Clone)]
@@ -112,10 +152,10 @@ impl Cidr {
             IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32, false),
             IpAddr::V6(v6) => (u128::from(v6), 128, true),
         };
-        if bits > width {
-            return Err(format!(
-                "Malformed CIDR, mask bits must be between 0 and {width}"
-            ));
+        // AWS refuses a mask covering the whole address: a single address is an exact match.
+        if bits >= width {
+            let version = if v6 { 6 } else { 4 };
+            return Err(format!("IPv{version} mask bits must be < {width}"));
         }
         let mask = if bits == 0 {
             0

@@ -115,6 +115,9 @@ struct ConjunctInfo {
     path: u32,
     /// Satisfied by the field's absence too (`exists: false` among its conditions).
     absent_ok: bool,
+    /// Judged only once the rest of its clause matched (see `Matcher::add`); these are its
+    /// conditions. Empty for indexed conjuncts.
+    deferred: Vec<Condition>,
 }
 
 #[derive(Debug)]
@@ -130,6 +133,8 @@ pub struct Matcher<K> {
     keys: Vec<K>,
     pub(crate) paths: PathTree,
     fields: Vec<FieldIndex>,
+    /// Paths with deferred tests: their values are kept during a walk.
+    deferred_paths: Vec<bool>,
     conjuncts: Vec<ConjunctInfo>,
     clauses: Vec<ClauseInfo>,
     /// Clauses with no positive test (`{}` or only `exists: false`), checked on every event.
@@ -142,6 +147,7 @@ impl<K> Default for Matcher<K> {
             keys: Vec::new(),
             paths: PathTree::new(),
             fields: Vec::new(),
+            deferred_paths: Vec::new(),
             conjuncts: Vec::new(),
             clauses: Vec::new(),
             always_checked: Vec::new(),
@@ -166,28 +172,49 @@ impl<K: Clone> Matcher<K> {
                 positive: 0,
                 conjuncts: Vec::with_capacity(clause.len()),
             };
+            // A test that only the scanned operators (anything-but, numeric, wildcard, cidr)
+            // can judge is deferred when its clause also has an indexed test: thousands of
+            // such rules then cost nothing on events their indexed half already rules out.
+            let has_selective = clause
+                .iter()
+                .any(|c| c.conditions.iter().all(Condition::is_selective));
             for conjunct in clause {
                 let mut next_path = self.fields.len() as u32;
                 let path = self.paths.intern(&conjunct.path, &mut next_path);
                 if path as usize == self.fields.len() {
                     self.fields.push(FieldIndex::default());
+                    self.deferred_paths.push(false);
                 }
                 let id = self.conjuncts.len() as u32;
                 let absent_ok = conjunct
                     .conditions
                     .iter()
                     .any(|c| matches!(c, Condition::Exists(false)));
-                for condition in &conjunct.conditions {
-                    if !matches!(condition, Condition::Exists(false)) {
-                        self.fields[path as usize].add(condition, id);
+                let defer = has_selective
+                    && !absent_ok
+                    && !conjunct.conditions.iter().all(Condition::is_selective)
+                    && !conjunct
+                        .conditions
+                        .iter()
+                        .any(|c| matches!(c, Condition::Exists(_)));
+                let deferred = if defer {
+                    self.deferred_paths[path as usize] = true;
+                    conjunct.conditions
+                } else {
+                    for condition in &conjunct.conditions {
+                        if !matches!(condition, Condition::Exists(false)) {
+                            self.fields[path as usize].add(condition, id);
+                        }
                     }
-                }
+                    Vec::new()
+                };
                 self.conjuncts.push(ConjunctInfo {
                     clause: clause_id,
                     path,
                     absent_ok,
+                    deferred,
                 });
-                info.positive += u32::from(!absent_ok);
+                info.positive += u32::from(!absent_ok && !defer);
                 info.conjuncts.push(id);
             }
             if info.positive == 0 {
@@ -269,6 +296,9 @@ pub struct MatchState {
     /// (conjunct, trail start, trail length) for every value that satisfied a field test.
     hits: Vec<(u32, u32, u32)>,
     trails: Vec<TrailStep>,
+    /// Values at paths with deferred tests: (path, value, trail start, trail length).
+    kept: Vec<(u32, KeptLeaf, u32, u32)>,
+    kept_text: String,
     arrays: u32,
     pub(crate) text: String,
 }
@@ -293,7 +323,29 @@ impl MatchState {
         self.candidates.clear();
         self.hits.clear();
         self.trails.clear();
+        self.kept.clear();
+        self.kept_text.clear();
         self.arrays = 0;
+    }
+}
+
+/// A value kept for deferred tests; strings live in `MatchState::kept_text`.
+#[derive(Debug, Clone, Copy)]
+enum KeptLeaf {
+    Str(u32, u32),
+    Num(f64),
+    Bool(bool),
+    Null,
+}
+
+impl MatchState {
+    fn kept_leaf(&self, kept: KeptLeaf) -> Leaf<'_> {
+        match kept {
+            KeptLeaf::Str(start, end) => Leaf::Str(&self.kept_text[start as usize..end as usize]),
+            KeptLeaf::Num(n) => Leaf::Num(n),
+            KeptLeaf::Bool(b) => Leaf::Bool(b),
+            KeptLeaf::Null => Leaf::Null,
+        }
     }
 }
 
@@ -333,6 +385,19 @@ impl<K> Run<'_, K> {
             (start, self.trail.len() as u32)
         };
         let matcher = self.matcher;
+        if matcher.deferred_paths[path as usize] {
+            let kept = match leaf {
+                Leaf::Str(s) => {
+                    let start = state.kept_text.len() as u32;
+                    state.kept_text.push_str(s);
+                    KeptLeaf::Str(start, state.kept_text.len() as u32)
+                }
+                Leaf::Num(n) => KeptLeaf::Num(n),
+                Leaf::Bool(b) => KeptLeaf::Bool(b),
+                Leaf::Null => KeptLeaf::Null,
+            };
+            state.kept.push((path, kept, trail_start, trail_len));
+        }
         matcher.fields[path as usize].judge(leaf, &mut |conjunct| {
             state.hits.push((conjunct, trail_start, trail_len));
             let c = conjunct as usize;
@@ -388,15 +453,45 @@ fn confirm<K>(matcher: &Matcher<K>, state: &MatchState, clause: &ClauseInfo) -> 
             return false;
         }
     }
+    // Deferred tests: judged now, against the values kept for their paths.
+    let mut deferred_choices: Vec<Option<Vec<&[TrailStep]>>> = Vec::new();
+    for &c in &clause.conjuncts {
+        let info = &matcher.conjuncts[c as usize];
+        if info.deferred.is_empty() {
+            continue;
+        }
+        let mut trails = Vec::new();
+        let mut unconstrained = false;
+        for &(path, kept, start, len) in &state.kept {
+            if path == info.path
+                && info
+                    .deferred
+                    .iter()
+                    .any(|d| d.matches(state.kept_leaf(kept)))
+            {
+                if len == 0 {
+                    unconstrained = true;
+                } else {
+                    trails.push(&state.trails[start as usize..(start + len) as usize]);
+                }
+            }
+        }
+        if !unconstrained && trails.is_empty() {
+            return false;
+        }
+        deferred_choices.push((!unconstrained).then_some(trails));
+    }
     if state.arrays == 0 || state.trails.is_empty() {
         return true;
     }
     // Each field that must be satisfied by a value contributes the trails of the values that
     // satisfy it; a value outside any array of objects is compatible with every other.
-    let mut choices: Vec<Vec<&[TrailStep]>> = Vec::new();
+    let mut choices: Vec<Vec<&[TrailStep]>> = deferred_choices.into_iter().flatten().collect();
     for &c in &clause.conjuncts {
         let info = &matcher.conjuncts[c as usize];
-        if info.absent_ok && state.path_seen[info.path as usize] != epoch {
+        if !info.deferred.is_empty()
+            || (info.absent_ok && state.path_seen[info.path as usize] != epoch)
+        {
             continue;
         }
         let mut trails = Vec::new();

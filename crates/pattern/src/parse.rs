@@ -32,6 +32,9 @@ const OPERATORS: [&str; 8] = [
 
 pub(crate) fn parse(pattern: &Value) -> Result<Vec<Clause>, PatternError> {
     match pattern {
+        Value::Object(fields) if fields.is_empty() => {
+            Err(PatternError::new(&[], "Empty objects are not allowed"))
+        }
         Value::Object(fields) => parse_object(fields, &mut Vec::new()),
         _ => Err(PatternError::new(&[], "a pattern must be a JSON object")),
     }
@@ -44,7 +47,7 @@ fn parse_object(
     let mut clauses: Vec<Clause> = vec![Vec::new()];
     for (key, value) in fields {
         if key == "$or" {
-            if let Some(alternatives) = or_alternatives(value, path)? {
+            if let Some(alternatives) = or_alternatives(value) {
                 let mut expanded = Vec::new();
                 for alternative in alternatives {
                     expanded.extend(parse_object(alternative, path)?);
@@ -56,6 +59,9 @@ fn parse_object(
         let depth = path.len();
         path.extend(key.split('.').map(Box::from));
         let result = match value {
+            Value::Object(inner) if inner.is_empty() => {
+                Err(PatternError::new(path, "Empty objects are not allowed"))
+            }
             Value::Object(inner) => {
                 parse_object(inner, path).and_then(|inner| cross(clauses, &inner, path))
             }
@@ -85,34 +91,13 @@ fn parse_object(
 
 /// `$or` is the operator only when its value is an array of two or more objects that are not
 /// themselves operators; otherwise it is an ordinary field name.
-fn or_alternatives<'v>(
-    value: &'v Value,
-    path: &[Box<str>],
-) -> Result<Option<Vec<&'v Map<String, Value>>>, PatternError> {
-    let Value::Array(elements) = value else {
-        return Ok(None);
-    };
+fn or_alternatives(value: &Value) -> Option<Vec<&Map<String, Value>>> {
+    let elements = value.as_array()?;
     let objects: Vec<&Map<String, Value>> = elements.iter().filter_map(Value::as_object).collect();
-    if objects.is_empty()
-        || objects
-            .iter()
-            .any(|o| o.keys().any(|k| OPERATORS.contains(&k.as_str())))
-    {
-        return Ok(None);
-    }
-    if objects.len() != elements.len() {
-        return Err(PatternError::new(
-            path,
-            "every element of \"$or\" must be an object",
-        ));
-    }
-    if objects.len() < 2 {
-        return Err(PatternError::new(
-            path,
-            "\"$or\" needs an array of at least 2 objects",
-        ));
-    }
-    Ok(Some(objects))
+    let operators = objects
+        .iter()
+        .any(|o| o.keys().any(|k| OPERATORS.contains(&k.as_str())));
+    (objects.len() >= 2 && objects.len() == elements.len() && !operators).then_some(objects)
 }
 
 fn cross(

@@ -69,7 +69,13 @@ impl Server {
             .expect("vigil up writes admin.token")
             .trim()
             .to_string();
-        Server { child, url, token, data: data.to_path_buf(), http }
+        Server {
+            child,
+            url,
+            token,
+            data: data.to_path_buf(),
+            http,
+        }
     }
 
     /// SIGKILL: no shutdown path runs.
@@ -96,7 +102,10 @@ impl Server {
     /// Alive and not a zombie, by its /proc entry.
     pub fn is_running(&self) -> bool {
         std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).is_ok_and(|stat| {
-            stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).is_some_and(|s| s != "Z" && s != "X")
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                .is_some_and(|s| s != "Z" && s != "X")
         })
     }
 
@@ -112,7 +121,10 @@ impl Server {
             .expect("request reaches vigil");
         let status = answer.status().as_u16();
         let text = answer.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
@@ -125,7 +137,10 @@ impl Server {
             .expect("request reaches vigil");
         let status = answer.status().as_u16();
         let text = answer.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn incidents(&self) -> Vec<Value> {
@@ -135,7 +150,11 @@ impl Server {
     }
 
     /// Polls the incident list until `done` holds (processing is asynchronous after 202).
-    pub async fn wait_for_incidents(&self, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub async fn wait_for_incidents(
+        &self,
+        what: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let incidents = self.incidents().await;
@@ -170,9 +189,14 @@ impl Drop for Server {
 
 /// A payload from the shared fixtures; a missing fixture is a failure, not a skip.
 pub fn fixture(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/events").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/events")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("fixture {} is missing ({e}); the shared fixtures must sit beside the repository", path.display())
+        panic!(
+            "fixture {} is missing ({e}); the shared fixtures must sit beside the repository",
+            path.display()
+        )
     });
     serde_json::from_str(&text).expect("fixture is JSON")
 }
@@ -194,9 +218,14 @@ pub fn recovery_event(id: &str, alarm: &str) -> Value {
 
 fn set_alarm(event: &mut Value, alarm: &str) {
     event["detail"]["alarmName"] = Value::from(alarm);
-    event["resources"] = serde_json::json!([format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}")]);
+    event["resources"] = serde_json::json!([format!(
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}"
+    )]);
 }
 
 pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("vigil-test-").tempdir().expect("temp dir")
+    tempfile::Builder::new()
+        .prefix("vigil-test-")
+        .tempdir()
+        .expect("temp dir")
 }

@@ -1,0 +1,452 @@
+//! The agent's network side: sends metric batches and heartbeats to the server, buffering
+//! while it is unreachable, and holds a long poll for probe jobs, runs them and answers.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use vigil_core::{Heartbeat, Job, JobResult, JobStatus, MetricBatch, MetricSample};
+
+use crate::allowlist::{AllowList, AllowListError};
+use crate::collect::Collector;
+use crate::probes::{self, CollectorHealth, ProbeContext, ProbeError};
+
+/// Agent settings. Every key but `server`, `token` and `name` has a default; flags on
+/// `vigil agent` override the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Server URL, e.g. `http://10.0.0.5:8080`.
+    pub server: String,
+    /// This host's token, from `vigil host add NAME`.
+    pub token: String,
+    /// This host's name, as enrolled. Default: the kernel's host name.
+    pub name: String,
+    /// Seconds between metric samples and heartbeats. Default 10.
+    pub interval_secs: u64,
+    pub labels: BTreeMap<String, String>,
+    pub appcode: Option<String>,
+    /// TOML file of commands `command:NAME` may run (see `allowlist`). Default: none.
+    pub allow_list: Option<PathBuf>,
+    /// Bytes of probe output returned at most. Default 65536.
+    pub output_cap_bytes: usize,
+    /// Seconds a probe may run. Default 10.
+    pub probe_timeout_secs: u64,
+    /// Metric batches kept while the server is unreachable; the oldest are dropped (and
+    /// counted) beyond this. Default 360 (an hour at 10 s).
+    pub buffer_batches: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            server: String::new(),
+            token: String::new(),
+            name: local_host_name(),
+            interval_secs: 10,
+            labels: BTreeMap::new(),
+            appcode: None,
+            allow_list: None,
+            output_cap_bytes: 64 * 1024,
+            probe_timeout_secs: 10,
+            buffer_batches: 360,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent config {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("agent setting `{0}` is missing: set it in the config file or with --{0}")]
+    Missing(&'static str),
+    #[error(transparent)]
+    AllowList(#[from] AllowListError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+impl AgentConfig {
+    pub fn load(path: &Path) -> Result<AgentConfig, AgentError> {
+        let error = |message: String| AgentError::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| error(e.to_string()))
+    }
+
+    fn check(&self) -> Result<(), AgentError> {
+        if self.server.is_empty() {
+            return Err(AgentError::Missing("server"));
+        }
+        if self.token.is_empty() {
+            return Err(AgentError::Missing("token"));
+        }
+        if self.name.is_empty() {
+            return Err(AgentError::Missing("name"));
+        }
+        Ok(())
+    }
+}
+
+/// The kernel's host name, or "localhost" when it cannot be read.
+pub fn local_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// How long a job poll is held open by the server; the client waits a little longer.
+const POLL_WAIT_SECS: u64 = 25;
+
+/// Handles for stopping the collector from outside (a signal in `vigil agent`), so the
+/// no-data playbook can be exercised on a real host.
+#[derive(Clone)]
+pub struct AgentHandle {
+    stop_collector: Arc<AtomicBool>,
+    pub health: Arc<CollectorHealth>,
+}
+
+impl AgentHandle {
+    /// Stops metric collection until a `collector_restart` probe starts it again.
+    pub fn stop_collector(&self) {
+        self.stop_collector.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Runs the agent until the process ends.
+pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
+    let (handle, task) = start(config)?;
+    let _ = handle;
+    task.await;
+    Ok(())
+}
+
+/// Starts the agent's loops; returns a handle and the future that drives the network side.
+pub fn start(
+    config: AgentConfig,
+) -> Result<(AgentHandle, impl std::future::Future<Output = ()>), AgentError> {
+    config.check()?;
+    let allow_list = match &config.allow_list {
+        Some(path) => AllowList::load(path)?,
+        None => AllowList::default(),
+    };
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(POLL_WAIT_SECS + 10))
+        .build()
+        .map_err(|e| AgentError::Http(e.to_string()))?;
+    let health = Arc::new(CollectorHealth::new());
+    health.set_interval(Duration::from_secs(config.interval_secs.max(1)));
+    let handle = AgentHandle {
+        stop_collector: Arc::new(AtomicBool::new(false)),
+        health: health.clone(),
+    };
+    let (batches_tx, batches_rx) = tokio::sync::mpsc::channel(16);
+    spawn_collector(&config, handle.clone(), batches_tx);
+    let context = Arc::new(ProbeContext {
+        collector: health.clone(),
+        allow_list,
+        output_cap: config.output_cap_bytes,
+        timeout: Duration::from_secs(config.probe_timeout_secs.max(1)),
+    });
+    let link = Link {
+        http,
+        base: config.server.trim_end_matches('/').to_string(),
+        token: config.token.clone(),
+    };
+    let started = Instant::now();
+    let reporter = report_loop(link.clone(), config.clone(), health, batches_rx, started);
+    let jobs = job_loop(link, config.name.clone(), context);
+    let task = async move {
+        tokio::join!(reporter, jobs);
+    };
+    Ok((handle, task))
+}
+
+#[derive(Clone)]
+struct Link {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Link {
+    async fn post(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<reqwest::Response, String> {
+        let answer = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        check_status(answer).await
+    }
+}
+
+async fn check_status(answer: reqwest::Response) -> Result<reqwest::Response, String> {
+    let status = answer.status();
+    if status.is_success() {
+        return Ok(answer);
+    }
+    let body = answer.text().await.unwrap_or_default();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(format!("the server refused this host's token (401: {body}); was it revoked? enroll again with `vigil host add`"));
+    }
+    Err(format!("server answered {status}: {body}"))
+}
+
+/// Collects on a thread of its own: reading /proc is blocking work, and a slow disk must
+/// not stall the job channel.
+fn spawn_collector(
+    config: &AgentConfig,
+    handle: AgentHandle,
+    batches: tokio::sync::mpsc::Sender<Vec<MetricSample>>,
+) {
+    let interval = Duration::from_secs(config.interval_secs.max(1));
+    let spawned = std::thread::Builder::new()
+        .name("vigil-collector".into())
+        .spawn(move || {
+            let health = handle.health.clone();
+            let mut collector = Collector::new();
+            health.set_running(true);
+            loop {
+                if handle.stop_collector.swap(false, Ordering::SeqCst) {
+                    health.set_running(false);
+                    tracing::warn!(
+                        "metric collector stopped; a collector_restart probe starts it again"
+                    );
+                }
+                if !health.is_running() {
+                    if health.wait_restart(interval) {
+                        collector = Collector::new();
+                        health.set_running(true);
+                        tracing::info!("metric collector restarted");
+                    }
+                    continue;
+                }
+                if health.take_restart_request() {
+                    collector = Collector::new();
+                    tracing::info!("metric collector restarted");
+                }
+                let tick = Instant::now();
+                match collector.collect() {
+                    Ok(samples) => {
+                        let at = SystemTime::now();
+                        health.record_success(at, samples.len());
+                        let stamp = unix_ms(at);
+                        let batch: Vec<MetricSample> = samples
+                            .into_iter()
+                            .map(|s| MetricSample {
+                                name: s.name,
+                                value: s.value,
+                                dimensions: s.dimensions,
+                                timestamp_ms: stamp,
+                            })
+                            .collect();
+                        if batches.blocking_send(batch).is_err() {
+                            return; // the agent is shutting down
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "metric collection failed");
+                        health.record_error(SystemTime::now(), e.to_string());
+                    }
+                }
+                let rest = interval.saturating_sub(tick.elapsed());
+                // A restart request cuts the wait short so it is honoured at once.
+                if health.wait_restart(rest) {
+                    collector = Collector::new();
+                    health.set_running(true);
+                    tracing::info!("metric collector restarted");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the metric collector thread");
+    }
+}
+
+fn unix_ms(at: SystemTime) -> i64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Sends heartbeats and metric batches; keeps batches while the server is unreachable.
+async fn report_loop(
+    link: Link,
+    config: AgentConfig,
+    health: Arc<CollectorHealth>,
+    mut batches: tokio::sync::mpsc::Receiver<Vec<MetricSample>>,
+    started: Instant,
+) {
+    let mut buffer: VecDeque<Vec<MetricSample>> = VecDeque::new();
+    let dropped = AtomicU64::new(0);
+    let interval = Duration::from_secs(config.interval_secs.max(1));
+    let mut next_heartbeat = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            batch = batches.recv() => match batch {
+                Some(batch) => {
+                    if buffer.len() >= config.buffer_batches.max(1) {
+                        buffer.pop_front();
+                        let total = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                        tracing::warn!(dropped_total = total, "metric buffer full; dropped the oldest batch");
+                    }
+                    buffer.push_back(batch);
+                }
+                None => return,
+            },
+            _ = tokio::time::sleep_until(next_heartbeat) => {}
+        }
+        if tokio::time::Instant::now() >= next_heartbeat {
+            next_heartbeat = tokio::time::Instant::now() + interval;
+            let heartbeat = Heartbeat {
+                agent_version: AGENT_VERSION.to_string(),
+                uptime_secs: started.elapsed().as_secs(),
+                interval_secs: config.interval_secs,
+                collector: serde_json::to_value(health.snapshot()).ok().map(|mut c| {
+                    c["dropped_batches"] = json!(dropped.load(Ordering::Relaxed));
+                    c
+                }),
+                labels: config.labels.clone(),
+                appcode: config.appcode.clone(),
+            };
+            if let Err(e) = link.post("/api/v1/agent/heartbeat", &heartbeat).await {
+                tracing::warn!(error = %e, "heartbeat not delivered");
+                continue;
+            }
+        }
+        while let Some(batch) = buffer.front() {
+            let body = MetricBatch {
+                samples: batch.clone(),
+            };
+            match link.post("/api/v1/agent/metrics", &body).await {
+                Ok(_) => {
+                    buffer.pop_front();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, buffered = buffer.len(), "metrics not delivered; will resend");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Holds a long poll for jobs; each job runs on the blocking pool and answers on its own,
+/// so a slow probe never delays the next job's pickup.
+async fn job_loop(link: Link, host: String, context: Arc<ProbeContext>) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let answer = link
+            .http
+            .get(format!(
+                "{}/api/v1/agent/jobs?wait={POLL_WAIT_SECS}",
+                link.base
+            ))
+            .bearer_auth(&link.token)
+            .send()
+            .await
+            .map_err(|e| e.to_string());
+        let jobs = match answer {
+            Ok(answer) => match check_status(answer).await {
+                Ok(answer) => answer.json::<Value>().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        let jobs: Vec<Job> = match jobs
+            .and_then(|v| serde_json::from_value(v["jobs"].clone()).map_err(|e| e.to_string()))
+        {
+            Ok(jobs) => {
+                backoff = Duration::from_millis(250);
+                jobs
+            }
+            Err(e) => {
+                tracing::warn!(host = %host, error = %e, retry_in_ms = backoff.as_millis() as u64, "job poll failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
+        for job in jobs {
+            let link = link.clone();
+            let context = context.clone();
+            let host = host.clone();
+            tokio::spawn(async move {
+                let id = job.id;
+                let probe = job.probe.clone();
+                let result = run_job(job, context).await;
+                tracing::info!(host = %host, job = id, probe = %probe, status = result.status.as_str(), "probe finished");
+                if let Err(e) = link
+                    .post(&format!("/api/v1/agent/jobs/{id}/result"), &result)
+                    .await
+                {
+                    tracing::warn!(job = id, error = %e, "probe result not delivered");
+                }
+            });
+        }
+    }
+}
+
+async fn run_job(job: Job, context: Arc<ProbeContext>) -> JobResult {
+    let queued_ms = job
+        .created_at
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .ok()
+        .map(|created| (chrono::Utc::now() - created).num_milliseconds().max(0) as u64);
+    let started = Instant::now();
+    let probe = job.probe.clone();
+    let args = job.args.clone();
+    let outcome = tokio::task::spawn_blocking(move || probes::run(&probe, &args, &context)).await;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let base = JobResult {
+        status: JobStatus::Done,
+        output: String::new(),
+        exit_code: None,
+        truncated: false,
+        error: None,
+        queued_ms,
+        duration_ms,
+    };
+    match outcome {
+        Ok(Ok(output)) => JobResult {
+            output: output.output,
+            exit_code: output.exit_code,
+            truncated: output.truncated,
+            ..base
+        },
+        Ok(Err(error)) => {
+            let status = match error {
+                ProbeError::Unknown(_) | ProbeError::NotAllowed(_) => JobStatus::Refused,
+                ProbeError::TimedOut(_) => JobStatus::TimedOut,
+                ProbeError::Failed(_) => JobStatus::Failed,
+            };
+            JobResult {
+                status,
+                error: Some(error.to_string()),
+                ..base
+            }
+        }
+        Err(e) => JobResult {
+            status: JobStatus::Failed,
+            error: Some(format!("probe task failed: {e}")),
+            ..base
+        },
+    }
+}

@@ -1,0 +1,595 @@
+//! A server and three real agent processes on loopback: diagnostics from real probes on
+//! real load, the no-data playbook, an unreachable host, and what must be refused.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{fixture, temp_dir, Server, VIGIL};
+use serde_json::{json, Value};
+
+struct Agent {
+    child: Child,
+}
+
+impl Agent {
+    fn start(server: &Server, name: &str, token: &str, config: Option<&Path>, log: &Path) -> Agent {
+        let log = std::fs::File::create(log).expect("agent log");
+        let mut command = Command::new(VIGIL);
+        command.arg("agent");
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        } else {
+            command.args([
+                "--server",
+                &server.url,
+                "--token",
+                token,
+                "--name",
+                name,
+                "--interval",
+                "1",
+            ]);
+        }
+        let child = command
+            .env("VIGIL_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start an agent");
+        Agent { child }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A process the test owns, killed when dropped.
+struct Load(Child);
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cpu_burner() -> Load {
+    Load(
+        Command::new("/usr/bin/yes")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start /usr/bin/yes as a CPU burner"),
+    )
+}
+
+/// Allocates and touches 600 MiB, then waits.
+fn memory_hog() -> Load {
+    let child = Command::new("python3")
+        .args(["-c", "import time\nb = bytearray(600 * 1024 * 1024)\nfor i in range(0, len(b), 4096): b[i] = 1\nprint('ready', flush=True)\ntime.sleep(120)"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start python3 as a memory hog");
+    let mut hog = Load(child);
+    let mut line = String::new();
+    let stdout = hog.0.stdout.take().expect("hog stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .expect("hog ready");
+    assert_eq!(line.trim(), "ready");
+    hog
+}
+
+/// A CloudWatch-shaped alarm about `host`: `metric` in `state`, under `alarm`.
+fn alarm_about(id: &str, alarm: &str, host: &str, metric: &str, state: &str) -> Value {
+    let mut event = fixture("cloudwatch-alarm-ok-to-alarm.json");
+    event["id"] = json!(id);
+    event["detail"]["alarmName"] = json!(alarm);
+    event["resources"] = json!([format!(
+        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}"
+    )]);
+    event["detail"]["state"]["value"] = json!(state);
+    let metric_stat = &mut event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"];
+    metric_stat["name"] = json!(metric);
+    metric_stat["namespace"] = json!("CWAgent");
+    metric_stat["dimensions"] = json!({"host": host});
+    event
+}
+
+async fn enroll(server: &Server, name: &str) -> String {
+    let output = server.cli(&["host", "add", name, "--appcode", "test_fleet"]);
+    assert!(
+        output.status.success(),
+        "host add: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let token = stdout
+        .lines()
+        .last()
+        .expect("token line")
+        .trim()
+        .to_string();
+    assert!(
+        token.starts_with("vgl_"),
+        "the token is alone on the last line: {stdout}"
+    );
+    token
+}
+
+/// Waits until the incident for `alarm` has timeline entries satisfying `done`.
+async fn timeline_of(
+    server: &Server,
+    alarm: &str,
+    what: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let incidents = server.incidents().await;
+        if let Some(key) = incidents
+            .iter()
+            .find(|i| i["alarm_name"] == alarm)
+            .and_then(|i| i["key"].as_str())
+        {
+            let (_, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+            let timeline = incident["timeline"].as_array().cloned().unwrap_or_default();
+            if done(&timeline) {
+                return timeline;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what} on {alarm}: {}",
+                serde_json::to_string_pretty(&timeline).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for an incident for {alarm}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn entries<'a>(timeline: &'a [Value], kind: &str) -> Vec<&'a str> {
+    timeline
+        .iter()
+        .filter(|t| t["kind"] == kind)
+        .filter_map(|t| t["message"].as_str())
+        .collect()
+}
+
+/// Is `pid` among the first `rows` process rows of a ps-style probe output?
+fn pid_in_top_rows(output: &str, pid: u32, rows: usize) -> bool {
+    output
+        .lines()
+        .filter(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .is_some_and(|f| f.parse::<u32>().is_ok())
+        })
+        .take(rows)
+        .any(|line| line.split_whitespace().nth(1) == Some(&pid.to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agents_diagnose_refuse_and_report_unreachable_hosts() {
+    let dir = temp_dir();
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[rules]]
+name = "refusal-test"
+pattern = '{"detail": {"alarmName": [{"prefix": "refusal-test"}]}}'
+playbook = "refusals"
+
+[playbooks.refusals]
+steps = [{ type = "incident" }, { type = "diagnose", probes = ["no_such_probe", "command:not_allowed", "command:kernel"] }]
+"#,
+    )
+    .expect("server config");
+    let data = dir.path().join("data");
+    let server = Server::start_with(
+        &data,
+        &["--config", config.to_str().expect("path"), "--no-agent"],
+    )
+    .await;
+
+    let tokens: Vec<String> = {
+        let mut tokens = Vec::new();
+        for n in 1..=3 {
+            tokens.push(enroll(&server, &format!("agent-{n}")).await);
+        }
+        tokens
+    };
+    // agent-2 starts from a file with an allow-list; the others from flags alone.
+    let allow_list = dir.path().join("allow.toml");
+    std::fs::write(
+        &allow_list,
+        "[commands]\nkernel = [\"/usr/bin/uname\", \"-s\"]\n",
+    )
+    .expect("allow-list");
+    let agent2_config = dir.path().join("agent-2.toml");
+    std::fs::write(
+        &agent2_config,
+        format!(
+            "server = \"{}\"\ntoken = \"{}\"\nname = \"agent-2\"\ninterval_secs = 1\nallow_list = \"{}\"\n",
+            server.url,
+            tokens[1],
+            allow_list.display()
+        ),
+    )
+    .expect("agent config");
+    let agent1 = Agent::start(
+        &server,
+        "agent-1",
+        &tokens[0],
+        None,
+        &dir.path().join("agent-1.log"),
+    );
+    let _agent2 = Agent::start(
+        &server,
+        "agent-2",
+        &tokens[1],
+        Some(&agent2_config),
+        &dir.path().join("agent-2.log"),
+    );
+    let mut agent3 = Agent::start(
+        &server,
+        "agent-3",
+        &tokens[2],
+        None,
+        &dir.path().join("agent-3.log"),
+    );
+
+    // All three report: heartbeats, versions, running collectors, metrics.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, hosts) = server.get("/api/v1/hosts").await;
+        let reporting = hosts["hosts"]
+            .as_array()
+            .map(|h| {
+                h.iter()
+                    .filter(|h| h["last_seen_at"].is_string() && h["collector"]["running"] == true)
+                    .count()
+            })
+            .unwrap_or(0);
+        if reporting == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agents did not all report: {hosts}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, host2) = server.get("/api/v1/hosts/agent-2").await;
+    let samples = host2["last_metrics"]["samples"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for metric in [
+        "CPUUtilization",
+        "mem_used_percent",
+        "disk_used_percent",
+        "load1",
+    ] {
+        assert!(
+            samples.iter().any(|s| s["name"] == metric),
+            "agent-2 sends {metric}: {host2}"
+        );
+    }
+    let listed = server.cli(&["hosts"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed.contains("agent-1") && listed.contains("running"),
+        "{listed}"
+    );
+
+    // A CPU alarm on agent-2 while a burner runs: top_cpu names the burner.
+    let burner = cpu_burner();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_about(
+                "cpu-1",
+                "agent-2 CPU high",
+                "agent-2",
+                "CPUUtilization",
+                "ALARM",
+            )
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let timeline = timeline_of(&server, "agent-2 CPU high", "top_cpu output", |t| {
+        !entries(t, "diagnostics").is_empty()
+    })
+    .await;
+    let output = entries(&timeline, "diagnostics")[0];
+    assert!(output.starts_with("top_cpu on agent-2"), "{output}");
+    assert!(
+        pid_in_top_rows(output, burner.0.id(), 3),
+        "burner pid {} in the first rows of:\n{output}",
+        burner.0.id()
+    );
+    assert!(
+        entries(&timeline, "host_check")
+            .iter()
+            .any(|m| m.contains("agent-2 is reporting")),
+        "{timeline:?}"
+    );
+    eprintln!("top_cpu: {}", output.lines().next().unwrap_or_default());
+    drop(burner);
+
+    // A memory alarm while a hog holds 600 MiB: top_mem names the hog.
+    let hog = memory_hog();
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_about(
+                "mem-1",
+                "agent-2 memory high",
+                "agent-2",
+                "mem_used_percent",
+                "ALARM",
+            )
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let timeline = timeline_of(&server, "agent-2 memory high", "top_mem output", |t| {
+        !entries(t, "diagnostics").is_empty()
+    })
+    .await;
+    let output = entries(&timeline, "diagnostics")[0];
+    assert!(output.starts_with("top_mem on agent-2"), "{output}");
+    assert!(
+        pid_in_top_rows(output, hog.0.id(), 3),
+        "hog pid {} in the first rows of:\n{output}",
+        hog.0.id()
+    );
+    drop(hog);
+
+    // agent-1's collector stops: no data → collector_status says stopped, the restart brings it back.
+    agent1.signal("-USR1");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, host) = server.get("/api/v1/hosts/agent-1").await;
+        if host["collector"]["running"] == false {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent-1 never reported its collector stopped: {host}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_about(
+                "nodata-1",
+                "agent-1 no data",
+                "agent-1",
+                "CPUUtilization",
+                "INSUFFICIENT_DATA",
+            )
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let timeline = timeline_of(
+        &server,
+        "agent-1 no data",
+        "collector status and restart",
+        |t| entries(t, "diagnostics").len() >= 2,
+    )
+    .await;
+    let diagnostics = entries(&timeline, "diagnostics");
+    let status_output = diagnostics
+        .iter()
+        .find(|m| m.starts_with("collector_status"))
+        .expect("collector_status output");
+    assert!(status_output.contains("stopped"), "{status_output}");
+    let restart_output = diagnostics
+        .iter()
+        .find(|m| m.starts_with("collector_restart"))
+        .expect("collector_restart output");
+    assert!(
+        restart_output.contains("restarted"),
+        "the incident says the collector recovered: {restart_output}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, host) = server.get("/api/v1/hosts/agent-1").await;
+        if host["collector"]["running"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent-1's collector did not come back: {host}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // agent-3 killed outright: the incident says the host is unreachable, with its last-seen time.
+    let _ = agent3.child.kill();
+    let _ = agent3.child.wait();
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_about(
+                "nodata-3",
+                "agent-3 no data",
+                "agent-3",
+                "CPUUtilization",
+                "INSUFFICIENT_DATA",
+            )
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let timeline = timeline_of(&server, "agent-3 no data", "unreachable", |t| {
+        entries(t, "host_check")
+            .iter()
+            .any(|m| m.contains("host unreachable"))
+    })
+    .await;
+    let (_, host3) = server.get("/api/v1/hosts/agent-3").await;
+    let last_seen = host3["last_seen_at"].as_str().expect("agent-3 was seen");
+    assert!(
+        entries(&timeline, "host_check")
+            .iter()
+            .any(|m| m.contains("host unreachable") && m.contains(last_seen)),
+        "unreachable with last seen {last_seen}: {timeline:?}"
+    );
+
+    // Refusals: an unknown probe and a command outside the allow-list; an allowed one runs.
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_about(
+                "refuse-1",
+                "refusal-test",
+                "agent-2",
+                "CPUUtilization",
+                "ALARM",
+            )
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let timeline = timeline_of(&server, "refusal-test", "refusals", |t| {
+        entries(t, "host_check")
+            .iter()
+            .filter(|m| m.contains("refused"))
+            .count()
+            >= 2
+            && entries(t, "diagnostics")
+                .iter()
+                .any(|m| m.starts_with("command:kernel"))
+    })
+    .await;
+    let refusals = entries(&timeline, "host_check");
+    assert!(
+        refusals
+            .iter()
+            .any(|m| m.contains("no_such_probe") && m.contains("unknown probe")),
+        "{refusals:?}"
+    );
+    assert!(
+        refusals
+            .iter()
+            .any(|m| m.contains("command:not_allowed") && m.contains("allow-list")),
+        "{refusals:?}"
+    );
+    assert!(
+        entries(&timeline, "diagnostics")
+            .iter()
+            .any(|m| m.contains("Linux")),
+        "the allowed command ran: {timeline:?}"
+    );
+
+    // Shell metacharacters in alarm names, labels and dimensions never execute.
+    let marker = std::process::id();
+    let victim = std::env::temp_dir().join(format!("vigil-victim-{marker}"));
+    std::fs::create_dir_all(&victim).expect("victim dir");
+    let pwned = std::env::temp_dir().join(format!("vigil-pwned-{marker}"));
+    let backtick = std::env::temp_dir().join(format!("vigil-backtick-{marker}"));
+    let nasty = format!(
+        "cpu; rm -rf {} $(touch {}) `touch {}`",
+        victim.display(),
+        pwned.display(),
+        backtick.display()
+    );
+    let mut event = alarm_about("nasty-1", &nasty, "agent-2", "CPUUtilization", "ALARM");
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"]["extra"] =
+        json!(nasty);
+    let (status, _) = server.post("/api/v1/events", event.to_string()).await;
+    assert_eq!(status, 202);
+    let mut hosty = alarm_about("nasty-2", "nasty host", &nasty, "CPUUtilization", "ALARM");
+    hosty["detail"]["alarmName"] = json!(format!("nasty host {nasty}"));
+    let (status, _) = server.post("/api/v1/events", hosty.to_string()).await;
+    assert_eq!(status, 202);
+    let mut webhook = fixture("alertmanager-webhook-v4.json");
+    webhook["alerts"][0]["labels"]["alertname"] = json!(nasty);
+    webhook["alerts"][0]["labels"]["instance"] = json!("agent-2");
+    webhook["alerts"][0]["annotations"]["summary"] = json!(nasty);
+    let (status, _) = server
+        .post("/api/v1/ingest/alertmanager", webhook.to_string())
+        .await;
+    assert_eq!(status, 202);
+    timeline_of(&server, &nasty, "probes for the nasty alarm", |t| {
+        !entries(t, "diagnostics").is_empty()
+    })
+    .await;
+    timeline_of(
+        &server,
+        &format!("nasty host {nasty}"),
+        "the unknown host noted",
+        |t| {
+            entries(t, "host_check")
+                .iter()
+                .any(|m| m.contains("no agent is enrolled"))
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(victim.exists(), "rm -rf ran");
+    assert!(!pwned.exists(), "$(…) ran");
+    assert!(!backtick.exists(), "backticks ran");
+    let _ = std::fs::remove_dir_all(&victim);
+
+    // A revoked host's token is refused.
+    let revoked = enroll(&server, "agent-revoked").await;
+    let before = server
+        .http
+        .post(format!("{}/api/v1/agent/heartbeat", server.url))
+        .bearer_auth(&revoked)
+        .json(&json!({"agent_version": "test", "uptime_secs": 1, "interval_secs": 10}))
+        .send()
+        .await
+        .expect("heartbeat");
+    assert_eq!(before.status(), 204);
+    let output = server.cli(&["host", "revoke", "agent-revoked"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let after = server
+        .http
+        .post(format!("{}/api/v1/agent/heartbeat", server.url))
+        .bearer_auth(&revoked)
+        .json(&json!({"agent_version": "test", "uptime_secs": 1, "interval_secs": 10}))
+        .send()
+        .await
+        .expect("heartbeat");
+    assert_eq!(after.status(), 401);
+    // A host token cannot use the admin API, nor the admin token the agent API.
+    let admin_call = server
+        .http
+        .get(format!("{}/api/v1/incidents", server.url))
+        .bearer_auth(&tokens[1])
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(admin_call.status(), 403);
+}
