@@ -278,7 +278,18 @@ steps = [{ type = "incident" }, { type = "diagnose", probes = ["no_such_probe", 
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (_, host2) = server.get("/api/v1/hosts/agent-2").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let host2 = loop {
+        let (_, host2) = server.get("/api/v1/hosts/agent-2").await;
+        if host2["last_metrics"].is_object() {
+            break host2;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent-2 sent no metrics: {host2}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let samples = host2["last_metrics"]["samples"]
         .as_array()
         .cloned()
