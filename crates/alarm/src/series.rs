@@ -37,6 +37,11 @@ impl Series {
         }
     }
 
+    /// The points held, oldest first, as (Unix milliseconds, value): for charts.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
+        self.points.iter().map(|s| (s.timestamp_ms, s.value))
+    }
+
     /// Adds one raw point stamped `timestamp_ms` (Unix milliseconds).
     ///
     /// - NaN and ±infinity are refused with [`SampleError::NotFinite`] and not stored, so

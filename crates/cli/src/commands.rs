@@ -23,6 +23,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             data,
             config,
             no_agent,
+            graphite,
         } => {
             let mut config = match config {
                 Some(path) => Config::load(&path)?,
@@ -34,9 +35,19 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             if let Some(data) = data {
                 config.server.data_dir = data;
             }
+            if let Some(graphite) = graphite {
+                config.metrics.graphite_listen = graphite;
+            }
             start_server(config, !no_agent).await
         }
-        Command::Server { config } => start_server(Config::load(&config)?, false).await,
+        Command::Server { config, graphite } => {
+            let mut config = Config::load(&config)?;
+            if let Some(graphite) = graphite {
+                config.metrics.graphite_listen = graphite;
+            }
+            start_server(config, false).await
+        }
+        Command::Alarms { json, client } => list_alarms(&client, json).await,
         Command::Agent(args) => run_agent(args).await,
         Command::Host { action } => match action {
             HostAction::Add {
@@ -246,6 +257,62 @@ async fn list_hosts(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
             collector,
             status,
             text("appcode"),
+        );
+    }
+    Ok(())
+}
+
+async fn list_alarms(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
+    let client = Client::from_args(args)?;
+    let body = client.get("/api/v1/alarms").await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    let instances = body
+        .get("instances")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let defined = body
+        .get("alarms")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if instances.is_empty() {
+        println!("{defined} alarms defined, none has a series to judge yet");
+        return Ok(());
+    }
+    println!(
+        "{:<18} {:>10} {:>10}  {:<20} {:<28} SERIES",
+        "STATE", "VALUE", "THRESHOLD", "SINCE", "ALARM"
+    );
+    for row in instances {
+        let text = |field: &str| {
+            row.get(field)
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+                .to_string()
+        };
+        let number = |field: &str| {
+            row.get(field)
+                .and_then(Value::as_f64)
+                .map_or("-".to_string(), |v| format!("{v:.2}"))
+        };
+        let since = row
+            .get("since_ms")
+            .and_then(Value::as_i64)
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map_or("-".to_string(), |t| {
+                t.format("%Y-%m-%d %H:%M:%S").to_string()
+            });
+        println!(
+            "{:<18} {:>10} {:>10}  {:<20} {:<28} {}",
+            text("state"),
+            number("value"),
+            number("threshold"),
+            since,
+            text("alarm"),
+            text("series"),
         );
     }
     Ok(())

@@ -35,6 +35,9 @@ enum Command {
         /// Do not run an agent for this host alongside the server
         #[arg(long)]
         no_agent: bool,
+        /// Graphite plaintext listener address [default: 127.0.0.1:2003]; "" disables it
+        #[arg(long)]
+        graphite: Option<String>,
     },
     /// The host agent: metrics, heartbeats and diagnostics for one host.
     Agent(AgentArgs),
@@ -54,6 +57,16 @@ enum Command {
     Server {
         #[arg(long)]
         config: PathBuf,
+        /// Graphite plaintext listener address, overriding the config's metrics.graphite_listen
+        #[arg(long)]
+        graphite: Option<String>,
+    },
+    /// List alarm instances: state, current value, threshold, last change.
+    Alarms {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
     },
     /// List incidents, newest first.
     Incidents {

@@ -17,6 +17,34 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
     /// Extra playbooks; one named like a default (`respond`, `recover`) replaces it.
     pub playbooks: std::collections::BTreeMap<String, Playbook>,
+    pub metrics: MetricsConfig,
+    /// Alarm definitions, PutMetricAlarm's fields in snake_case. Alarms made through the
+    /// API are stored and override a config alarm of the same name.
+    pub alarms: Vec<crate::alarm_engine::AlarmDefinition>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Graphite plaintext listener (`path value timestamp` lines over TCP). Default
+    /// `127.0.0.1:2003`; empty disables it. `--graphite ADDR` overrides.
+    pub graphite_listen: String,
+    /// Most series held in memory; points of new series beyond it are dropped and counted
+    /// (`vigil_series_over_cap_total`). Default 1,000,000.
+    pub max_series: usize,
+    /// Watch every host with the built-in alarms (CPU > 80 %, memory > 80 %, disk > 85 %,
+    /// 3 of 3 periods of 60 s). Default true.
+    pub default_alarms: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            graphite_listen: "127.0.0.1:2003".into(),
+            max_series: 1_000_000,
+            default_alarms: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -135,6 +163,11 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "incidents.group_by must name at least one field".into(),
             ));
+        }
+        for alarm in &config.alarms {
+            alarm
+                .compile()
+                .map_err(|e| ConfigError::Invalid(format!("alarm `{}`: {e}", alarm.alarm_name)))?;
         }
         if config.server.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(

@@ -1,10 +1,12 @@
 //! vigil's server: the HTTP API and ingest endpoints, rules, and the processing pipeline,
 //! wired over one [`vigil_store::Store`]. See ARCHITECTURE.md for the flow.
 
+pub mod alarm_engine;
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod jobs;
+pub mod metric_sources;
 pub mod metrics;
 pub mod pipeline;
 pub mod rules;
@@ -28,6 +30,7 @@ pub struct AppState {
     pub ingest: pipeline::Ingest,
     pub metrics: Arc<metrics::Metrics>,
     pub jobs: Arc<jobs::JobHub>,
+    pub engine: Arc<alarm_engine::Engine>,
 }
 
 /// Where the CLI finds a running server: written at every start, next to the token.
@@ -76,6 +79,7 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
     let rules = Arc::new(rules::Rules::from_config(&config)?);
     let metrics = Arc::new(metrics::Metrics::default());
 
+    let engine = Arc::new(load_alarms(&config, &store)?);
     let hub = Arc::new(jobs::JobHub::default());
     let times = jobs::JobTimes::default();
     let (wake, woken) = pipeline::Wake::new();
@@ -117,8 +121,21 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         ingest,
         metrics,
         jobs: hub,
+        engine: engine.clone(),
     };
     jobs::spawn_sweeper(store.clone(), times, now);
+    metric_sources::spawn_ticker(
+        engine.clone(),
+        store.clone(),
+        state.ingest.clone(),
+        state.metrics.clone(),
+        now,
+    );
+    let graphite = state.config.metrics.graphite_listen.clone();
+    if !graphite.is_empty() {
+        metric_sources::spawn_graphite(graphite, engine, state.metrics.clone(), data_dir.clone())
+            .await;
+    }
     tracing::info!(url = %url, rules = rules.len(), data_dir = %data_dir.display(), "vigil is listening");
     on_start(&Started {
         url,
@@ -130,6 +147,39 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(ServerError::Serve)
+}
+
+/// Built-in alarms, then config's, then those made through the API (which win), and the
+/// states every instance had when vigil stopped.
+fn load_alarms(config: &Config, store: &Store) -> Result<alarm_engine::Engine, ServerError> {
+    let engine = alarm_engine::Engine::new(jobs::now_ms(), config.metrics.max_series);
+    let mut definitions = Vec::new();
+    if config.metrics.default_alarms {
+        definitions.extend(alarm_engine::default_alarms());
+    }
+    definitions.extend(config.alarms.iter().cloned());
+    for (name, text) in store.alarms()? {
+        match serde_json::from_str::<alarm_engine::AlarmDefinition>(&text) {
+            Ok(definition) => definitions.push(definition),
+            Err(e) => {
+                tracing::error!(alarm = %name, error = %e, "stored alarm definition unreadable; skipped")
+            }
+        }
+    }
+    for definition in definitions {
+        match definition.compile() {
+            Ok(alarm) => engine.put_alarm(alarm),
+            Err(e) => {
+                tracing::error!(alarm = %definition.alarm_name, error = %e, "alarm definition refused")
+            }
+        }
+    }
+    for record in store.alarm_states()? {
+        if let Some(state) = alarm_engine::parse_state(&record.state) {
+            engine.restore_state(&record.alarm, &record.series, state, record.since_ms);
+        }
+    }
+    Ok(engine)
 }
 
 async fn shutdown_signal() {

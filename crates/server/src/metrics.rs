@@ -61,6 +61,31 @@ const COUNTERS: &[(&str, &str, bool)] = &[
         "SNS subscription confirmations, by outcome.",
         true,
     ),
+    (
+        "vigil_probe_jobs_total",
+        "Probe jobs answered by agents, by status.",
+        true,
+    ),
+    (
+        "vigil_samples_accepted_total",
+        "Metric points taken into series, by source (agent, graphite, remote_write).",
+        true,
+    ),
+    (
+        "vigil_samples_rejected_total",
+        "Metric points refused (not finite, too old, from the future, unparsable), by source.",
+        true,
+    ),
+    (
+        "vigil_series_over_cap_total",
+        "Points of new series dropped because metrics.max_series was reached.",
+        false,
+    ),
+    (
+        "vigil_alarm_transitions_total",
+        "Alarm state changes, by new state.",
+        true,
+    ),
 ];
 
 impl Metrics {

@@ -8,6 +8,7 @@
 //! * an event's incident effect and its `processed` mark commit in one transaction, so a
 //!   crash replays the event or not at all, never half.
 
+mod alarms;
 mod hosts;
 mod incidents;
 mod migrations;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use alarms::AlarmStateRecord;
 pub use hosts::{host_token_name, Enrollment, JobEnd, NewJob};
 pub use incidents::{AlarmAction, IncidentChange, IncidentFilter};
 pub use sns::SnsSubscription;

@@ -92,6 +92,19 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX jobs_queued ON jobs (host, id) WHERE status = 'queued';
     CREATE INDEX jobs_open ON jobs (status) WHERE status IN ('queued', 'running');",
+    // 3: alarm definitions (CloudWatch PutMetricAlarm JSON) and the state of each instance.
+    "CREATE TABLE alarms (
+        name TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE alarm_states (
+        alarm TEXT NOT NULL,
+        series TEXT NOT NULL,
+        state TEXT NOT NULL,
+        since_ms INTEGER NOT NULL,
+        PRIMARY KEY (alarm, series)
+    );",
 ];
 
 pub(crate) fn apply(conn: &Connection) -> Result<()> {

@@ -34,9 +34,16 @@ impl Server {
             .append(true)
             .open(data.join("server.log"))
             .expect("open server log");
+        // Parallel tests must not fight over Graphite's fixed default port.
+        let graphite: &[&str] = if extra_args.contains(&"--graphite") {
+            &[]
+        } else {
+            &["--graphite", "127.0.0.1:0"]
+        };
         let child = Command::new(VIGIL)
             .args(["up", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(graphite)
             .args(extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

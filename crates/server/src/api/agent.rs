@@ -76,13 +76,23 @@ pub async fn metrics(
     }
     let count = batch.samples.len();
     let text = serde_json::to_string(&batch).map_err(ApiError::internal)?;
+    // Every agent series carries its host, so one alarm can watch every host.
+    let points = batch.samples.into_iter().map(|s| {
+        let mut labels = s.dimensions;
+        labels.insert("host".into(), host.clone());
+        vigil_ingest::MetricPoint {
+            name: s.name,
+            labels,
+            value: s.value,
+            timestamp_ms: s.timestamp_ms,
+        }
+    });
+    let outcome = state.engine.push(points, now_ms());
+    crate::metric_sources::count_push(&state.metrics, "agent", outcome);
     blocking(&state, move |store| {
         store.record_metrics(&host, &text, &now())
     })
     .await?;
-    state
-        .metrics
-        .add("vigil_agent_samples_total", labels(&[]), count as u64);
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": count}))))
 }
 

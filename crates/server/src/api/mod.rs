@@ -2,6 +2,7 @@
 //! `{"error": "..."}` with a 4xx naming what was wrong, 5xx only for vigil's own faults.
 
 mod agent;
+mod alarms;
 mod hosts;
 mod incidents;
 mod ingest;
@@ -37,6 +38,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/agent/metrics", post(agent::metrics))
         .route("/api/v1/agent/jobs", get(agent::poll_jobs))
         .route("/api/v1/agent/jobs/{id}/result", post(agent::job_result))
+        .route("/api/v1/alarms", post(alarms::put).get(alarms::list))
+        .route(
+            "/api/v1/alarms/{name}",
+            get(alarms::show).delete(alarms::delete),
+        )
+        .route("/api/v1/series", get(alarms::series))
+        .route("/api/v1/write", post(alarms::remote_write))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .fallback(not_found)

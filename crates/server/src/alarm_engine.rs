@@ -1,0 +1,610 @@
+//! vigil's own alarms: metric series held in memory, alarm definitions in CloudWatch's
+//! PutMetricAlarm shape, and a tick that judges every alarm instance (alarm × matching
+//! series) with `vigil-alarm` and turns each state change into a `vigil.alarms` event.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use vigil_alarm::{
+    AlarmInstance, AlarmSpec, Comparison, Series, State, Statistic, TreatMissingData,
+};
+use vigil_core::{Event, ALARM_STATE_CHANGE};
+use vigil_ingest::MetricPoint;
+
+/// A dimension filter: `Value` `*` matches any value of that dimension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Dimension {
+    #[serde(alias = "name")]
+    pub name: String,
+    #[serde(alias = "value")]
+    pub value: String,
+}
+
+/// An alarm as CloudWatch's PutMetricAlarm takes it (so `aws cloudwatch put-metric-alarm
+/// --cli-input-json` files work unchanged), plus vigil's `Severity` and `Appcode`. Config
+/// files use the same names in snake_case. AWS fields vigil has no use for are accepted
+/// and kept, unknown ones are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct AlarmDefinition {
+    #[serde(alias = "alarm_name")]
+    pub alarm_name: String,
+    #[serde(alias = "metric_name")]
+    pub metric_name: String,
+    #[serde(default, alias = "namespace", skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, alias = "dimensions")]
+    pub dimensions: Vec<Dimension>,
+    #[serde(default, alias = "statistic", skip_serializing_if = "Option::is_none")]
+    pub statistic: Option<String>,
+    #[serde(
+        default,
+        alias = "extended_statistic",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub extended_statistic: Option<String>,
+    #[serde(alias = "period")]
+    pub period: u32,
+    #[serde(alias = "evaluation_periods")]
+    pub evaluation_periods: u32,
+    #[serde(
+        default,
+        alias = "datapoints_to_alarm",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub datapoints_to_alarm: Option<u32>,
+    #[serde(alias = "threshold")]
+    pub threshold: f64,
+    #[serde(alias = "comparison_operator")]
+    pub comparison_operator: String,
+    #[serde(
+        default,
+        alias = "treat_missing_data",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub treat_missing_data: Option<String>,
+    #[serde(default, alias = "severity", skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(default, alias = "appcode", skip_serializing_if = "Option::is_none")]
+    pub appcode: Option<String>,
+    #[serde(
+        default,
+        alias = "alarm_description",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub alarm_description: Option<String>,
+    #[serde(
+        default,
+        alias = "actions_enabled",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub actions_enabled: Option<Value>,
+    #[serde(
+        default,
+        rename = "OKActions",
+        alias = "ok_actions",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ok_actions: Option<Value>,
+    #[serde(
+        default,
+        alias = "alarm_actions",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub alarm_actions: Option<Value>,
+    #[serde(
+        default,
+        alias = "insufficient_data_actions",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub insufficient_data_actions: Option<Value>,
+    #[serde(default, alias = "unit", skip_serializing_if = "Option::is_none")]
+    pub unit: Option<Value>,
+    #[serde(default, alias = "tags", skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Value>,
+    #[serde(
+        default,
+        alias = "evaluate_low_sample_count_percentile",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub evaluate_low_sample_count_percentile: Option<Value>,
+}
+
+/// A definition checked and ready to judge series.
+#[derive(Debug, Clone)]
+pub struct CompiledAlarm {
+    pub definition: AlarmDefinition,
+    pub spec: AlarmSpec,
+}
+
+impl AlarmDefinition {
+    pub fn compile(&self) -> Result<CompiledAlarm, String> {
+        let name = self.alarm_name.trim();
+        if name.is_empty() || name.len() > 255 {
+            return Err("AlarmName must be 1 to 255 characters".into());
+        }
+        if self.metric_name.trim().is_empty() {
+            return Err("MetricName must not be empty".into());
+        }
+        let statistic: Statistic = match (&self.statistic, &self.extended_statistic) {
+            (Some(s), None) | (None, Some(s)) => s.parse().map_err(|e| format!("Statistic: {e}"))?,
+            (Some(_), Some(_)) => return Err("give Statistic or ExtendedStatistic, not both".into()),
+            (None, None) => return Err("Statistic (Average, Sum, Minimum, Maximum, SampleCount) or ExtendedStatistic (p99) is required".into()),
+        };
+        let comparison: Comparison = self
+            .comparison_operator
+            .parse()
+            .map_err(|e| format!("ComparisonOperator: {e}"))?;
+        let treat_missing_data: TreatMissingData = match &self.treat_missing_data {
+            Some(t) => t.parse().map_err(|e| format!("TreatMissingData: {e}"))?,
+            None => TreatMissingData::Missing,
+        };
+        let spec = AlarmSpec {
+            name: name.to_string(),
+            statistic,
+            period_secs: self.period,
+            evaluation_periods: self.evaluation_periods,
+            datapoints_to_alarm: self.datapoints_to_alarm.unwrap_or(self.evaluation_periods),
+            comparison,
+            threshold: self.threshold,
+            treat_missing_data,
+        };
+        spec.validate().map_err(|e| e.to_string())?;
+        Ok(CompiledAlarm {
+            definition: self.clone(),
+            spec,
+        })
+    }
+
+    fn selects(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
+        self.metric_name == name
+            && self.dimensions.iter().all(|d| {
+                d.value == "*" && labels.contains_key(&d.name)
+                    || labels.get(&d.name).is_some_and(|v| *v == d.value)
+            })
+    }
+}
+
+/// The alarms `vigil up` watches every host with (DESIGN: CPU, memory, disk; no data for
+/// three periods is INSUFFICIENT_DATA under the default `missing` treatment).
+pub fn default_alarms() -> Vec<AlarmDefinition> {
+    let alarm = |name: &str, metric: &str, threshold: f64, description: &str| AlarmDefinition {
+        alarm_name: name.into(),
+        metric_name: metric.into(),
+        namespace: Some("vigil".into()),
+        dimensions: vec![Dimension {
+            name: "host".into(),
+            value: "*".into(),
+        }],
+        statistic: Some("Average".into()),
+        extended_statistic: None,
+        period: 60,
+        evaluation_periods: 3,
+        datapoints_to_alarm: Some(3),
+        threshold,
+        comparison_operator: "GreaterThanThreshold".into(),
+        treat_missing_data: Some("missing".into()),
+        severity: Some("high".into()),
+        appcode: None,
+        alarm_description: Some(description.into()),
+        actions_enabled: None,
+        ok_actions: None,
+        alarm_actions: None,
+        insufficient_data_actions: None,
+        unit: None,
+        tags: None,
+        evaluate_low_sample_count_percentile: None,
+    };
+    vec![
+        alarm(
+            "High CPU Utilization",
+            "CPUUtilization",
+            80.0,
+            "CPU above 80 % for 3 minutes",
+        ),
+        alarm(
+            "High Memory Utilization",
+            "mem_used_percent",
+            80.0,
+            "memory above 80 % for 3 minutes",
+        ),
+        alarm(
+            "High Disk Utilization",
+            "disk_used_percent",
+            85.0,
+            "a filesystem above 85 % for 3 minutes",
+        ),
+    ]
+}
+
+/// The canonical text of a series: `name{k=v,…}` with labels sorted.
+pub fn series_key(name: &str, labels: &BTreeMap<String, String>) -> String {
+    let mut key = String::with_capacity(name.len() + 16 * labels.len());
+    key.push_str(name);
+    key.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            key.push(',');
+        }
+        key.push_str(k);
+        key.push('=');
+        key.push_str(v);
+    }
+    key.push('}');
+    key
+}
+
+struct SeriesEntry {
+    name: String,
+    labels: BTreeMap<String, String>,
+    series: Series,
+    last_seen_ms: i64,
+}
+
+struct InstanceEntry {
+    instance: AlarmInstance,
+    last_value: Option<f64>,
+}
+
+/// What a push did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PushOutcome {
+    pub accepted: usize,
+    pub rejected: usize,
+    /// Points of new series refused because the series cap was reached.
+    pub over_cap: usize,
+}
+
+/// One state change, ready to become an event and a stored state.
+pub struct AlarmChange {
+    pub alarm: String,
+    pub series: String,
+    pub state: State,
+    pub since_ms: i64,
+    pub event: Event,
+}
+
+/// A row of `vigil alarms`.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceView {
+    pub alarm: String,
+    pub series: String,
+    pub metric: String,
+    pub dimensions: BTreeMap<String, String>,
+    pub state: &'static str,
+    pub since_ms: i64,
+    pub value: Option<f64>,
+    pub threshold: f64,
+    pub comparison: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesView {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub points: Vec<(i64, f64)>,
+}
+
+/// Series idle this long are dropped.
+const IDLE_MS: i64 = 24 * 3600 * 1000;
+/// Points kept per series at least, whatever the alarms need: enough for charts of the
+/// last quarter hour.
+const MIN_RETENTION_SECS: u32 = 900;
+
+pub struct Engine {
+    inner: Mutex<Inner>,
+    started_ms: i64,
+    max_series: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    series: HashMap<String, SeriesEntry>,
+    by_name: HashMap<String, Vec<String>>,
+    alarms: BTreeMap<String, CompiledAlarm>,
+    instances: HashMap<(String, String), InstanceEntry>,
+    /// States loaded at start, waiting for their series to report again.
+    restored: HashMap<(String, String), (State, i64)>,
+}
+
+impl Engine {
+    pub fn new(started_ms: i64, max_series: usize) -> Engine {
+        Engine {
+            inner: Mutex::new(Inner::default()),
+            started_ms,
+            max_series,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn put_alarm(&self, alarm: CompiledAlarm) {
+        let mut inner = self.lock();
+        let name = alarm.spec.name.clone();
+        // A changed definition judges afresh.
+        inner.instances.retain(|(a, _), _| *a != name);
+        inner.alarms.insert(name, alarm);
+    }
+
+    pub fn delete_alarm(&self, name: &str) -> bool {
+        let mut inner = self.lock();
+        inner.instances.retain(|(a, _), _| a != name);
+        inner.alarms.remove(name).is_some()
+    }
+
+    pub fn restore_state(&self, alarm: &str, series: &str, state: State, since_ms: i64) {
+        self.lock()
+            .restored
+            .insert((alarm.to_string(), series.to_string()), (state, since_ms));
+    }
+
+    pub fn definitions(&self) -> Vec<AlarmDefinition> {
+        self.lock()
+            .alarms
+            .values()
+            .map(|a| a.definition.clone())
+            .collect()
+    }
+
+    pub fn definition(&self, name: &str) -> Option<AlarmDefinition> {
+        self.lock().alarms.get(name).map(|a| a.definition.clone())
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.lock().series.len()
+    }
+
+    pub fn push(&self, points: impl IntoIterator<Item = MetricPoint>, now_ms: i64) -> PushOutcome {
+        let mut outcome = PushOutcome::default();
+        let mut inner = self.lock();
+        let retention = inner
+            .alarms
+            .values()
+            .map(|a| a.spec.required_retention_secs())
+            .max()
+            .unwrap_or(0)
+            .max(MIN_RETENTION_SECS);
+        for point in points {
+            // A point from the future would push real ones out of the window.
+            if point.timestamp_ms > now_ms + 60_000 {
+                outcome.rejected += 1;
+                continue;
+            }
+            let key = series_key(&point.name, &point.labels);
+            if !inner.series.contains_key(&key) {
+                if inner.series.len() >= self.max_series {
+                    outcome.over_cap += 1;
+                    continue;
+                }
+                inner
+                    .by_name
+                    .entry(point.name.clone())
+                    .or_default()
+                    .push(key.clone());
+                inner.series.insert(
+                    key.clone(),
+                    SeriesEntry {
+                        name: point.name,
+                        labels: point.labels,
+                        series: Series::new(retention),
+                        last_seen_ms: now_ms,
+                    },
+                );
+            }
+            let Some(entry) = inner.series.get_mut(&key) else {
+                continue;
+            };
+            match entry.series.push(point.timestamp_ms, point.value) {
+                Ok(()) => {
+                    entry.last_seen_ms = now_ms;
+                    outcome.accepted += 1;
+                }
+                Err(_) => outcome.rejected += 1,
+            }
+        }
+        outcome
+    }
+
+    /// Judges every instance at `now_ms`; returns the state changes.
+    pub fn tick(&self, now_ms: i64, now: &str) -> Vec<AlarmChange> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        inner.drop_idle(now_ms);
+        let mut changes = Vec::new();
+        for alarm in inner.alarms.values() {
+            let Some(keys) = inner.by_name.get(&alarm.definition.metric_name) else {
+                continue;
+            };
+            for key in keys {
+                let Some(entry) = inner.series.get(key) else {
+                    continue;
+                };
+                if !alarm.definition.selects(&entry.name, &entry.labels) {
+                    continue;
+                }
+                let id = (alarm.spec.name.clone(), key.clone());
+                let instance = inner.instances.entry(id.clone()).or_insert_with(|| {
+                    let instance = match inner.restored.remove(&id) {
+                        Some((state, since)) => {
+                            AlarmInstance::restored(state, since, self.started_ms)
+                        }
+                        None => AlarmInstance::new(now_ms),
+                    };
+                    InstanceEntry {
+                        instance,
+                        last_value: None,
+                    }
+                });
+                if let Some(transition) =
+                    instance
+                        .instance
+                        .evaluate(&alarm.spec, &entry.series, now_ms)
+                {
+                    instance.last_value = transition.evaluated.iter().find_map(|d| d.value);
+                    let event = alarm_event(alarm, &entry.labels, key, &transition, now);
+                    changes.push(AlarmChange {
+                        alarm: alarm.spec.name.clone(),
+                        series: key.clone(),
+                        state: transition.state,
+                        since_ms: transition.at_ms,
+                        event,
+                    });
+                }
+            }
+        }
+        changes
+    }
+
+    pub fn instances(&self) -> Vec<InstanceView> {
+        let inner = self.lock();
+        let mut rows: Vec<InstanceView> = inner
+            .instances
+            .iter()
+            .filter_map(|((alarm, series), entry)| {
+                let definition = inner.alarms.get(alarm)?;
+                let data = inner.series.get(series)?;
+                Some(InstanceView {
+                    alarm: alarm.clone(),
+                    series: series.clone(),
+                    metric: data.name.clone(),
+                    dimensions: data.labels.clone(),
+                    state: entry.instance.state.as_str(),
+                    since_ms: entry.instance.state_since_ms,
+                    value: entry
+                        .last_value
+                        .or_else(|| data.series.iter().last().map(|(_, v)| v)),
+                    threshold: definition.spec.threshold,
+                    comparison: definition.spec.comparison.as_str(),
+                })
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.alarm, &a.series).cmp(&(&b.alarm, &b.series)));
+        rows
+    }
+
+    /// Series named `name` whose labels include every `filter` pair, with their points.
+    pub fn series(
+        &self,
+        name: &str,
+        filter: &BTreeMap<String, String>,
+        limit: usize,
+    ) -> Vec<SeriesView> {
+        let inner = self.lock();
+        let Some(keys) = inner.by_name.get(name) else {
+            return Vec::new();
+        };
+        keys.iter()
+            .filter_map(|k| inner.series.get(k))
+            .filter(|e| filter.iter().all(|(k, v)| e.labels.get(k) == Some(v)))
+            .take(limit)
+            .map(|e| SeriesView {
+                name: e.name.clone(),
+                labels: e.labels.clone(),
+                points: e.series.iter().collect(),
+            })
+            .collect()
+    }
+}
+
+impl Inner {
+    fn drop_idle(&mut self, now_ms: i64) {
+        let idle: Vec<String> = self
+            .series
+            .iter()
+            .filter(|(_, e)| now_ms - e.last_seen_ms > IDLE_MS)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in idle {
+            if let Some(entry) = self.series.remove(&key) {
+                if let Some(keys) = self.by_name.get_mut(&entry.name) {
+                    keys.retain(|k| *k != key);
+                }
+            }
+            self.instances.retain(|(_, s), _| *s != key);
+        }
+    }
+}
+
+pub fn parse_state(text: &str) -> Option<State> {
+    match text {
+        "OK" => Some(State::Ok),
+        "ALARM" => Some(State::Alarm),
+        "INSUFFICIENT_DATA" => Some(State::InsufficientData),
+        _ => None,
+    }
+}
+
+/// CloudWatch's timestamp form inside `detail`: `2026-10-02T17:04:40.989+0000`.
+fn cloudwatch_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3f+0000")
+        .to_string()
+}
+
+/// The `vigil.alarms` event for a transition, its `detail` shaped like CloudWatch's so
+/// rules and code written for CloudWatch work on both.
+fn alarm_event(
+    alarm: &CompiledAlarm,
+    labels: &BTreeMap<String, String>,
+    series: &str,
+    transition: &vigil_alarm::Transition,
+    now: &str,
+) -> Event {
+    let definition = &alarm.definition;
+    let stat = definition
+        .extended_statistic
+        .clone()
+        .or_else(|| definition.statistic.clone())
+        .unwrap_or_default();
+    let mut detail = json!({
+        "alarmName": alarm.spec.name,
+        "state": {
+            "value": transition.state.as_str(),
+            "reason": transition.reason,
+            "reasonData": transition.reason_data.to_string(),
+            "timestamp": cloudwatch_time(transition.at_ms),
+        },
+        "previousState": {"value": transition.previous.as_str()},
+        "configuration": {
+            "description": definition.alarm_description,
+            "threshold": alarm.spec.threshold,
+            "metrics": [{
+                "id": "m1",
+                "metricStat": {
+                    "metric": {
+                        "namespace": definition.namespace.clone().unwrap_or_else(|| "vigil".into()),
+                        "name": definition.metric_name,
+                        "dimensions": labels,
+                    },
+                    "period": alarm.spec.period_secs,
+                    "stat": stat,
+                },
+                "returnData": true,
+            }],
+        },
+        "series": series,
+    });
+    if let Some(severity) = &definition.severity {
+        detail["severity"] = json!(severity);
+    }
+    if let Some(appcode) = &definition.appcode {
+        detail["appcode"] = json!(appcode);
+    }
+    Event {
+        version: "0".into(),
+        id: crate::fresh_event_id(),
+        detail_type: ALARM_STATE_CHANGE.into(),
+        source: "vigil.alarms".into(),
+        account: "vigil".into(),
+        time: now.to_string(),
+        region: "local".into(),
+        resources: vec![format!("vigil:alarm/{}/{series}", alarm.spec.name)],
+        detail,
+    }
+}

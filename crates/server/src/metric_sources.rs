@@ -1,0 +1,193 @@
+//! Where metric points come from besides agents — the Graphite plaintext listener — and the
+//! tick that judges alarms every second and feeds their state changes into the pipeline.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use vigil_ingest::{graphite, MetricPoint};
+use vigil_store::{AlarmStateRecord, Store};
+
+use crate::alarm_engine::{Engine, PushOutcome};
+use crate::jobs::now_ms;
+use crate::metrics::{labels, Metrics};
+use crate::pipeline::Ingest;
+
+/// Where the Graphite listener's bound address is written (useful with port 0).
+pub const GRAPHITE_ADDR_FILE: &str = "graphite.addr";
+
+pub fn count_push(metrics: &Metrics, source: &str, outcome: PushOutcome) {
+    let source = labels(&[("source", source)]);
+    metrics.add(
+        "vigil_samples_accepted_total",
+        source.clone(),
+        outcome.accepted as u64,
+    );
+    if outcome.rejected > 0 {
+        metrics.add(
+            "vigil_samples_rejected_total",
+            source,
+            outcome.rejected as u64,
+        );
+    }
+    if outcome.over_cap > 0 {
+        metrics.add(
+            "vigil_series_over_cap_total",
+            String::new(),
+            outcome.over_cap as u64,
+        );
+    }
+}
+
+/// Judges every alarm once a second. State changes become `vigil.alarms` events, committed
+/// before the new states are saved: a crash in between repeats a change, never loses one.
+pub fn spawn_ticker(
+    engine: Arc<Engine>,
+    store: Arc<Store>,
+    ingest: Ingest,
+    metrics: Arc<Metrics>,
+    now: fn() -> String,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let judge = engine.clone();
+            let changes =
+                match tokio::task::spawn_blocking(move || judge.tick(now_ms(), &now())).await {
+                    Ok(changes) => changes,
+                    Err(e) => {
+                        tracing::error!(error = %e, "alarm tick failed");
+                        continue;
+                    }
+                };
+            if changes.is_empty() {
+                continue;
+            }
+            let records: Vec<AlarmStateRecord> = changes
+                .iter()
+                .map(|c| AlarmStateRecord {
+                    alarm: c.alarm.clone(),
+                    series: c.series.clone(),
+                    state: c.state.as_str().to_string(),
+                    since_ms: c.since_ms,
+                })
+                .collect();
+            for change in &changes {
+                metrics.inc(
+                    "vigil_alarm_transitions_total",
+                    labels(&[("state", change.state.as_str())]),
+                );
+                tracing::info!(alarm = %change.alarm, series = %change.series, state = change.state.as_str(), "alarm state changed");
+            }
+            let events = changes.into_iter().map(|c| c.event).collect();
+            if let Err(e) = ingest.submit("alarms", events).await {
+                tracing::error!(error = %e, "could not store alarm state changes");
+                continue;
+            }
+            let store = store.clone();
+            match tokio::task::spawn_blocking(move || store.save_alarm_states(&records)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "could not save alarm states"),
+                Err(e) => tracing::error!(error = %e, "alarm state task failed"),
+            }
+        }
+    });
+}
+
+/// Longest Graphite line read; longer ones are refused by the parser.
+const MAX_LINE: usize = graphite::MAX_LINE_BYTES + 2;
+/// Points gathered from one connection before they are pushed in one go.
+const BATCH: usize = 1024;
+
+/// Listens for Graphite plaintext lines. A failure to bind is logged, not fatal: the rest
+/// of vigil works without it.
+pub async fn spawn_graphite(
+    addr: String,
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    data_dir: PathBuf,
+) {
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::warn!(addr = %addr, error = %e, "Graphite listener not started; set metrics.graphite_listen or --graphite");
+            return;
+        }
+    };
+    let local = match listener.local_addr() {
+        Ok(local) => local,
+        Err(e) => {
+            tracing::warn!(error = %e, "Graphite listener has no address");
+            return;
+        }
+    };
+    if let Err(e) =
+        crate::write_private_file(&data_dir.join(GRAPHITE_ADDR_FILE), &local.to_string())
+    {
+        tracing::warn!(error = %e, "could not write graphite.addr");
+    }
+    tracing::info!(addr = %local, "Graphite listener up");
+    tokio::spawn(async move {
+        loop {
+            let (socket, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Graphite accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let engine = engine.clone();
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(socket);
+                let mut line = Vec::new();
+                let mut batch: Vec<MetricPoint> = Vec::new();
+                loop {
+                    line.clear();
+                    let read = (&mut reader)
+                        .take(MAX_LINE as u64)
+                        .read_until(b'\n', &mut line)
+                        .await;
+                    let done = match read {
+                        Ok(0) => true,
+                        Ok(_) => false,
+                        Err(e) => {
+                            tracing::debug!(peer = %peer, error = %e, "Graphite connection failed");
+                            true
+                        }
+                    };
+                    if !line.is_empty() {
+                        match std::str::from_utf8(&line)
+                            .map_err(|e| e.to_string())
+                            .and_then(|text| {
+                                graphite::parse_line(text, now_ms()).map_err(|e| e.to_string())
+                            }) {
+                            Ok(point) => batch.push(point),
+                            Err(e) => {
+                                metrics.inc(
+                                    "vigil_samples_rejected_total",
+                                    labels(&[("source", "graphite")]),
+                                );
+                                tracing::debug!(peer = %peer, error = %e, "Graphite line refused");
+                            }
+                        }
+                    }
+                    if batch.len() >= BATCH
+                        || (done && !batch.is_empty())
+                        || (!batch.is_empty() && reader.buffer().is_empty())
+                    {
+                        let outcome = engine.push(std::mem::take(&mut batch), now_ms());
+                        count_push(&metrics, "graphite", outcome);
+                    }
+                    if done {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
