@@ -443,3 +443,46 @@ fn rule_test_exit_codes_follow_aws_test_event_pattern() {
         Some(2)
     );
 }
+
+#[tokio::test]
+async fn vigil_up_watches_its_own_host_with_the_default_alarms() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path()).await;
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let (_, hosts) = server.get("/api/v1/hosts").await;
+        let (_, alarms) = server.get("/api/v1/alarms").await;
+        let reporting = hosts["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|h| h["name"] == hostname.as_str() && h["last_seen_at"].is_string());
+        let watched: Vec<&str> = alarms["instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["dimensions"]["host"] == hostname.as_str())
+            .filter_map(|i| i["alarm"].as_str())
+            .collect();
+        if reporting
+            && [
+                "High CPU Utilization",
+                "High Memory Utilization",
+                "High Disk Utilization",
+            ]
+            .iter()
+            .all(|a| watched.contains(a))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the local agent did not report or the default alarms do not watch it: {hosts} {alarms}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}

@@ -242,6 +242,57 @@ struct SeriesEntry {
     labels: BTreeMap<String, String>,
     series: Series,
     last_seen_ms: i64,
+    rollups: Rollups,
+}
+
+/// One-minute summaries of the last 24 hours, for charts longer than the raw window.
+#[derive(Default)]
+struct Rollups {
+    minutes: std::collections::VecDeque<Rollup>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rollup {
+    pub minute_ms: i64,
+    pub min: f64,
+    pub max: f64,
+    pub sum: f64,
+    pub count: u32,
+}
+
+const MINUTE_MS: i64 = 60_000;
+const ROLLUP_MINUTES: usize = 24 * 60;
+
+impl Rollups {
+    fn add(&mut self, timestamp_ms: i64, value: f64) {
+        let minute_ms = timestamp_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
+        let position = self.minutes.iter().rposition(|r| r.minute_ms <= minute_ms);
+        match position {
+            Some(i) if self.minutes[i].minute_ms == minute_ms => {
+                let r = &mut self.minutes[i];
+                r.min = r.min.min(value);
+                r.max = r.max.max(value);
+                r.sum += value;
+                r.count += 1;
+            }
+            _ => {
+                let at = position.map_or(0, |i| i + 1);
+                self.minutes.insert(
+                    at,
+                    Rollup {
+                        minute_ms,
+                        min: value,
+                        max: value,
+                        sum: value,
+                        count: 1,
+                    },
+                );
+                while self.minutes.len() > ROLLUP_MINUTES {
+                    self.minutes.pop_front();
+                }
+            }
+        }
+    }
 }
 
 struct InstanceEntry {
@@ -285,7 +336,10 @@ pub struct InstanceView {
 pub struct SeriesView {
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    /// Raw points of the recent window: (Unix ms, value).
     pub points: Vec<(i64, f64)>,
+    /// One-minute summaries of the last 24 hours.
+    pub rollups: Vec<Rollup>,
 }
 
 /// Series idle this long are dropped.
@@ -393,6 +447,7 @@ impl Engine {
                         labels: point.labels,
                         series: Series::new(retention),
                         last_seen_ms: now_ms,
+                        rollups: Rollups::default(),
                     },
                 );
             }
@@ -401,6 +456,7 @@ impl Engine {
             };
             match entry.series.push(point.timestamp_ms, point.value) {
                 Ok(()) => {
+                    entry.rollups.add(point.timestamp_ms, point.value);
                     entry.last_seen_ms = now_ms;
                     outcome.accepted += 1;
                 }
@@ -506,6 +562,7 @@ impl Engine {
                 name: e.name.clone(),
                 labels: e.labels.clone(),
                 points: e.series.iter().collect(),
+                rollups: e.rollups.minutes.iter().copied().collect(),
             })
             .collect()
     }
@@ -606,5 +663,112 @@ fn alarm_event(
         region: "local".into(),
         resources: vec![format!("vigil:alarm/{}/{series}", alarm.spec.name)],
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(name: &str, host: &str, value: f64, timestamp_ms: i64) -> MetricPoint {
+        MetricPoint {
+            name: name.into(),
+            labels: BTreeMap::from([("host".to_string(), host.to_string())]),
+            value,
+            timestamp_ms,
+        }
+    }
+
+    #[test]
+    fn one_template_watches_every_host_and_new_hosts() {
+        let engine = Engine::new(0, 100);
+        let mut definition = default_alarms().remove(0);
+        definition.period = 1;
+        definition.evaluation_periods = 1;
+        definition.datapoints_to_alarm = Some(1);
+        engine.put_alarm(definition.compile().unwrap());
+        let start = 1_700_000_000_000;
+        engine.push([point("CPUUtilization", "a", 95.0, start)], start);
+        engine.tick(start + 1_000, "t");
+        engine.push(
+            [point("CPUUtilization", "b", 10.0, start + 1_000)],
+            start + 1_000,
+        );
+        let changes = engine.tick(start + 2_000, "t");
+        let instances = engine.instances();
+        assert_eq!(instances.len(), 2, "one instance per host");
+        assert!(changes
+            .iter()
+            .any(|c| c.series.contains("host=b") && c.state == State::Ok));
+        let a = instances
+            .iter()
+            .find(|i| i.series.contains("host=a"))
+            .unwrap();
+        assert_eq!(a.state, "ALARM");
+    }
+
+    #[test]
+    fn the_series_cap_drops_new_series_and_counts_them() {
+        let engine = Engine::new(0, 2);
+        let outcome = engine.push(
+            [
+                point("m", "a", 1.0, 1_000),
+                point("m", "b", 1.0, 1_000),
+                point("m", "c", 1.0, 1_000),
+            ],
+            1_000,
+        );
+        assert_eq!((outcome.accepted, outcome.over_cap), (2, 1));
+        assert_eq!(engine.series_count(), 2);
+    }
+
+    #[test]
+    fn rollups_summarise_each_minute() {
+        let engine = Engine::new(0, 10);
+        let base = 1_700_000_040_000 - 1_700_000_040_000 % MINUTE_MS;
+        engine.push(
+            [
+                point("m", "a", 1.0, base),
+                point("m", "a", 3.0, base + 1_000),
+                point("m", "a", 5.0, base + MINUTE_MS),
+            ],
+            base + MINUTE_MS,
+        );
+        let view = engine.series("m", &BTreeMap::new(), 10);
+        let rollups = &view[0].rollups;
+        assert_eq!(rollups.len(), 2);
+        assert_eq!(
+            (
+                rollups[0].min,
+                rollups[0].max,
+                rollups[0].sum,
+                rollups[0].count
+            ),
+            (1.0, 3.0, 4.0, 2)
+        );
+        assert_eq!(rollups[1].count, 1);
+    }
+
+    #[test]
+    fn put_metric_alarm_json_with_aws_only_fields_is_accepted() {
+        let definition: AlarmDefinition = serde_json::from_value(serde_json::json!({
+            "AlarmName": "cpu", "MetricName": "CPUUtilization", "Namespace": "AWS/EC2",
+            "Dimensions": [{"Name": "InstanceId", "Value": "i-1"}], "Statistic": "Average",
+            "Period": 300, "EvaluationPeriods": 2, "Threshold": 80.0,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "AlarmActions": ["arn:aws:sns:us-east-1:1:x"], "OKActions": [], "Unit": "Percent",
+            "Tags": [{"Key": "team", "Value": "ops"}], "ActionsEnabled": true
+        }))
+        .unwrap();
+        let alarm = definition.compile().unwrap();
+        assert_eq!(alarm.spec.datapoints_to_alarm, 2);
+        let unknown = serde_json::from_value::<AlarmDefinition>(serde_json::json!({
+            "AlarmName": "x", "MetricName": "m", "Period": 1, "EvaluationPeriods": 1,
+            "Threshold": 1.0, "ComparisonOperator": "GreaterThanThreshold", "Bogus": 1
+        }));
+        assert!(unknown.unwrap_err().to_string().contains("Bogus"));
+        let mut bad = definition.clone();
+        bad.statistic = None;
+        assert!(bad.compile().unwrap_err().contains("Statistic"));
     }
 }

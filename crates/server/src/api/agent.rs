@@ -76,23 +76,33 @@ pub async fn metrics(
     }
     let count = batch.samples.len();
     let text = serde_json::to_string(&batch).map_err(ApiError::internal)?;
-    // Every agent series carries its host, so one alarm can watch every host.
-    let points = batch.samples.into_iter().map(|s| {
-        let mut labels = s.dimensions;
-        labels.insert("host".into(), host.clone());
-        vigil_ingest::MetricPoint {
-            name: s.name,
-            labels,
-            value: s.value,
-            timestamp_ms: s.timestamp_ms,
-        }
-    });
-    let outcome = state.engine.push(points, now_ms());
-    crate::metric_sources::count_push(&state.metrics, "agent", outcome);
-    blocking(&state, move |store| {
-        store.record_metrics(&host, &text, &now())
+    let owner = host.clone();
+    let appcode = blocking(&state, move |store| {
+        store.record_metrics(&owner, &text, &now())?;
+        Ok(store.host(&owner)?.and_then(|h| h.appcode))
     })
     .await?;
+    // Every agent series carries its host (and Appcode), so one alarm can watch every host,
+    // or every host of an application, including hosts that report for the first time.
+    let points: Vec<vigil_ingest::MetricPoint> = batch
+        .samples
+        .into_iter()
+        .map(|s| {
+            let mut labels = s.dimensions;
+            labels.insert("host".into(), host.clone());
+            if let Some(appcode) = &appcode {
+                labels.insert("appcode".into(), appcode.clone());
+            }
+            vigil_ingest::MetricPoint {
+                name: s.name,
+                labels,
+                value: s.value,
+                timestamp_ms: s.timestamp_ms,
+            }
+        })
+        .collect();
+    let outcome = state.engine.push(points, now_ms());
+    crate::metric_sources::count_push(&state.metrics, "agent", outcome);
     Ok((StatusCode::ACCEPTED, Json(json!({"accepted": count}))))
 }
 
