@@ -21,6 +21,20 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/incidents/INC-1/ack"),
     ("POST", "/api/v1/incidents/INC-1/resolve"),
     ("GET", "/api/v1/openapi.json"),
+    ("POST", "/api/v1/hosts"),
+    ("GET", "/api/v1/hosts"),
+    ("GET", "/api/v1/hosts/web-01"),
+    ("POST", "/api/v1/hosts/web-01/revoke"),
+    ("POST", "/api/v1/agent/heartbeat"),
+    ("POST", "/api/v1/agent/metrics"),
+    ("GET", "/api/v1/agent/jobs?wait=0"),
+    ("POST", "/api/v1/agent/jobs/1/result"),
+    ("POST", "/api/v1/alarms"),
+    ("GET", "/api/v1/alarms"),
+    ("GET", "/api/v1/alarms/cpu"),
+    ("DELETE", "/api/v1/alarms/cpu"),
+    ("GET", "/api/v1/series?name=CPUUtilization"),
+    ("POST", "/api/v1/write"),
     ("GET", "/metrics"),
     ("GET", "/api/v1/no-such-route"),
 ];
@@ -34,6 +48,7 @@ async fn every_route_but_healthz_needs_a_token() {
         let url = format!("{}{path}", server.url);
         let request = |method: &str| match method {
             "POST" => client.post(&url).body("{}"),
+            "DELETE" => client.delete(&url),
             _ => client.get(&url),
         };
         let none = request(method).send().await.expect("request");
