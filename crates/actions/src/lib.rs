@@ -115,54 +115,89 @@ pub trait Executor: Send + Sync {
 /// A ticket in an external tracker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExternalTicket {
+    /// The tracker's name, e.g. `jira`.
     pub tracker: String,
+    /// The tracker's id for it, e.g. `OPS-42`.
     pub id: String,
+    /// Where a human opens it.
     pub url: String,
 }
 
+/// Keeps an external ticket in step with an incident. Every call must be safe to repeat
+/// with the same key: a crash or a timeout leaves the outcome unknown, and the runner
+/// simply calls again.
 pub trait Tracker: Send + Sync {
     fn name(&self) -> &str;
-    /// Creates the ticket, or finds the one an earlier attempt with the same key made.
+    /// Creates the ticket, or returns the one an earlier attempt with the same key made
+    /// (Jira: searched by the label `vigil-<incident key>`).
     fn open<'a>(
         &'a self,
         incident: &'a Incident,
         key: &'a IdempotencyKey,
     ) -> BoxFuture<'a, Result<ExternalTicket, ActionError>>;
+    /// Adds a comment unless one carrying `key` is already there.
     fn comment<'a>(
         &'a self,
         ticket: &'a ExternalTicket,
         text: &'a str,
+        key: &'a IdempotencyKey,
     ) -> BoxFuture<'a, Result<(), ActionError>>;
+    /// Records the recovery: a comment (carrying `key`) and the configured transition.
     fn resolve<'a>(
         &'a self,
         ticket: &'a ExternalTicket,
         incident: &'a Incident,
+        key: &'a IdempotencyKey,
     ) -> BoxFuture<'a, Result<(), ActionError>>;
 }
 
-/// A message about an incident for one channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notification {
+/// What a notification announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Opened,
+    Resolved,
+}
+
+/// Output of one probe, for messages and tickets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    pub probe: String,
+    pub host: String,
+    pub output: String,
+}
+
+/// Everything a channel needs to tell people about an incident; each notifier renders it
+/// with its own templates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Derived from (incident, step): becomes the email Message-ID, the webhook's delivery id.
     pub key: IdempotencyKey,
+    pub kind: MessageKind,
+    /// The incident with its timeline.
+    pub incident: Incident,
+    pub diagnostics: Vec<Diagnostic>,
+    pub tickets: Vec<ExternalTicket>,
+    /// The incident's page in vigil's web UI.
+    pub incident_url: String,
+    /// Addresses for channels that have them (email); empty means the channel's defaults.
     pub recipients: Vec<String>,
-    pub subject: String,
-    pub text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     pub channel: String,
-    /// The receiving system's id for the message, when it gives one.
+    /// The receiving system's id for the message, when it gives one (email Message-ID).
     pub external_id: Option<String>,
+    /// A human-readable note: "accepted by smtp.example.com:587 for 2 recipients".
+    pub detail: Option<String>,
 }
 
+/// Tells people: email, chat, webhooks.
 pub trait Notifier: Send + Sync {
+    /// `email`, `slack`, `webhook`, …
     fn channel(&self) -> &str;
-    fn send<'a>(
-        &'a self,
-        incident: &'a Incident,
-        message: &'a Notification,
-    ) -> BoxFuture<'a, Result<Delivery, ActionError>>;
+    fn send<'a>(&'a self, message: &'a Message) -> BoxFuture<'a, Result<Delivery, ActionError>>;
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod rules;
 mod sns_confirm;
+pub mod ui;
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -19,7 +19,13 @@ use serde_json::json;
 
 use crate::AppState;
 
+/// The whole HTTP surface: the web UI (its own session login) beside the token-authenticated
+/// API, which also answers every unknown path.
 pub fn router(state: AppState) -> Router {
+    crate::ui::router(state.clone()).merge(api_router(state))
+}
+
+fn api_router(state: AppState) -> Router {
     let body_limit = state.config.server.body_limit_bytes;
     Router::new()
         .route("/healthz", get(healthz))
