@@ -31,6 +31,15 @@ pub enum Step {
         #[serde(default)]
         probes: Vec<String>,
     },
+    /// Open a ticket in every configured tracker (Jira) and comment the diagnostics on it;
+    /// on recovery, comment and move it to its resolved status.
+    Ticket,
+    /// Tell people on every configured channel (email, Slack, webhook) — once per incident
+    /// change, not per repeat. `to` adds email addresses.
+    Notify {
+        #[serde(default)]
+        to: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,13 +58,15 @@ pub fn default_playbooks() -> Vec<(String, Playbook)> {
                     Step::Incident,
                     Step::CheckHost,
                     Step::Diagnose { probes: Vec::new() },
+                    Step::Ticket,
+                    Step::Notify { to: Vec::new() },
                 ],
             },
         ),
         (
             "recover".to_string(),
             Playbook {
-                steps: vec![Step::Resolve],
+                steps: vec![Step::Resolve, Step::Ticket, Step::Notify { to: Vec::new() }],
             },
         ),
     ]

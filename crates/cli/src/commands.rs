@@ -421,6 +421,52 @@ async fn show_incident(args: &ClientArgs, key: &str, json: bool) -> anyhow::Resu
             }
         }
     }
+    for ticket in incident
+        .get("tickets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let field = |f: &str| {
+            ticket
+                .get(f)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        println!(
+            "  ticket            {} {} {}",
+            field("tracker"),
+            field("id"),
+            field("url")
+        );
+    }
+    let deliveries = incident
+        .get("deliveries")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !deliveries.is_empty() {
+        println!("deliveries:");
+        for d in deliveries {
+            let field = |f: &str| d.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+            let attempts = d.get("attempts").and_then(Value::as_i64).unwrap_or(0);
+            let outcome = match field("status").as_str() {
+                "done" => format!("done {}", field("external_id")),
+                "pending" if attempts > 0 => format!("retrying: {}", field("last_error")),
+                "pending" => "pending".to_string(),
+                other => format!("{other}: {}", field("last_error")),
+            };
+            println!(
+                "  {:<9} {:<15} {:<8} attempts {:<3} {}",
+                field("kind"),
+                field("name"),
+                field("channel"),
+                attempts,
+                outcome
+            );
+        }
+    }
     println!("timeline:");
     for entry in incident
         .get("timeline")

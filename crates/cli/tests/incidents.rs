@@ -486,3 +486,42 @@ async fn vigil_up_watches_its_own_host_with_the_default_alarms() {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
+
+#[tokio::test]
+async fn without_channels_each_notification_is_recorded_as_not_delivered() {
+    let dir = temp_dir();
+    let server = Server::start_with(dir.path(), &["--no-agent"]).await;
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_event("undelivered-1", "NoChannelsYet").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, incident) = server.get("/api/v1/incidents/INC-1").await;
+        let noted = incident["timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                t["message"].as_str().is_some_and(|m| {
+                    m.contains("notification not delivered") && m.contains("VIGIL_SMTP_URL")
+                })
+            });
+        let logged = incident["deliveries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|d| d["name"] == "undelivered" && d["status"] == "failed");
+        if noted && logged {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no undelivered note: {incident}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -298,7 +298,12 @@ impl Rollups {
 struct InstanceEntry {
     instance: AlarmInstance,
     last_value: Option<f64>,
+    /// Recent transitions (Unix ms, new state), oldest first, so charts can mark them.
+    changes: std::collections::VecDeque<(i64, State)>,
 }
+
+/// Transitions kept per instance for charts.
+const CHANGES_KEPT: usize = 64;
 
 /// What a push did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -494,6 +499,7 @@ impl Engine {
                     InstanceEntry {
                         instance,
                         last_value: None,
+                        changes: std::collections::VecDeque::new(),
                     }
                 });
                 if let Some(transition) =
@@ -502,6 +508,12 @@ impl Engine {
                         .evaluate(&alarm.spec, &entry.series, now_ms)
                 {
                     instance.last_value = transition.evaluated.iter().find_map(|d| d.value);
+                    if instance.changes.len() == CHANGES_KEPT {
+                        instance.changes.pop_front();
+                    }
+                    instance
+                        .changes
+                        .push_back((transition.at_ms, transition.state));
                     let event = alarm_event(alarm, &entry.labels, key, &transition, now);
                     changes.push(AlarmChange {
                         alarm: alarm.spec.name.clone(),
@@ -541,6 +553,15 @@ impl Engine {
             .collect();
         rows.sort_by(|a, b| (&a.alarm, &a.series).cmp(&(&b.alarm, &b.series)));
         rows
+    }
+
+    /// The recent transitions of one instance (Unix ms, state), oldest first.
+    pub fn state_changes(&self, alarm: &str, series: &str) -> Vec<(i64, &'static str)> {
+        self.lock()
+            .instances
+            .get(&(alarm.to_string(), series.to_string()))
+            .map(|e| e.changes.iter().map(|(at, s)| (*at, s.as_str())).collect())
+            .unwrap_or_default()
     }
 
     /// Series named `name` whose labels include every `filter` pair, with their points.
@@ -705,6 +726,10 @@ mod tests {
             .find(|i| i.series.contains("host=a"))
             .unwrap();
         assert_eq!(a.state, "ALARM");
+        assert_eq!(
+            engine.state_changes(&a.alarm, &a.series),
+            [(start + 1_000, "ALARM")]
+        );
     }
 
     #[test]

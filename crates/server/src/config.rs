@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Largest request body accepted, in bytes. Default 1 MiB.
     pub body_limit_bytes: usize,
+    /// The URL people reach vigil at, for links in tickets and messages. Default: the
+    /// listening address.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +67,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./vigil-data"),
             body_limit_bytes: 1024 * 1024,
+            public_url: None,
         }
     }
 }

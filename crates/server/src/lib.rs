@@ -10,6 +10,7 @@ pub mod metric_sources;
 pub mod metrics;
 pub mod pipeline;
 pub mod rules;
+pub mod runner;
 mod sns_confirm;
 pub mod ui;
 
@@ -81,6 +82,12 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
     let metrics = Arc::new(metrics::Metrics::default());
 
     let engine = Arc::new(load_alarms(&config, &store)?);
+    let runner = Arc::new(runner::Runner::new(
+        store.clone(),
+        Vec::new(),
+        Vec::new(),
+        now,
+    ));
     let hub = Arc::new(jobs::JobHub::default());
     let times = jobs::JobTimes::default();
     let (wake, woken) = pipeline::Wake::new();
@@ -96,6 +103,7 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
             hub: hub.clone(),
             times,
         },
+        runner: runner.clone(),
     }
     .start(woken)
     .map_err(|e| {
@@ -113,6 +121,8 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         })?;
     let local = listener.local_addr().map_err(ServerError::Serve)?;
     let url = format!("http://{local}");
+    runner.set_base_url(config.server.public_url.as_deref().unwrap_or(&url));
+    runner.clone().spawn();
     write_private_file(&data_dir.join(SERVER_URL_FILE), &url).map_err(dir_error)?;
 
     let state = AppState {

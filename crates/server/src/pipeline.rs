@@ -133,6 +133,7 @@ pub struct Processor {
     pub metrics: Arc<Metrics>,
     pub now: fn() -> String,
     pub responder: crate::jobs::Responder,
+    pub runner: Arc<crate::runner::Runner>,
 }
 
 /// Batch read from the store per round.
@@ -219,6 +220,8 @@ impl Processor {
                 {
                     tracing::error!(incident = %incident, error = %e, "could not queue diagnostics");
                 }
+                self.runner
+                    .start_run(incident, vigil_actions::MessageKind::Opened, &steps)?;
             }
             IncidentChange::Repeated {
                 key: incident,
@@ -234,6 +237,8 @@ impl Processor {
                     labels(&[("by", "recovery")]),
                 );
                 tracing::info!(incident = %incident, alarm = %facts.alarm_name, "incident resolved by recovery");
+                self.runner
+                    .start_run(incident, vigil_actions::MessageKind::Resolved, &steps)?;
             }
             IncidentChange::NothingToResolve => {
                 tracing::debug!(alarm = %facts.alarm_name, "recovery with no open incident");

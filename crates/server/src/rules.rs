@@ -158,7 +158,11 @@ mod tests {
         assert_eq!(steps[0], Step::Incident);
         assert!(steps.contains(&Step::Diagnose { probes: vec![] }));
         let (names, steps) = rules.plan(&fixture("cloudwatch-alarm-alarm-to-ok.json"));
-        assert_eq!((names, steps), (vec!["recovery"], vec![Step::Resolve]));
+        assert_eq!(names, vec!["recovery"]);
+        assert_eq!(
+            steps,
+            vec![Step::Resolve, Step::Ticket, Step::Notify { to: vec![] }]
+        );
         let (names, _) = rules.plan(&fixture("cloudwatch-alarm-ok-to-insufficient-data.json"));
         assert_eq!(names, vec!["insufficient-data"]);
         let (names, steps) =

@@ -12,6 +12,7 @@ mod alarms;
 mod hosts;
 mod incidents;
 mod migrations;
+mod runs;
 mod sns;
 mod tokens;
 
@@ -24,6 +25,7 @@ use rusqlite::Connection;
 pub use alarms::AlarmStateRecord;
 pub use hosts::{host_token_name, Enrollment, JobEnd, NewJob};
 pub use incidents::{AlarmAction, IncidentChange, IncidentFilter};
+pub use runs::{NewStep, RunStep, StepStatus, TicketRecord};
 pub use sns::SnsSubscription;
 pub use tokens::TokenRecord;
 

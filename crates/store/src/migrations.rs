@@ -105,6 +105,38 @@ const MIGRATIONS: &[&str] = &[
         since_ms INTEGER NOT NULL,
         PRIMARY KEY (alarm, series)
     );",
+    // 4: durable playbook runs: one journal row per step; tickets and deliveries hang on them.
+    "CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        kind TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX runs_open ON runs (id) WHERE finished_at IS NULL;
+    CREATE TABLE run_steps (
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        recipients TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        external_id TEXT,
+        link TEXT,
+        next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+        deadline_ms INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, position)
+    );
+    CREATE TABLE tickets (
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        tracker TEXT NOT NULL,
+        ticket_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        PRIMARY KEY (incident_id, tracker)
+    );",
 ];
 
 pub(crate) fn apply(conn: &Connection) -> Result<()> {

@@ -47,8 +47,18 @@ pub async fn show(
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let lookup = key.clone();
-    let incident = blocking(&state, move |store| store.incident(&lookup)).await?;
-    found(incident, &key)
+    let (incident, tickets, deliveries) = blocking(&state, move |store| {
+        Ok((
+            store.incident(&lookup)?,
+            store.tickets(&lookup)?,
+            store.run_steps(&lookup)?,
+        ))
+    })
+    .await?;
+    let Json(mut body) = found(incident, &key)?;
+    body["tickets"] = json!(tickets);
+    body["deliveries"] = json!(deliveries);
+    Ok(Json(body))
 }
 
 pub async fn acknowledge(
