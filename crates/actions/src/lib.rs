@@ -31,6 +31,13 @@ pub enum Step {
         #[serde(default)]
         probes: Vec<String>,
     },
+    /// Run a remediation probe on the host (e.g. `collector_restart`). With `approval =
+    /// true` it waits until an approver of the incident's application approves it.
+    Remediate {
+        probe: String,
+        #[serde(default)]
+        approval: bool,
+    },
     /// Open a ticket in every configured tracker (Jira) and comment the diagnostics on it;
     /// on recovery, comment and move it to its resolved status.
     Ticket,

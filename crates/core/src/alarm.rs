@@ -64,6 +64,10 @@ pub struct AlarmFacts {
     pub generator_url: Option<String>,
     pub starts_at: Option<String>,
     pub severity: Option<String>,
+    /// The application the alarm belongs to: from the alarm (`appcode` in its detail or
+    /// labels), else from the host's binding when the incident opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appcode: Option<String>,
 }
 
 impl AlarmFacts {
@@ -163,6 +167,9 @@ impl AlarmFacts {
                 .cloned()
                 .or_else(|| str_at(detail, &["severity"]).map(str::to_string)),
             generator_url: str_at(detail, &["generatorURL"]).map(str::to_string),
+            appcode: str_at(detail, &["appcode"])
+                .map(str::to_string)
+                .or_else(|| labels.get("appcode").cloned()),
             starts_at: str_at(detail, &["startsAt"]).map(str::to_string),
             labels,
             annotations,

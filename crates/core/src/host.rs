@@ -80,6 +80,8 @@ pub enum JobStatus {
     TimedOut,
     /// No agent picked it up or answered in time.
     Expired,
+    /// A remediation waiting for an approver.
+    AwaitingApproval,
 }
 
 impl JobStatus {
@@ -92,6 +94,7 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::TimedOut => "timed_out",
             JobStatus::Expired => "expired",
+            JobStatus::AwaitingApproval => "awaiting_approval",
         }
     }
 
@@ -104,6 +107,7 @@ impl JobStatus {
             JobStatus::Failed,
             JobStatus::TimedOut,
             JobStatus::Expired,
+            JobStatus::AwaitingApproval,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -26,6 +26,8 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 pub struct Principal {
     pub name: String,
     pub role: Role,
+    /// The Appcode whose subtree this caller is limited to; `None` sees everything.
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +188,7 @@ pub async fn require_token(
             req.extensions_mut().insert(Principal {
                 name: record.name,
                 role,
+                scope: record.scope,
             });
             next.run(req).await
         }

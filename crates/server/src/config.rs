@@ -21,6 +21,26 @@ pub struct Config {
     /// Alarm definitions, PutMetricAlarm's fields in snake_case. Alarms made through the
     /// API are stored and override a config alarm of the same name.
     pub alarms: Vec<crate::alarm_engine::AlarmDefinition>,
+    /// Rules binding hosts that have no Appcode yet: first match wins
+    /// (`{ host_glob = "web-*", appcode = "shop_web" }`, or `label = ["role", "db"]`).
+    pub host_bindings: Vec<vigil_ownership::BindingRule>,
+    pub escalation: EscalationConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EscalationConfig {
+    /// Minutes after opening at which an unacknowledged incident escalates, one level up
+    /// the application tree per entry. Default `[15, 30]`; empty disables escalation.
+    pub after_minutes: Vec<u64>,
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        EscalationConfig {
+            after_minutes: vec![15, 30],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -75,7 +75,14 @@ impl Responder {
                 _ => None,
             })
             .collect();
-        if !wants_check && probe_lists.is_empty() {
+        let remediations: Vec<(&String, bool)> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Remediate { probe, approval } => Some((probe, *approval)),
+                _ => None,
+            })
+            .collect();
+        if !wants_check && probe_lists.is_empty() && remediations.is_empty() {
             return Ok(());
         }
         let note = |message: String| {
@@ -115,11 +122,11 @@ impl Responder {
             }
         }
         probes.dedup();
-        if probes.is_empty() {
+        if probes.is_empty() && remediations.is_empty() {
             return Ok(());
         }
         let args = serde_json::Value::Object(Default::default());
-        let jobs: Vec<NewJob<'_>> = probes
+        let mut jobs: Vec<NewJob<'_>> = probes
             .iter()
             .map(|probe| NewJob {
                 host: &host.name,
@@ -128,8 +135,27 @@ impl Responder {
                 args: &args,
                 timeout_ms: self.times.probe_timeout_ms,
                 claim_within_ms: self.times.claim_within_ms,
+                needs_approval: false,
             })
             .collect();
+        for (probe, approval) in &remediations {
+            jobs.push(NewJob {
+                host: &host.name,
+                incident_key: Some(incident),
+                probe,
+                args: &args,
+                timeout_ms: self.times.probe_timeout_ms,
+                claim_within_ms: self.times.claim_within_ms,
+                needs_approval: *approval,
+            });
+            if *approval {
+                note(format!(
+                    "remediation `{probe}` on {} waits for an approver of {} (`vigil incident approve {incident}`)",
+                    host.name,
+                    facts.appcode.as_deref().unwrap_or("its application")
+                ))?;
+            }
+        }
         let ids = self.store.create_jobs(&jobs, now, now_ms())?;
         tracing::info!(incident, host = %host.name, probes = ?probes, jobs = ?ids, "probes queued");
         self.hub.ring(&host.name);

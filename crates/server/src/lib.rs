@@ -4,10 +4,12 @@
 pub mod alarm_engine;
 pub mod api;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod jobs;
 pub mod metric_sources;
 pub mod metrics;
+pub mod ownership;
 pub mod pipeline;
 pub mod rules;
 pub mod runner;
@@ -33,6 +35,9 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     pub jobs: Arc<jobs::JobHub>,
     pub engine: Arc<alarm_engine::Engine>,
+    pub ownership: Arc<ownership::Ownership>,
+    /// Offset added to the wall clock by the test-only clock endpoint (see `clock`).
+    pub clock: Arc<clock::Clock>,
 }
 
 /// Where the CLI finds a running server: written at every start, next to the token.
@@ -82,6 +87,11 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
     let metrics = Arc::new(metrics::Metrics::default());
 
     let engine = Arc::new(load_alarms(&config, &store)?);
+    let ownership = Arc::new(ownership::Ownership::load(
+        &store,
+        config.host_bindings.clone(),
+    )?);
+    let clock = Arc::new(clock::Clock::from_env());
     let runner = Arc::new(runner::Runner::new(
         store.clone(),
         Vec::new(),
@@ -104,6 +114,7 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
             times,
         },
         runner: runner.clone(),
+        ownership: ownership.clone(),
     }
     .start(woken)
     .map_err(|e| {
@@ -133,6 +144,8 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         metrics,
         jobs: hub,
         engine: engine.clone(),
+        ownership: ownership.clone(),
+        clock: clock.clone(),
     };
     jobs::spawn_sweeper(store.clone(), times, now);
     metric_sources::spawn_ticker(

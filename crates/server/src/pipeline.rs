@@ -134,6 +134,7 @@ pub struct Processor {
     pub now: fn() -> String,
     pub responder: crate::jobs::Responder,
     pub runner: Arc<crate::runner::Runner>,
+    pub ownership: Arc<crate::ownership::Ownership>,
 }
 
 /// Batch read from the store per round.
@@ -183,8 +184,14 @@ impl Processor {
         self.metrics
             .inc("vigil_events_processed_total", String::new());
 
-        let facts =
+        let mut facts =
             AlarmFacts::from_event(event).unwrap_or_else(|| AlarmFacts::from_other_event(event));
+        // An incident belongs to the application of its host unless the alarm says otherwise.
+        if facts.appcode.is_none() {
+            if let Some(host) = facts.host.clone().or_else(|| facts.instance_id.clone()) {
+                facts.appcode = self.ownership.appcode_for_host(&host, &facts.labels);
+            }
+        }
         let opens = steps.contains(&Step::Incident);
         let resolves = steps.contains(&Step::Resolve);
         let action = match (opens, resolves) {

@@ -29,6 +29,8 @@ pub struct NewJob<'a> {
     pub args: &'a serde_json::Value,
     pub timeout_ms: u64,
     pub claim_within_ms: u64,
+    /// Held until an approver approves the incident (`awaiting_approval`).
+    pub needs_approval: bool,
 }
 
 /// A job that reached an end, with what the incident timeline needs.
@@ -202,7 +204,7 @@ impl Store {
             };
             tx.prepare_cached(
                 "INSERT INTO jobs (host, incident_id, probe, args, timeout_ms, status, created_at, claim_by_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 job.host,
@@ -210,6 +212,7 @@ impl Store {
                 job.probe,
                 job.args.to_string(),
                 job.timeout_ms as i64,
+                if job.needs_approval { "awaiting_approval" } else { "queued" },
                 now,
                 now_ms + job.claim_within_ms as i64
             ])?;
@@ -381,6 +384,46 @@ impl Store {
         add_timeline(&tx, id, now, kind, message, None)?;
         tx.commit()?;
         Ok(true)
+    }
+
+    /// Releases an incident's jobs held for approval and records who approved and when.
+    /// Returns the hosts whose agents now have work.
+    pub fn approve_jobs(
+        &self,
+        incident_key: &str,
+        by: &str,
+        now: &str,
+        now_ms: i64,
+    ) -> Result<Vec<String>> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        let Some(incident) = incident_id(&tx, incident_key)? else {
+            return Ok(Vec::new());
+        };
+        let held: Vec<(i64, String, String)> = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, host, probe FROM jobs WHERE incident_id = ?1 AND status = 'awaiting_approval' ORDER BY id",
+            )?;
+            let rows = stmt.query_map([incident], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for (id, _, _) in &held {
+            tx.execute(
+                "UPDATE jobs SET status = 'queued', claim_by_ms = ?2 + 10000 WHERE id = ?1",
+                params![id, now_ms],
+            )?;
+        }
+        let probes: Vec<&str> = held.iter().map(|(_, _, p)| p.as_str()).collect();
+        let message = if probes.is_empty() {
+            format!("approved by {by} at {now} (nothing was waiting)")
+        } else {
+            format!("approved by {by} at {now}: {} released", probes.join(", "))
+        };
+        add_timeline(&tx, incident, now, TimelineKind::Note, &message, None)?;
+        tx.commit()?;
+        let mut hosts: Vec<String> = held.into_iter().map(|(_, h, _)| h).collect();
+        hosts.dedup();
+        Ok(hosts)
     }
 
     /// Status of a job, for tests and the API.

@@ -32,6 +32,8 @@ pub enum IncidentChange {
 pub struct IncidentFilter {
     pub status: Option<IncidentStatus>,
     pub limit: usize,
+    /// Only incidents of these Appcodes (a scoped token's subtree); `None` for all.
+    pub appcodes: Option<Vec<String>>,
 }
 
 const COLUMNS: &str = "id, key, group_key, status, severity, title, count, opened_at, acknowledged_at, resolved_at, last_event_at, facts";
@@ -83,9 +85,9 @@ impl Store {
                 )?;
                 let key = format!("INC-{next_id}");
                 tx.execute(
-                    "INSERT INTO incidents (id, key, group_key, status, severity, title, count, host, opened_at, last_event_at, facts)
-                     VALUES (?1, ?2, ?3, 'open', ?4, ?5, 1, ?6, ?7, ?7, ?8)",
-                    params![next_id, key, group_key, severity.as_str(), facts.title(), facts.host, now, facts_json],
+                    "INSERT INTO incidents (id, key, group_key, status, severity, title, count, host, opened_at, last_event_at, facts, appcode)
+                     VALUES (?1, ?2, ?3, 'open', ?4, ?5, 1, ?6, ?7, ?7, ?8, ?9)",
+                    params![next_id, key, group_key, severity.as_str(), facts.title(), facts.host, now, facts_json, facts.appcode],
                 )?;
                 let message = format!(
                     "opened: {state} — {}",
@@ -130,26 +132,30 @@ impl Store {
     pub fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>> {
         let conn = self.reader();
         let limit = if filter.limit == 0 { 500 } else { filter.limit } as i64;
+        let mut sql = format!("SELECT {COLUMNS} FROM incidents WHERE 1 = 1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(status) = filter.status {
+            args.push(status.as_str().to_string().into());
+            sql.push_str(&format!(" AND status = ?{}", args.len()));
+        }
+        if let Some(appcodes) = &filter.appcodes {
+            if appcodes.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut marks = Vec::with_capacity(appcodes.len());
+            for code in appcodes {
+                args.push(code.clone().into());
+                marks.push(format!("?{}", args.len()));
+            }
+            sql.push_str(&format!(" AND appcode IN ({})", marks.join(", ")));
+        }
+        args.push(limit.into());
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), incident_row)?;
         let mut out = Vec::new();
-        match filter.status {
-            Some(status) => {
-                let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM incidents WHERE status = ?1 ORDER BY id DESC LIMIT ?2"
-                ))?;
-                let rows = stmt.query_map(params![status.as_str(), limit], incident_row)?;
-                for row in rows {
-                    out.push(row??);
-                }
-            }
-            None => {
-                let mut stmt = conn.prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM incidents ORDER BY id DESC LIMIT ?1"
-                ))?;
-                let rows = stmt.query_map([limit], incident_row)?;
-                for row in rows {
-                    out.push(row??);
-                }
-            }
+        for row in rows {
+            out.push(row??);
         }
         Ok(out)
     }

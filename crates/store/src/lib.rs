@@ -9,6 +9,7 @@
 //!   crash replays the event or not at all, never half.
 
 mod alarms;
+mod apps;
 mod hosts;
 mod incidents;
 mod migrations;

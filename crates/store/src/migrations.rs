@@ -137,6 +137,17 @@ const MIGRATIONS: &[&str] = &[
         url TEXT NOT NULL,
         PRIMARY KEY (incident_id, tracker)
     );",
+    // 5: the application tree, Appcodes on incidents, scoped tokens, escalation levels.
+    "CREATE TABLE apps (
+        appcode TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        retired INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL
+    );
+    ALTER TABLE incidents ADD COLUMN appcode TEXT;
+    ALTER TABLE incidents ADD COLUMN escalation_level INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX incidents_appcode ON incidents (appcode, id);
+    ALTER TABLE tokens ADD COLUMN scope TEXT;",
 ];
 
 pub(crate) fn apply(conn: &Connection) -> Result<()> {

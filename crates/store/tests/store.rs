@@ -102,6 +102,7 @@ fn grouping_repeats_and_resolution() {
         .list_incidents(&IncidentFilter {
             status: Some(IncidentStatus::Open),
             limit: 0,
+            appcodes: None,
         })
         .unwrap();
     assert_eq!(

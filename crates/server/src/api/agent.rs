@@ -155,7 +155,7 @@ pub async fn job_result(
     let Json(mut result) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if matches!(
         result.status,
-        JobStatus::Queued | JobStatus::Running | JobStatus::Expired
+        JobStatus::Queued | JobStatus::Running | JobStatus::Expired | JobStatus::AwaitingApproval
     ) {
         return Err(ApiError::bad_request(format!(
             "status: `{}` is not a final answer; use done, refused, failed or timed_out",

@@ -7,24 +7,48 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 use vigil_ingest::remote_write;
 
 use super::incidents::blocking;
 use super::ApiError;
 use crate::alarm_engine::AlarmDefinition;
+use crate::auth::Principal;
 use crate::jobs::now_ms;
 use crate::metric_sources::count_push;
 use crate::metrics::labels;
 use crate::{now, AppState};
 
 /// `POST /api/v1/alarms`: create or replace an alarm.
+/// Whether a scoped caller may see an alarm: by its Appcode.
+fn alarm_visible(state: &AppState, who: &Principal, definition: &AlarmDefinition) -> bool {
+    state
+        .ownership
+        .allowed(who.scope.as_deref(), definition.appcode.as_deref())
+}
+
+fn no_alarm(name: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no alarm named `{name}`"))
+}
+
 pub async fn put(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     body: Result<Json<AlarmDefinition>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(definition) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if !alarm_visible(&state, &who, &definition) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "a scoped token defines alarms only with an Appcode inside its scope",
+        ));
+    }
+    if let Some(existing) = state.engine.definition(definition.alarm_name.trim()) {
+        if !alarm_visible(&state, &who, &existing) {
+            return Err(no_alarm(&definition.alarm_name));
+        }
+    }
     let alarm = definition
         .compile()
         .map_err(|e| ApiError::bad_request(format!("alarm `{}`: {e}", definition.alarm_name)))?;
@@ -47,11 +71,25 @@ pub async fn put(
 }
 
 /// `GET /api/v1/alarms`: definitions and every instance's state and value.
-pub async fn list(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({
-        "alarms": state.engine.definitions(),
-        "instances": state.engine.instances(),
-    }))
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Json<Value> {
+    let definitions: Vec<AlarmDefinition> = state
+        .engine
+        .definitions()
+        .into_iter()
+        .filter(|d| alarm_visible(&state, &who, d))
+        .collect();
+    let names: std::collections::HashSet<&str> =
+        definitions.iter().map(|d| d.alarm_name.as_str()).collect();
+    let instances: Vec<_> = state
+        .engine
+        .instances()
+        .into_iter()
+        .filter(|i| names.contains(i.alarm.as_str()))
+        .collect();
+    Json(json!({"alarms": definitions, "instances": instances}))
 }
 
 pub async fn show(
@@ -73,8 +111,14 @@ pub async fn show(
 
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    if let Some(existing) = state.engine.definition(&name) {
+        if !alarm_visible(&state, &who, &existing) {
+            return Err(no_alarm(&name));
+        }
+    }
     let stored_name = name.clone();
     let stored = blocking(&state, move |store| store.delete_alarm(&stored_name)).await?;
     let live = state.engine.delete_alarm(&name);

@@ -3,14 +3,14 @@
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use vigil_store::Enrollment;
 
 use super::incidents::blocking;
 use super::ApiError;
-use crate::auth::{generate_token, hash_token};
+use crate::auth::{generate_token, hash_token, Principal};
 use crate::{now, AppState};
 
 #[derive(Debug, Deserialize)]
@@ -46,11 +46,32 @@ fn valid_instance_id(id: &str) -> bool {
 }
 
 /// `POST /api/v1/hosts`: enrolls a host and returns its agent token, shown only here.
+fn host_visible(state: &AppState, who: &Principal, host: &vigil_core::Host) -> bool {
+    let appcode = host
+        .appcode
+        .clone()
+        .or_else(|| state.ownership.appcode_for_host(&host.name, &host.labels));
+    state
+        .ownership
+        .allowed(who.scope.as_deref(), appcode.as_deref())
+}
+
 pub async fn add(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     body: Result<Json<NewHost>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(new) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if who.scope.is_some()
+        && !state
+            .ownership
+            .allowed(who.scope.as_deref(), new.appcode.as_deref())
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "a scoped token enrolls hosts only with an appcode inside its scope",
+        ));
+    }
     if !valid_host_name(&new.name) {
         return Err(ApiError::bad_request(format!(
             "name `{}` is not a host name: use letters, digits, '-', '.', '_' (at most 253)",
@@ -93,13 +114,18 @@ pub async fn add(
     ))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let hosts = blocking(&state, |store| store.hosts()).await?;
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
+    let mut hosts = blocking(&state, |store| store.hosts()).await?;
+    hosts.retain(|h| host_visible(&state, &who, h));
     Ok(Json(json!({"hosts": hosts})))
 }
 
 pub async fn show(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let lookup = name.clone();
@@ -108,6 +134,7 @@ pub async fn show(
     })
     .await?;
     let host = host
+        .filter(|h| host_visible(&state, &who, h))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no host named `{name}`")))?;
     let mut body = json!(host);
     body["last_metrics"] = metrics
@@ -119,14 +146,18 @@ pub async fn show(
 /// `POST /api/v1/hosts/{name}/revoke`: its agent's token stops working immediately.
 pub async fn revoke(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let lookup = name.clone();
-    let (known, revoked) = blocking(&state, move |store| {
-        let known = store.host(&lookup)?.is_some();
-        Ok((known, store.revoke_host(&lookup, &now())?))
-    })
-    .await?;
+    let host = blocking(&state, move |store| store.host(&lookup)).await?;
+    let known = host.as_ref().is_some_and(|h| host_visible(&state, &who, h));
+    let lookup = name.clone();
+    let revoked = if known {
+        blocking(&state, move |store| store.revoke_host(&lookup, &now())).await?
+    } else {
+        false
+    };
     if !known {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -21,8 +21,29 @@ pub struct ListQuery {
 /// Most incidents one list call returns.
 const MAX_LIST: usize = 1000;
 
+/// Answers 404 for an incident outside a scoped caller's subtree, as if it did not exist.
+pub(super) async fn in_scope(state: &AppState, who: &Principal, key: &str) -> Result<(), ApiError> {
+    if who.scope.is_none() {
+        return Ok(());
+    }
+    let lookup = key.to_string();
+    let appcode = blocking(state, move |store| store.incident_appcode(&lookup)).await?;
+    if state
+        .ownership
+        .allowed(who.scope.as_deref(), appcode.as_deref())
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no incident with key `{key}`"),
+        ))
+    }
+}
+
 pub async fn list(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -37,6 +58,10 @@ pub async fn list(
     let filter = IncidentFilter {
         status,
         limit: query.limit.unwrap_or(200).clamp(1, MAX_LIST),
+        appcodes: who
+            .scope
+            .as_deref()
+            .map(|scope| state.ownership.subtree(scope)),
     };
     let incidents = blocking(&state, move |store| store.list_incidents(&filter)).await?;
     Ok(Json(json!({"incidents": incidents})))
@@ -44,8 +69,10 @@ pub async fn list(
 
 pub async fn show(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    in_scope(&state, &who, &key).await?;
     let lookup = key.clone();
     let (incident, tickets, deliveries) = blocking(&state, move |store| {
         Ok((
@@ -66,6 +93,7 @@ pub async fn acknowledge(
     Extension(who): Extension<Principal>,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    in_scope(&state, &who, &key).await?;
     let lookup = key.clone();
     let outcome = blocking(&state, move |store| {
         store.acknowledge(&lookup, &who.name, &now())
@@ -82,6 +110,7 @@ pub async fn resolve(
     Extension(who): Extension<Principal>,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    in_scope(&state, &who, &key).await?;
     let lookup = key.clone();
     let outcome = blocking(&state, move |store| {
         store.resolve(&lookup, &who.name, &now())

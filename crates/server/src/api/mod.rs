@@ -3,6 +3,7 @@
 
 mod agent;
 mod alarms;
+mod apps;
 mod hosts;
 mod incidents;
 mod ingest;
@@ -51,6 +52,16 @@ fn api_router(state: AppState) -> Router {
         )
         .route("/api/v1/series", get(alarms::series))
         .route("/api/v1/write", post(alarms::remote_write))
+        .route("/api/v1/apps", post(apps::add).get(apps::list))
+        .route("/api/v1/apps/import", post(apps::import_tree))
+        .route("/api/v1/apps/export", get(apps::export_tree))
+        .route("/api/v1/apps/{code}", get(apps::show).patch(apps::change))
+        .route("/api/v1/apps/{code}/move", post(apps::move_node))
+        .route("/api/v1/hosts/{name}/bind", post(apps::bind_host))
+        .route("/api/v1/tokens", post(apps::add_token))
+        .route("/api/v1/reports", get(apps::report_for))
+        .route("/api/v1/test/clock", post(apps::advance_clock))
+        .route("/api/v1/incidents/{key}/approve", post(apps::approve))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .fallback(not_found)

@@ -1,0 +1,584 @@
+//! The application tree (`vigil app …`), host bindings, scoped tokens, approvals and
+//! per-Appcode reports. Callers with a scoped token see and change only their subtree:
+//! anything outside it answers 404, as if it did not exist.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use vigil_ownership::{
+    export_csv, export_toml, import, report, AppNode, Appcode, Document, IncidentRecord,
+};
+use vigil_store::IncidentFilter;
+
+use super::incidents::blocking;
+use super::ApiError;
+use crate::auth::{generate_token, hash_token, Principal};
+use crate::ownership::node_rows;
+use crate::{now, AppState};
+
+fn not_found(what: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no {what}"))
+}
+
+fn visible(state: &AppState, who: &Principal, appcode: &str) -> Result<(), ApiError> {
+    if state.ownership.read().tree.get(appcode).is_some()
+        && state.ownership.allowed(who.scope.as_deref(), Some(appcode))
+    {
+        Ok(())
+    } else {
+        Err(not_found(&format!("application `{appcode}`")))
+    }
+}
+
+async fn save(
+    state: &AppState,
+    nodes: Vec<(String, String)>,
+    bindings: Vec<(String, String)>,
+) -> Result<(), ApiError> {
+    blocking(state, move |store| {
+        store.save_apps(&nodes, &bindings, &now())
+    })
+    .await
+}
+
+/// `POST /api/v1/apps`: a new node. Its parent must be inside the caller's scope.
+pub async fn add(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    body: Result<Json<AppNode>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(node) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let code = node.appcode.to_string();
+    match (&who.scope, &node.parent) {
+        (Some(_), None) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "a scoped token cannot add a root node",
+            ))
+        }
+        (Some(_), Some(parent)) => visible(&state, &who, parent)?,
+        _ => {}
+    }
+    let rows = {
+        let mut inner = state.ownership.write();
+        inner
+            .tree
+            .add(node)
+            .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?;
+        node_rows(&inner.tree, &[&code])
+    };
+    save(&state, rows, Vec::new()).await?;
+    tracing::info!(appcode = %code, "application added");
+    Ok((StatusCode::CREATED, Json(json!({"appcode": code}))))
+}
+
+/// `GET /api/v1/apps`: every node the caller may see, with inherited owners.
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Json<Value> {
+    let inner = state.ownership.read();
+    let nodes: Vec<Value> = inner
+        .tree
+        .nodes()
+        .into_iter()
+        .filter(|n| who.scope.as_deref().is_none_or(|scope| inner.tree.is_within(&n.appcode, scope)))
+        .map(|n| json!({"node": n, "inherited": inner.tree.owners_of(&n.appcode), "hosts": inner.hosts.hosts_in(&n.appcode, &inner.tree).len()}))
+        .collect();
+    Json(json!({"apps": nodes}))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(code): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    visible(&state, &who, &code)?;
+    let inner = state.ownership.read();
+    let node = inner
+        .tree
+        .get(&code)
+        .ok_or_else(|| not_found("application"))?;
+    let children: Vec<&str> = inner
+        .tree
+        .children(&code)
+        .iter()
+        .map(|c| c.appcode.as_str())
+        .collect();
+    let ancestors: Vec<&str> = inner
+        .tree
+        .ancestors(&code)
+        .iter()
+        .map(|c| c.appcode.as_str())
+        .collect();
+    Ok(Json(json!({
+        "node": node,
+        "inherited": inner.tree.owners_of(&code),
+        "children": children,
+        "ancestors": ancestors,
+        "hosts": inner.hosts.hosts_in(&code, &inner.tree),
+        "escalation": inner.tree.escalation_chain(&code),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    #[serde(default)]
+    appcode: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    owners: Option<Vec<String>>,
+    #[serde(default)]
+    approvers: Option<Vec<String>>,
+    #[serde(default)]
+    oncall: Option<Vec<String>>,
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+}
+
+/// `PATCH /api/v1/apps/{code}`: display name, kind, people, channels — never the Appcode.
+pub async fn change(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(code): Path<String>,
+    body: Result<Json<Change>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(change) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    visible(&state, &who, &code)?;
+    if change.appcode.as_deref().is_some_and(|c| c != code) {
+        return Err(ApiError::bad_request(format!(
+            "appcode: `{code}` cannot be changed; Appcodes are permanent (rename changes only the display name)"
+        )));
+    }
+    let conflict = |e: vigil_ownership::OwnershipError| ApiError::bad_request(e.to_string());
+    let rows = {
+        let mut inner = state.ownership.write();
+        let current = inner
+            .tree
+            .get(&code)
+            .cloned()
+            .ok_or_else(|| not_found("application"))?;
+        if let Some(name) = change.name {
+            inner.tree.rename(&code, name).map_err(conflict)?;
+        }
+        if let Some(kind) = change.kind {
+            inner.tree.set_kind(&code, kind).map_err(conflict)?;
+        }
+        if change.owners.is_some() || change.approvers.is_some() || change.oncall.is_some() {
+            inner
+                .tree
+                .set_people(
+                    &code,
+                    change.owners.unwrap_or(current.owners),
+                    change.approvers.unwrap_or(current.approvers),
+                    change.oncall.unwrap_or(current.oncall),
+                )
+                .map_err(conflict)?;
+        }
+        if let Some(channels) = change.channels {
+            inner.tree.set_channels(&code, channels).map_err(conflict)?;
+        }
+        node_rows(&inner.tree, &[&code])
+    };
+    save(&state, rows, Vec::new()).await?;
+    Ok(Json(json!({"appcode": code, "changed": true})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Move {
+    parent: Option<String>,
+}
+
+/// `POST /api/v1/apps/{code}/move`: hosts, alarms and incidents refer to the Appcode, so
+/// they all follow.
+pub async fn move_node(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(code): Path<String>,
+    body: Result<Json<Move>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(target) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    visible(&state, &who, &code)?;
+    match (&who.scope, &target.parent) {
+        (Some(_), None) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "a scoped token cannot make a root node",
+            ))
+        }
+        (Some(scope), Some(_)) if *scope == code => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "a scoped token cannot move its own scope",
+            ))
+        }
+        (Some(_), Some(parent)) => visible(&state, &who, parent)?,
+        _ => {}
+    }
+    let rows = {
+        let mut inner = state.ownership.write();
+        inner
+            .tree
+            .move_node(&code, target.parent.as_deref())
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        node_rows(&inner.tree, &[&code])
+    };
+    save(&state, rows, Vec::new()).await?;
+    tracing::info!(appcode = %code, parent = target.parent.as_deref().unwrap_or("(root)"), "application moved");
+    Ok(Json(json!({"appcode": code, "parent": target.parent})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bind {
+    appcode: String,
+}
+
+/// `POST /api/v1/hosts/{name}/bind`.
+pub async fn bind_host(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(host): Path<String>,
+    body: Result<Json<Bind>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(bind) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    visible(&state, &who, &bind.appcode)?;
+    if who.scope.is_some() {
+        let current = state
+            .ownership
+            .read()
+            .hosts
+            .appcode_of(&host)
+            .map(|c| c.to_string());
+        if let Some(current) = current {
+            visible(&state, &who, &current).map_err(|_| not_found(&format!("host `{host}`")))?;
+        }
+    }
+    {
+        let mut inner = state.ownership.write();
+        let Inner { tree, hosts } = &mut *inner;
+        hosts
+            .bind(tree, &host, &bind.appcode)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    save(
+        &state,
+        Vec::new(),
+        vec![(host.clone(), bind.appcode.clone())],
+    )
+    .await?;
+    Ok(Json(json!({"host": host, "appcode": bind.appcode})))
+}
+
+use crate::ownership::Inner;
+
+/// `POST /api/v1/apps/import`: TOML or CSV (by Content-Type, or sniffed), idempotent.
+pub async fn import_tree(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    if who.scope.is_some() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "importing the tree needs the admin token",
+        ));
+    }
+    let body = body.map_err(|r| ApiError::from_body(r, state.config.server.body_limit_bytes))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("the import is not UTF-8 text"))?;
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let document = if content_type.contains("csv")
+        || (!content_type.contains("toml") && text.starts_with("appcode,")
+            || text.starts_with("host,"))
+    {
+        Document::from_csv(text)
+    } else {
+        Document::from_toml(text)
+    }
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let (report, rows, bindings) = {
+        let mut inner = state.ownership.write();
+        let Inner { tree, hosts } = &mut *inner;
+        let report =
+            import(tree, hosts, &document).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let codes: Vec<String> = document
+            .apps
+            .iter()
+            .map(|a| a.node.appcode.to_string())
+            .collect();
+        let refs: Vec<&str> = codes.iter().map(String::as_str).collect();
+        let mut rows = node_rows(tree, &refs);
+        rows.extend(
+            tree.retired()
+                .into_iter()
+                .map(|c| (c.to_string(), String::new())),
+        );
+        let bindings: Vec<(String, String)> = document
+            .hosts
+            .iter()
+            .map(|(_, b)| (b.name.clone(), b.appcode.to_string()))
+            .collect();
+        (report, rows, bindings)
+    };
+    let (live, retired): (Vec<_>, Vec<_>) =
+        rows.into_iter().partition(|(_, json)| !json.is_empty());
+    let retired: Vec<String> = retired.into_iter().map(|(code, _)| code).collect();
+    blocking(&state, move |store| {
+        store.save_apps(&live, &bindings, &now())?;
+        store.retire_apps(&retired, &now())
+    })
+    .await?;
+    tracing::info!(%report, "application tree imported");
+    Ok(Json(
+        json!({"report": report.to_string(), "changes": report.changes()}),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+/// `GET /api/v1/apps/export?format=toml|csv`.
+pub async fn export_tree(
+    State(state): State<AppState>,
+    Query(query): Query<ExportQuery>,
+) -> Result<(StatusCode, [(&'static str, &'static str); 1], String), ApiError> {
+    let inner = state.ownership.read();
+    match query.format.as_deref().unwrap_or("toml") {
+        "toml" => Ok((
+            StatusCode::OK,
+            [("content-type", "application/toml")],
+            export_toml(&inner.tree, &inner.hosts),
+        )),
+        "csv" => {
+            let csv = export_csv(&inner.tree, &inner.hosts);
+            Ok((
+                StatusCode::OK,
+                [("content-type", "text/csv")],
+                format!("{}\n{}", csv.apps, csv.hosts),
+            ))
+        }
+        other => Err(ApiError::bad_request(format!(
+            "format `{other}` is not toml or csv"
+        ))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    name: String,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// `POST /api/v1/tokens`: a named token, optionally limited to an Appcode's subtree. A
+/// scoped caller can only hand out its own scope or narrower.
+pub async fn add_token(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    body: Result<Json<NewToken>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(new) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if new.name.is_empty()
+        || new.name.len() > 100
+        || new.name.starts_with("host:")
+        || new.name == "admin"
+    {
+        return Err(ApiError::bad_request(
+            "name: 1–100 characters, not `admin` nor starting with `host:`",
+        ));
+    }
+    match (&who.scope, &new.scope) {
+        (Some(_), None) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "a scoped token cannot create an unscoped token",
+            ))
+        }
+        (Some(mine), Some(wanted)) if !state.ownership.read().tree.is_within(wanted, mine) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("scope `{wanted}` is wider than this token's (`{mine}`)"),
+            ))
+        }
+        (_, Some(wanted)) if state.ownership.read().tree.get(wanted).is_none() => {
+            return Err(ApiError::bad_request(format!(
+                "scope: no application `{wanted}`"
+            )))
+        }
+        _ => {}
+    }
+    let token = generate_token();
+    let hash = hash_token(&token);
+    let (name, scope) = (new.name.clone(), new.scope.clone());
+    blocking(&state, move |store| {
+        store.add_scoped_token(&name, &hash, scope.as_deref(), &now())
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            format!("token `{}` could not be created: {}", new.name, e.message),
+        )
+    })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"name": new.name, "scope": new.scope, "token": token})),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    appcode: String,
+    /// `30d`, `12h`, `90m`; default 30 days.
+    since: Option<String>,
+}
+
+fn parse_since(text: &str) -> Option<i64> {
+    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: i64 = number.parse().ok()?;
+    let unit_ms = match unit {
+        "d" => 86_400_000,
+        "h" => 3_600_000,
+        "m" => 60_000,
+        _ => return None,
+    };
+    n.checked_mul(unit_ms)
+}
+
+/// `GET /api/v1/reports?appcode=X&since=30d`: incidents, open, MTTA, MTTR, noisiest alarms.
+pub async fn report_for(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Query(query): Query<ReportQuery>,
+) -> Result<Json<Value>, ApiError> {
+    visible(&state, &who, &query.appcode)?;
+    let since = query.since.as_deref().unwrap_or("30d");
+    let span = parse_since(since).ok_or_else(|| {
+        ApiError::bad_request(format!("since: `{since}` is not like 30d, 12h or 90m"))
+    })?;
+    let codes = state.ownership.subtree(&query.appcode);
+    let incidents = blocking(&state, move |store| {
+        store.list_incidents(&IncidentFilter {
+            status: None,
+            limit: 1_000_000,
+            appcodes: Some(codes),
+        })
+    })
+    .await?;
+    let ms = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+            .map(|t| t.timestamp_millis())
+    };
+    let records: Vec<IncidentRecord> = incidents
+        .iter()
+        .map(|i| IncidentRecord {
+            appcode: i
+                .alarm
+                .appcode
+                .as_deref()
+                .and_then(|a| Appcode::parse(a).ok()),
+            alarm_name: i.alarm.alarm_name.clone(),
+            opened_at_ms: ms(&Some(i.opened_at.clone())).unwrap_or(0),
+            acknowledged_at_ms: ms(&i.acknowledged_at),
+            resolved_at_ms: ms(&i.resolved_at),
+        })
+        .collect();
+    let now_ms = state.clock.now_ms();
+    let tree = &state.ownership.read().tree;
+    let report = report(tree, &query.appcode, &records, now_ms - span, now_ms)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Json(json!(report)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Advance {
+    seconds: i64,
+}
+
+/// `POST /api/v1/test/clock`: moves the escalation clock forward; only with
+/// `VIGIL_TEST_CLOCK=1`, otherwise 404.
+pub async fn advance_clock(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    body: Result<Json<Advance>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    if !state.clock.movable() || who.scope.is_some() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such route; see /api/v1/openapi.json",
+        ));
+    }
+    let Json(advance) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    state.clock.advance(advance.seconds.saturating_mul(1000));
+    Ok(Json(json!({"now_ms": state.clock.now_ms()})))
+}
+
+/// `POST /api/v1/incidents/{key}/approve`: releases the incident's remediations waiting
+/// for approval. Only an approver of the incident's application may.
+pub async fn approve(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let lookup = key.clone();
+    let appcode = blocking(&state, move |store| store.incident_appcode(&lookup)).await?;
+    if !state
+        .ownership
+        .allowed(who.scope.as_deref(), appcode.as_deref())
+    {
+        return Err(not_found(&format!("incident with key `{key}`")));
+    }
+    let approvers = appcode
+        .as_deref()
+        .and_then(|a| state.ownership.owners_of(a))
+        .map(|o| o.approvers)
+        .unwrap_or_default();
+    if !approvers.contains(&who.name) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "`{}` is not an approver of {} (approvers: {})",
+                who.name,
+                appcode.as_deref().unwrap_or("an application"),
+                if approvers.is_empty() {
+                    "none configured".into()
+                } else {
+                    approvers.join(", ")
+                }
+            ),
+        ));
+    }
+    let (name, lookup) = (who.name.clone(), key.clone());
+    let released = blocking(&state, move |store| {
+        store.approve_jobs(&lookup, &name, &now(), crate::jobs::now_ms())
+    })
+    .await?;
+    for host in &released {
+        state.jobs.ring(host);
+    }
+    tracing::info!(incident = %key, by = %who.name, released = released.len(), "remediation approved");
+    Ok(Json(
+        json!({"incident": key, "approved_by": who.name, "released": released.len()}),
+    ))
+}

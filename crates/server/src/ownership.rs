@@ -1,0 +1,188 @@
+//! The application tree in the server: `vigil-ownership`'s pure model held in memory,
+//! loaded from and saved to the store, and the questions the rest of the server asks of
+//! it — whose is this, who approves, who is next, is this inside that token's scope.
+
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use vigil_ownership::{
+    import, AppEntry, AppNode, Appcode, BindingRule, Document, HostBinding, HostIndex, Origin,
+    Owners, Section, Tree,
+};
+use vigil_store::{Store, StoreError};
+
+pub struct Ownership {
+    inner: RwLock<Inner>,
+    rules: Vec<BindingRule>,
+}
+
+pub struct Inner {
+    pub tree: Tree,
+    pub hosts: HostIndex,
+}
+
+impl Ownership {
+    /// Loads the tree, retired codes and host bindings saved in the store.
+    pub fn load(store: &Store, rules: Vec<BindingRule>) -> Result<Ownership, StoreError> {
+        let mut document = Document::default();
+        for (entry, (appcode, definition, retired)) in store.apps()?.into_iter().enumerate() {
+            if retired {
+                match Appcode::parse(&appcode) {
+                    Ok(code) => document.retired.push(code),
+                    Err(e) => {
+                        tracing::error!(appcode, error = %e, "stored retired appcode unreadable")
+                    }
+                }
+                continue;
+            }
+            match serde_json::from_str::<AppNode>(&definition) {
+                Ok(node) => document.apps.push(AppEntry {
+                    origin: Origin {
+                        section: Section::Apps,
+                        entry,
+                        line: None,
+                    },
+                    node,
+                    channels_given: true,
+                }),
+                Err(e) => {
+                    tracing::error!(appcode, error = %e, "stored application unreadable; skipped")
+                }
+            }
+        }
+        let mut tree = Tree::new();
+        let mut hosts = HostIndex::new();
+        let known: std::collections::HashSet<String> = document
+            .apps
+            .iter()
+            .map(|a| a.node.appcode.to_string())
+            .collect();
+        for (entry, (host, appcode)) in store.host_bindings()?.into_iter().enumerate() {
+            // A host bound through an agent's config to an application nobody created yet
+            // stays bound in the store; the tree only tracks bindings it can route.
+            if let (true, Ok(appcode)) = (known.contains(&appcode), Appcode::parse(&appcode)) {
+                document.hosts.push((
+                    Origin {
+                        section: Section::Hosts,
+                        entry,
+                        line: None,
+                    },
+                    HostBinding {
+                        name: host,
+                        appcode,
+                    },
+                ));
+            }
+        }
+        if let Err(e) = import(&mut tree, &mut hosts, &document) {
+            return Err(StoreError::Corrupt(format!(
+                "the stored application tree does not load: {e}"
+            )));
+        }
+        Ok(Ownership {
+            inner: RwLock::new(Inner { tree, hosts }),
+            rules,
+        })
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn owners_of(&self, appcode: &str) -> Option<Owners> {
+        self.read().tree.owners_of(appcode)
+    }
+
+    /// The Appcode a host is bound to, or the first binding rule it matches.
+    pub fn appcode_for_host(
+        &self,
+        host: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Option<String> {
+        if let Some(code) = self.read().hosts.appcode_of(host) {
+            return Some(code.to_string());
+        }
+        vigil_ownership::bind_by_rules(&self.rules, host, labels).map(|c| c.to_string())
+    }
+
+    /// Whether a caller limited to `scope` may see something of `appcode`.
+    pub fn allowed(&self, scope: Option<&str>, appcode: Option<&str>) -> bool {
+        match (scope, appcode) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(scope), Some(appcode)) => self.read().tree.is_within(appcode, scope),
+        }
+    }
+
+    /// The Appcodes in a scope's subtree (itself included).
+    pub fn subtree(&self, scope: &str) -> Vec<String> {
+        self.read()
+            .tree
+            .subtree(scope)
+            .into_iter()
+            .map(|c| c.to_string())
+            .collect()
+    }
+
+    pub fn escalation_chain(&self, appcode: &str) -> Vec<Owners> {
+        self.read().tree.escalation_chain(appcode)
+    }
+
+    /// Turns playbook recipients into addresses: `owners`, `oncall`, `approvers` and
+    /// `escalation` (the next level up) are looked up in the tree; anything else is kept.
+    pub fn resolve_recipients(
+        &self,
+        words: &[String],
+        appcode: Option<&str>,
+        escalation_level: usize,
+    ) -> Vec<String> {
+        let owners = appcode.and_then(|a| self.owners_of(a));
+        let chain = appcode
+            .map(|a| self.escalation_chain(a))
+            .unwrap_or_default();
+        let mut out: Vec<String> = Vec::new();
+        for word in words {
+            let found: Vec<String> = match word.as_str() {
+                "owners" => owners
+                    .as_ref()
+                    .map(|o| o.owners.clone())
+                    .unwrap_or_default(),
+                "oncall" => owners
+                    .as_ref()
+                    .map(|o| o.oncall.clone())
+                    .unwrap_or_default(),
+                "approvers" => owners
+                    .as_ref()
+                    .map(|o| o.approvers.clone())
+                    .unwrap_or_default(),
+                "escalation" => chain
+                    .get(escalation_level)
+                    .map(|level| level.owners.iter().chain(&level.oncall).cloned().collect())
+                    .unwrap_or_default(),
+                other => vec![other.to_string()],
+            };
+            for address in found {
+                if !out.contains(&address) {
+                    out.push(address);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Rows to save for a set of nodes: (appcode, JSON).
+pub fn node_rows(tree: &Tree, codes: &[&str]) -> Vec<(String, String)> {
+    codes
+        .iter()
+        .filter_map(|code| tree.get(code))
+        .filter_map(|node| {
+            serde_json::to_string(node)
+                .ok()
+                .map(|json| (node.appcode.to_string(), json))
+        })
+        .collect()
+}

@@ -1,0 +1,451 @@
+//! The JSON the pages are drawn from, under `/ui/api/…`. Shapes follow the token API's,
+//! with what a page needs added: each incident's Appcode, open incidents per host, the
+//! state changes of each alarm instance, and the server's clock (ages are computed
+//! against it, not the browser's).
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use vigil_core::{Host, Incident, IncidentStatus};
+use vigil_store::{IncidentFilter, Store};
+
+use super::session::SessionInfo;
+use super::{blocking, UiError, UiState};
+use crate::jobs::now_ms;
+use crate::metrics::labels;
+use crate::now;
+
+/// Incidents one list call looks through, newest first; filters apply within them.
+const SCAN: usize = 1000;
+/// Most series a chart request returns.
+const MAX_SERIES: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct IncidentQuery {
+    status: Option<String>,
+    severity: Option<String>,
+    appcode: Option<String>,
+    host: Option<String>,
+    q: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Where an incident's Appcode comes from when its alarm names none itself.
+struct Appcodes {
+    by_host: HashMap<String, String>,
+    by_alarm: HashMap<String, String>,
+}
+
+impl Appcodes {
+    fn load(state: &UiState, hosts: &[Host]) -> Appcodes {
+        Appcodes {
+            by_host: hosts
+                .iter()
+                .filter_map(|h| Some((h.name.clone(), h.appcode.clone()?)))
+                .collect(),
+            by_alarm: state
+                .app
+                .engine
+                .definitions()
+                .into_iter()
+                .filter_map(|d| Some((d.alarm_name, d.appcode?)))
+                .collect(),
+        }
+    }
+
+    /// The alarm's own `appcode` label or dimension, then the Appcode of vigil's alarm
+    /// definition, then that of the host it is about.
+    fn of(&self, incident: &Incident) -> Option<String> {
+        let facts = &incident.alarm;
+        facts
+            .labels
+            .get("appcode")
+            .or_else(|| facts.dimensions.get("appcode"))
+            .or_else(|| {
+                (facts.source == "vigil.alarms")
+                    .then(|| self.by_alarm.get(&facts.alarm_name))
+                    .flatten()
+            })
+            .or_else(|| facts.host.as_ref().and_then(|h| self.by_host.get(h)))
+            .cloned()
+    }
+}
+
+/// The shortest run after `vgl_` taken for a token (real ones have 43 characters; probes
+/// may cut a command line, and with it a token, short).
+const TOKEN_MIN_CHARS: usize = 8;
+
+/// Replaces vigil tokens (`vgl_` and base64url) in `text`. They reach incidents through
+/// probe output, such as an agent's command line in `top_cpu`, and pages never show them.
+fn redact_tokens(text: &str) -> Option<String> {
+    let token_char = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(found) = text[search..].find("vgl_") {
+        let start = search + found;
+        let body = start + "vgl_".len();
+        let len = text.as_bytes()[body..]
+            .iter()
+            .take_while(|&&b| token_char(b))
+            .count();
+        if len >= TOKEN_MIN_CHARS {
+            out.push_str(&text[copied..start]);
+            out.push_str("vgl_[redacted]");
+            copied = body + len;
+        }
+        search = body + len;
+    }
+    (copied > 0).then(|| out + &text[copied..])
+}
+
+fn redact_value(value: &mut Value) {
+    match value {
+        Value::String(text) => {
+            if let Some(clean) = redact_tokens(text) {
+                *text = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_value),
+        Value::Object(fields) => fields.values_mut().for_each(redact_value),
+        _ => {}
+    }
+}
+
+fn incident_view(incident: &Incident, appcodes: &Appcodes) -> Value {
+    let mut view = incident.to_value();
+    redact_value(&mut view);
+    // The flattened alarm facts have a `severity` of their own (null when the alarm gave
+    // none) that overwrites the incident's graded one in the JSON.
+    view["severity"] = json!(incident.severity.as_str());
+    if view.get("appcode").is_none_or(Value::is_null) {
+        view["appcode"] = json!(appcodes.of(incident));
+    }
+    view
+}
+
+fn contains_folded(haystack: &str, needle: &str) -> bool {
+    haystack.to_lowercase().contains(needle)
+}
+
+/// `GET /ui/api/incidents?status=&severity=&appcode=&host=&q=&limit=`, newest first.
+pub(super) async fn incidents(
+    State(state): State<UiState>,
+    query: Result<Query<IncidentQuery>, QueryRejection>,
+) -> Result<Json<Value>, UiError> {
+    let Query(query) = query.map_err(|e| UiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let (status, unresolved_only) = match query.status.as_deref().unwrap_or("") {
+        "" | "all" => (None, false),
+        "unresolved" => (None, true),
+        s => (
+            Some(IncidentStatus::parse(s).ok_or_else(|| {
+                UiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "status `{s}` is not one of unresolved, open, acknowledged, resolved, all"
+                    ),
+                )
+            })?),
+            false,
+        ),
+    };
+    let filter = IncidentFilter {
+        status,
+        limit: SCAN,
+        appcodes: None,
+    };
+    let (incidents, hosts) = blocking(&state, move |store| {
+        Ok((store.list_incidents(&filter)?, store.hosts()?))
+    })
+    .await?;
+    let appcodes = Appcodes::load(&state, &hosts);
+    let wanted = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_lowercase)
+    };
+    let (severity, appcode, host, text) = (
+        wanted(&query.severity),
+        wanted(&query.appcode),
+        wanted(&query.host),
+        wanted(&query.q),
+    );
+    let limit = query.limit.unwrap_or(200).clamp(1, SCAN);
+    let rows: Vec<Value> = incidents
+        .iter()
+        .filter(|i| !unresolved_only || i.status != IncidentStatus::Resolved)
+        .filter(|i| severity.as_ref().is_none_or(|s| i.severity.as_str() == s))
+        .filter(|i| {
+            host.as_ref().is_none_or(|h| {
+                i.alarm
+                    .host
+                    .as_deref()
+                    .is_some_and(|name| contains_folded(name, h))
+            })
+        })
+        .filter(|i| {
+            text.as_ref().is_none_or(|t| {
+                [
+                    i.key.as_str(),
+                    i.title.as_str(),
+                    i.alarm.alarm_name.as_str(),
+                    i.alarm.host.as_deref().unwrap_or_default(),
+                    i.alarm.reason.as_deref().unwrap_or_default(),
+                    i.alarm.description.as_deref().unwrap_or_default(),
+                ]
+                .iter()
+                .any(|field| contains_folded(field, t))
+            })
+        })
+        .map(|i| (i, appcodes.of(i)))
+        .filter(|(_, code)| {
+            appcode
+                .as_ref()
+                .is_none_or(|a| code.as_deref().is_some_and(|c| c.to_lowercase() == *a))
+        })
+        .take(limit)
+        .map(|(i, _)| incident_view(i, &appcodes))
+        .collect();
+    Ok(Json(json!({"incidents": rows, "now": now()})))
+}
+
+/// The incident page's data: the incident with its timeline, external tickets and the
+/// delivery log of its notifications, as the token API shows them.
+async fn incident_body(state: &UiState, key: String) -> Result<Json<Value>, UiError> {
+    let lookup = key.clone();
+    let (incident, tickets, deliveries, hosts) = blocking(state, move |store| {
+        Ok((
+            store.incident(&lookup)?,
+            store.tickets(&lookup)?,
+            store.run_steps(&lookup)?,
+            store.hosts()?,
+        ))
+    })
+    .await?;
+    let incident = incident.ok_or_else(|| {
+        UiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no incident with key `{key}`"),
+        )
+    })?;
+    let appcodes = Appcodes::load(state, &hosts);
+    let mut view = incident_view(&incident, &appcodes);
+    for (field, mut value) in [
+        ("tickets", json!(tickets)),
+        ("deliveries", json!(deliveries)),
+    ] {
+        redact_value(&mut value);
+        view[field] = value;
+    }
+    Ok(Json(json!({"incident": view, "now": now()})))
+}
+
+pub(super) async fn incident(
+    State(state): State<UiState>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, UiError> {
+    incident_body(&state, key).await
+}
+
+pub(super) async fn acknowledge(
+    State(state): State<UiState>,
+    Extension(session): Extension<SessionInfo>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, UiError> {
+    change(state, session, key, IncidentStatus::Acknowledged).await
+}
+
+pub(super) async fn resolve(
+    State(state): State<UiState>,
+    Extension(session): Extension<SessionInfo>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, UiError> {
+    change(state, session, key, IncidentStatus::Resolved).await
+}
+
+/// Acknowledges or resolves as the token API does; the timeline names the web UI.
+async fn change(
+    state: UiState,
+    session: SessionInfo,
+    key: String,
+    to: IncidentStatus,
+) -> Result<Json<Value>, UiError> {
+    let lookup = key.clone();
+    let by = format!("{} (web UI)", session.principal);
+    let outcome = blocking(&state, move |store: &Store| {
+        let at = now();
+        match to {
+            IncidentStatus::Resolved => store.resolve(&lookup, &by, &at),
+            _ => store.acknowledge(&lookup, &by, &at),
+        }
+    })
+    .await?;
+    match outcome {
+        None => {
+            return Err(UiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no incident with key `{key}`"),
+            ))
+        }
+        Some((_, true)) => {
+            if to == IncidentStatus::Resolved {
+                state
+                    .app
+                    .metrics
+                    .inc("vigil_incidents_resolved_total", labels(&[("by", "hand")]));
+            }
+            tracing::info!(incident = %key, status = to.as_str(), "incident changed in the web UI");
+        }
+        Some((_, false)) => {}
+    }
+    incident_body(&state, key).await
+}
+
+/// `GET /ui/api/alarms`: definitions and every instance's state and value.
+pub(super) async fn alarms(State(state): State<UiState>) -> Json<Value> {
+    Json(json!({
+        "alarms": state.app.engine.definitions(),
+        "instances": state.app.engine.instances(),
+        "now_ms": now_ms(),
+    }))
+}
+
+/// `GET /ui/api/alarms/{name}`: one definition, its instances and their state changes.
+pub(super) async fn alarm(
+    State(state): State<UiState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, UiError> {
+    let engine = &state.app.engine;
+    let definition = engine
+        .definition(&name)
+        .ok_or_else(|| UiError::new(StatusCode::NOT_FOUND, format!("no alarm named `{name}`")))?;
+    let instances: Vec<Value> = engine
+        .instances()
+        .into_iter()
+        .filter(|i| i.alarm == name)
+        .map(|i| {
+            let changes: Vec<Value> = engine
+                .state_changes(&i.alarm, &i.series)
+                .into_iter()
+                .map(|(at_ms, state)| json!({"at_ms": at_ms, "state": state}))
+                .collect();
+            let mut view = json!(i);
+            view["changes"] = json!(changes);
+            view
+        })
+        .collect();
+    Ok(Json(
+        json!({"alarm": definition, "instances": instances, "now_ms": now_ms()}),
+    ))
+}
+
+/// `GET /ui/api/series?name=METRIC&LABEL=VALUE…`: raw points and minute rollups.
+pub(super) async fn series(
+    State(state): State<UiState>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Result<Json<Value>, UiError> {
+    let Query(mut query) =
+        query.map_err(|e| UiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let name = query
+        .remove("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            UiError::new(
+                StatusCode::BAD_REQUEST,
+                "query parameter `name` (the metric name) is required",
+            )
+        })?;
+    let series = state.app.engine.series(&name, &query, MAX_SERIES);
+    Ok(Json(json!({"series": series, "now_ms": now_ms()})))
+}
+
+/// Unresolved incidents per host name.
+fn open_by_host(store: &Store) -> vigil_store::Result<HashMap<String, usize>> {
+    let mut counts = HashMap::new();
+    for status in [IncidentStatus::Open, IncidentStatus::Acknowledged] {
+        let filter = IncidentFilter {
+            status: Some(status),
+            limit: SCAN,
+            appcodes: None,
+        };
+        for incident in store.list_incidents(&filter)? {
+            if let Some(host) = incident.alarm.host {
+                *counts.entry(host).or_insert(0) += 1;
+            }
+        }
+    }
+    Ok(counts)
+}
+
+fn host_view(host: &Host, open: &HashMap<String, usize>) -> Value {
+    let mut view = json!(host);
+    view["open_incidents"] = json!(open.get(&host.name).copied().unwrap_or(0));
+    view
+}
+
+/// `GET /ui/api/hosts`: enrolled hosts with their open incidents.
+pub(super) async fn hosts(State(state): State<UiState>) -> Result<Json<Value>, UiError> {
+    let (hosts, open) =
+        blocking(&state, |store| Ok((store.hosts()?, open_by_host(store)?))).await?;
+    let rows: Vec<Value> = hosts.iter().map(|h| host_view(h, &open)).collect();
+    Ok(Json(json!({"hosts": rows, "now": now()})))
+}
+
+/// `GET /ui/api/apps`: hosts grouped by Appcode. Owners are not modelled yet, so every
+/// application reports `owners: null`; hosts without an Appcode come last, under `null`.
+pub(super) async fn apps(State(state): State<UiState>) -> Result<Json<Value>, UiError> {
+    let (hosts, open) =
+        blocking(&state, |store| Ok((store.hosts()?, open_by_host(store)?))).await?;
+    let mut groups: BTreeMap<Option<String>, Vec<&Host>> = BTreeMap::new();
+    for host in &hosts {
+        groups.entry(host.appcode.clone()).or_default().push(host);
+    }
+    // `None` sorts first in a BTreeMap; the unassigned hosts read better at the end.
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_by_key(|(code, _)| (code.is_none(), code.clone()));
+    let apps: Vec<Value> = groups
+        .into_iter()
+        .map(|(appcode, members)| {
+            let open_incidents: usize = members
+                .iter()
+                .map(|h| open.get(&h.name).copied().unwrap_or(0))
+                .sum();
+            json!({
+                "appcode": appcode,
+                "owners": null,
+                "open_incidents": open_incidents,
+                "hosts": members.iter().map(|h| host_view(h, &open)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"apps": apps, "now": now()})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_in_probe_output_are_redacted() {
+        let token = "vgl_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde";
+        let line = format!("root 42 vigil agent --token {token} --name web\nvgl_short stays");
+        assert_eq!(
+            redact_tokens(&line).as_deref(),
+            Some("root 42 vigil agent --token vgl_[redacted] --name web\nvgl_short stays")
+        );
+        assert_eq!(redact_tokens("nothing secret, vgl_x"), None);
+        let mut value = json!({"timeline": [{"message": token}], "count": 1});
+        redact_value(&mut value);
+        assert_eq!(
+            value,
+            json!({"timeline": [{"message": "vgl_[redacted]"}], "count": 1})
+        );
+    }
+}
