@@ -42,7 +42,9 @@ pub enum Step {
     /// on recovery, comment and move it to its resolved status.
     Ticket,
     /// Tell people on every configured channel (email, Slack, webhook) — once per incident
-    /// change, not per repeat. `to` adds email addresses.
+    /// change, not per repeat. `to` lists email addresses and the words `owners`, `oncall`,
+    /// `approvers` (from the incident's application, inherited up the tree) and
+    /// `escalation` (the next level up); with nobody found, the channel's own recipients.
     Notify {
         #[serde(default)]
         to: Vec<String>,
@@ -66,14 +68,30 @@ pub fn default_playbooks() -> Vec<(String, Playbook)> {
                     Step::CheckHost,
                     Step::Diagnose { probes: Vec::new() },
                     Step::Ticket,
-                    Step::Notify { to: Vec::new() },
+                    Step::Notify {
+                        to: vec!["owners".into(), "oncall".into()],
+                    },
                 ],
             },
         ),
         (
             "recover".to_string(),
             Playbook {
-                steps: vec![Step::Resolve, Step::Ticket, Step::Notify { to: Vec::new() }],
+                steps: vec![
+                    Step::Resolve,
+                    Step::Ticket,
+                    Step::Notify {
+                        to: vec!["owners".into(), "oncall".into()],
+                    },
+                ],
+            },
+        ),
+        (
+            "escalate".to_string(),
+            Playbook {
+                steps: vec![Step::Notify {
+                    to: vec!["escalation".into()],
+                }],
             },
         ),
     ]

@@ -60,6 +60,23 @@ impl Client {
         })
     }
 
+    /// A GET whose answer is text (exports), with errors as for JSON calls.
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let answer = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach vigil at {}", self.base))?;
+        let status = answer.status();
+        let text = answer.text().await.context("reading the answer")?;
+        if !status.is_success() {
+            bail!("{status}: {text}");
+        }
+        Ok(text)
+    }
+
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
         let request = self.http.get(format!("{}{path}", self.base));
         self.send(request).await

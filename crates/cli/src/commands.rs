@@ -6,7 +6,10 @@ use serde_json::Value;
 use vigil_server::Config;
 
 use crate::client::Client;
-use crate::{AgentArgs, ClientArgs, Command, EventAction, HostAction, IncidentAction, RuleAction};
+use crate::{
+    AgentArgs, AppAction, ClientArgs, Command, EventAction, HostAction, IncidentAction, RuleAction,
+    TokenAction,
+};
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     let outcome = match command {
@@ -57,8 +60,62 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 client,
             } => add_host(&client, &name, appcode, instance_id).await,
             HostAction::Revoke { name, client } => revoke_host(&client, &name).await,
+            HostAction::Bind {
+                host,
+                appcode,
+                client,
+            } => {
+                let body = serde_json::json!({ "appcode": appcode });
+                post_and_print(
+                    &client,
+                    &format!("/api/v1/hosts/{}/bind", urlencode(&host)),
+                    &body,
+                )
+                .await
+            }
         },
         Command::Hosts { json, client } => list_hosts(&client, json).await,
+        Command::App { action } => app_command(action).await,
+        Command::Report {
+            appcode,
+            since,
+            client,
+        } => {
+            let client = Client::from_args(&client)?;
+            let body = client
+                .get(&format!(
+                    "/api/v1/reports?appcode={}&since={}",
+                    urlencode(&appcode),
+                    urlencode(&since)
+                ))
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            Ok(())
+        }
+        Command::Token {
+            action:
+                TokenAction::Add {
+                    name,
+                    scope,
+                    client,
+                },
+        } => {
+            let client = Client::from_args(&client)?;
+            let body = serde_json::json!({ "name": name, "scope": scope });
+            let answer = client
+                .post("/api/v1/tokens", Some(serde_json::to_vec(&body)?))
+                .await?;
+            let token = answer
+                .get("token")
+                .and_then(Value::as_str)
+                .context("the server returned no token")?;
+            println!(
+                "token {name} (scope {}); shown once:",
+                scope.as_deref().unwrap_or("everything")
+            );
+            println!("{token}");
+            Ok(())
+        }
         Command::Incidents {
             status,
             limit,
@@ -68,6 +125,14 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Incident { action } => match action {
             IncidentAction::Show { key, json, client } => show_incident(&client, &key, json).await,
             IncidentAction::Ack { key, client } => change_incident(&client, &key, "ack").await,
+            IncidentAction::Approve { key, client } => {
+                post_and_print(
+                    &client,
+                    &format!("/api/v1/incidents/{}/approve", urlencode(&key)),
+                    &serde_json::json!({}),
+                )
+                .await
+            }
             IncidentAction::Resolve { key, client } => {
                 change_incident(&client, &key, "resolve").await
             }
@@ -260,6 +325,124 @@ async fn list_hosts(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+async fn post_and_print(args: &ClientArgs, path: &str, body: &Value) -> anyhow::Result<()> {
+    let client = Client::from_args(args)?;
+    let answer = client.post(path, Some(serde_json::to_vec(body)?)).await?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}
+
+async fn app_command(action: AppAction) -> anyhow::Result<()> {
+    match action {
+        AppAction::Add {
+            appcode,
+            name,
+            kind,
+            parent,
+            owners,
+            approvers,
+            oncall,
+            client,
+        } => {
+            let body = serde_json::json!({
+                "appcode": appcode, "name": name, "kind": kind, "parent": parent,
+                "owners": owners, "approvers": approvers, "oncall": oncall,
+            });
+            post_and_print(&client, "/api/v1/apps", &body).await
+        }
+        AppAction::Mv {
+            appcode,
+            parent,
+            root,
+            client,
+        } => {
+            if parent.is_none() && !root {
+                anyhow::bail!("give the new parent, or --root to make {appcode} a root");
+            }
+            let body = serde_json::json!({ "parent": parent });
+            post_and_print(
+                &client,
+                &format!("/api/v1/apps/{}/move", urlencode(&appcode)),
+                &body,
+            )
+            .await
+        }
+        AppAction::Show { appcode, client } => {
+            let client = Client::from_args(&client)?;
+            let body = client
+                .get(&format!("/api/v1/apps/{}", urlencode(&appcode)))
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            Ok(())
+        }
+        AppAction::Ls { client } => {
+            let client = Client::from_args(&client)?;
+            let body = client.get("/api/v1/apps").await?;
+            println!(
+                "{:<32} {:<14} {:<24} {:>6}  OWNERS (inherited from)",
+                "APPCODE", "KIND", "PARENT", "HOSTS"
+            );
+            for app in body
+                .get("apps")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let node = &app["node"];
+                let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
+                let owners = app["inherited"]["owners"]
+                    .as_array()
+                    .map(|o| {
+                        o.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "{:<32} {:<14} {:<24} {:>6}  {} ({})",
+                    text(&node["appcode"]),
+                    text(&node["kind"]),
+                    text(&node["parent"]),
+                    app["hosts"].as_u64().unwrap_or(0),
+                    if owners.is_empty() {
+                        "-".into()
+                    } else {
+                        owners
+                    },
+                    text(&app["inherited"]["from"]),
+                );
+            }
+            Ok(())
+        }
+        AppAction::Import { file, client } => {
+            let text =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let client = Client::from_args(&client)?;
+            let answer = client.post("/api/v1/apps/import", Some(text)).await?;
+            println!(
+                "{}",
+                answer
+                    .get("report")
+                    .and_then(Value::as_str)
+                    .unwrap_or("imported")
+            );
+            Ok(())
+        }
+        AppAction::Export { csv, client } => {
+            let client = Client::from_args(&client)?;
+            let format = if csv { "csv" } else { "toml" };
+            print!(
+                "{}",
+                client
+                    .get_text(&format!("/api/v1/apps/export?format={format}"))
+                    .await?
+            );
+            Ok(())
+        }
+    }
 }
 
 async fn list_alarms(args: &ClientArgs, json: bool) -> anyhow::Result<()> {

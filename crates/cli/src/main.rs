@@ -46,6 +46,26 @@ enum Command {
         #[command(subcommand)]
         action: HostAction,
     },
+    /// The application tree: Appcodes, owners, approvers, on-call.
+    App {
+        #[command(subcommand)]
+        action: AppAction,
+    },
+    /// Incidents, MTTA, MTTR, open count and noisiest alarms of an Appcode's subtree.
+    Report {
+        #[arg(long)]
+        appcode: String,
+        /// Period: 30d, 12h, 90m
+        #[arg(long, default_value = "30d")]
+        since: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Create API tokens, optionally limited to an Appcode's subtree.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// List enrolled hosts: last seen, agent version, collector state.
     Hosts {
         #[arg(long)]
@@ -120,6 +140,75 @@ pub struct AgentArgs {
 }
 
 #[derive(Subcommand)]
+enum AppAction {
+    /// Add a node: business unit, department, application, …
+    Add {
+        appcode: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "application")]
+        kind: String,
+        #[arg(long)]
+        parent: Option<String>,
+        /// Repeat for several
+        #[arg(long = "owner")]
+        owners: Vec<String>,
+        #[arg(long = "approver")]
+        approvers: Vec<String>,
+        #[arg(long)]
+        oncall: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Move a node (and everything under it) to a new parent; `--root` makes it a root.
+    Mv {
+        appcode: String,
+        parent: Option<String>,
+        #[arg(long)]
+        root: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a node with its inherited owners, children, hosts and escalation chain.
+    Show {
+        appcode: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the tree.
+    Ls {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Import the tree, owners and host bindings from TOML or CSV (idempotent).
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Export the tree and bindings (TOML, or CSV with --csv).
+    Export {
+        #[arg(long)]
+        csv: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token; prints it alone on the last line.
+    Add {
+        name: String,
+        /// Limit it to this Appcode's subtree
+        #[arg(long)]
+        scope: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum HostAction {
     /// Enroll a host; prints its agent token alone on the last line.
     Add {
@@ -130,6 +219,13 @@ enum HostAction {
         /// Its EC2 instance id, so CloudWatch alarms on InstanceId map to it
         #[arg(long)]
         instance_id: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Bind a host to an application.
+    Bind {
+        host: String,
+        appcode: String,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -153,6 +249,12 @@ enum IncidentAction {
     },
     /// Acknowledge an incident: someone is on it.
     Ack {
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Approve the incident's remediations waiting for an approver.
+    Approve {
         key: String,
         #[command(flatten)]
         client: ClientArgs,

@@ -25,6 +25,9 @@ pub struct Config {
     /// (`{ host_glob = "web-*", appcode = "shop_web" }`, or `label = ["role", "db"]`).
     pub host_bindings: Vec<vigil_ownership::BindingRule>,
     pub escalation: EscalationConfig,
+    /// Jira, email (SMTP), Slack and webhook; each also configurable from `VIGIL_*`
+    /// environment variables, which override the file.
+    pub integrations: vigil_integrations::IntegrationsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod escalation;
 pub mod jobs;
 pub mod metric_sources;
 pub mod metrics;
@@ -148,6 +149,14 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         clock: clock.clone(),
     };
     jobs::spawn_sweeper(store.clone(), times, now);
+    escalation::spawn(
+        store.clone(),
+        ownership.clone(),
+        clock.clone(),
+        state.ingest.clone(),
+        state.config.escalation.after_minutes.clone(),
+        now,
+    );
     metric_sources::spawn_ticker(
         engine.clone(),
         store.clone(),

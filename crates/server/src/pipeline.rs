@@ -145,6 +145,43 @@ const IDLE_RECHECK: Duration = Duration::from_secs(1);
 const ERROR_BACKOFF: Duration = Duration::from_millis(500);
 
 impl Processor {
+    /// Names in `notify` steps (`owners`, `oncall`, `escalation`) become addresses from the
+    /// application tree.
+    fn with_recipients(&self, steps: &[Step], appcode: Option<&str>, level: usize) -> Vec<Step> {
+        steps
+            .iter()
+            .map(|step| match step {
+                Step::Notify { to } => Step::Notify {
+                    to: self.ownership.resolve_recipients(to, appcode, level),
+                },
+                other => other.clone(),
+            })
+            .collect()
+    }
+
+    /// A `vigil.incidents` escalation event: notify the level it names.
+    fn escalate(&self, event: &Event, steps: &[Step]) -> Result<(), StoreError> {
+        if event.source != crate::escalation::SOURCE
+            || !steps.iter().any(|s| matches!(s, Step::Notify { .. }))
+        {
+            return Ok(());
+        }
+        let (Some(key), Some(level)) = (
+            event.detail.get("key").and_then(|k| k.as_str()),
+            event.detail.get("level").and_then(|l| l.as_u64()),
+        ) else {
+            return Ok(());
+        };
+        let appcode = event.detail.get("appcode").and_then(|a| a.as_str());
+        let steps = self.with_recipients(steps, appcode, level as usize);
+        self.runner.start_named_run(
+            key,
+            vigil_actions::MessageKind::Opened,
+            &format!("escalated-{level}"),
+            &steps,
+        )
+    }
+
     pub fn start(self, wake: Receiver<()>) -> std::io::Result<()> {
         std::thread::Builder::new()
             .name("vigil-processor".into())
@@ -195,7 +232,10 @@ impl Processor {
         let opens = steps.contains(&Step::Incident);
         let resolves = steps.contains(&Step::Resolve);
         let action = match (opens, resolves) {
-            (false, false) => return self.store.mark_processed(seq),
+            (false, false) => {
+                self.escalate(event, &steps)?;
+                return self.store.mark_processed(seq);
+            }
             (true, false) => AlarmAction::OpenOrRepeat,
             (false, true) => AlarmAction::Resolve,
             // A playbook with both follows the alarm: recovery resolves, anything else opens.
@@ -227,6 +267,7 @@ impl Processor {
                 {
                     tracing::error!(incident = %incident, error = %e, "could not queue diagnostics");
                 }
+                let steps = self.with_recipients(&steps, facts.appcode.as_deref(), 0);
                 self.runner
                     .start_run(incident, vigil_actions::MessageKind::Opened, &steps)?;
             }
@@ -244,6 +285,7 @@ impl Processor {
                     labels(&[("by", "recovery")]),
                 );
                 tracing::info!(incident = %incident, alarm = %facts.alarm_name, "incident resolved by recovery");
+                let steps = self.with_recipients(&steps, facts.appcode.as_deref(), 0);
                 self.runner
                     .start_run(incident, vigil_actions::MessageKind::Resolved, &steps)?;
             }

@@ -54,6 +54,15 @@ pub fn default_rules() -> Vec<Rule> {
             pattern: alarm(json!(["OK"]), Some(json!(["ALARM", "INSUFFICIENT_DATA"]))),
             playbook: "recover".into(),
         },
+        Rule {
+            // An incident nobody acknowledged in time: tell the next level up the tree.
+            name: "escalation".into(),
+            pattern: json!({
+                "source": [crate::escalation::SOURCE],
+                "detail-type": [crate::escalation::UNACKNOWLEDGED],
+            }),
+            playbook: "escalate".into(),
+        },
     ]
 }
 
@@ -161,7 +170,13 @@ mod tests {
         assert_eq!(names, vec!["recovery"]);
         assert_eq!(
             steps,
-            vec![Step::Resolve, Step::Ticket, Step::Notify { to: vec![] }]
+            vec![
+                Step::Resolve,
+                Step::Ticket,
+                Step::Notify {
+                    to: vec!["owners".into(), "oncall".into()]
+                }
+            ]
         );
         let (names, _) = rules.plan(&fixture("cloudwatch-alarm-ok-to-insufficient-data.json"));
         assert_eq!(names, vec!["insufficient-data"]);
@@ -177,7 +192,7 @@ mod tests {
         )
         .unwrap();
         let rules = Rules::from_config(&config).unwrap();
-        assert_eq!(rules.len(), 2);
+        assert_eq!(rules.len(), default_rules().len() - 1);
         assert!(rules
             .plan(&fixture("cloudwatch-alarm-ok-to-alarm.json"))
             .0

@@ -80,6 +80,21 @@ impl Runner {
         kind: MessageKind,
         steps: &[Step],
     ) -> Result<(), vigil_store::StoreError> {
+        let name = match kind {
+            MessageKind::Opened => "opened",
+            MessageKind::Resolved => "resolved",
+        };
+        self.start_named_run(incident, kind, name, steps)
+    }
+
+    /// As `start_run`, with the run's own name (`escalated-1`), which keys its messages.
+    pub fn start_named_run(
+        &self,
+        incident: &str,
+        kind: MessageKind,
+        run_name: &str,
+        steps: &[Step],
+    ) -> Result<(), vigil_store::StoreError> {
         let deadline_ms = now_ms() + STEP_DEADLINE.as_millis() as i64;
         let mut planned = Vec::new();
         let recipients: Vec<String> = steps
@@ -123,12 +138,8 @@ impl Runner {
         if planned.is_empty() {
             return Ok(());
         }
-        let kind_text = match kind {
-            MessageKind::Opened => "opened",
-            MessageKind::Resolved => "resolved",
-        };
         self.store
-            .create_run(incident, kind_text, &planned, &(self.now)())?;
+            .create_run(incident, run_name, &planned, &(self.now)())?;
         self.wake.notify_one();
         Ok(())
     }

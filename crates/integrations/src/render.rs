@@ -1,0 +1,539 @@
+//! What every channel says about an incident, worked out once: a readable metric name, the
+//! subject line, impact / observed / desired state, the context rows; and the minijinja
+//! environment templates are rendered in.
+
+use minijinja::value::Serde;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use serde::Serialize;
+use serde_json::json;
+use vigil_actions::{ActionError, Message, MessageKind};
+use vigil_core::{AlarmFacts, AlarmState, Incident};
+
+use crate::{sample_message, IntegrationError};
+
+/// `text` cut to at most `max_chars` characters, ending in "…" when something was cut.
+pub(crate) fn cut(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Newlines and runs of blanks become one space: for subjects and summaries.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// 91.23456 → "91.23", 80.0 → "80": what a person reads, not what a float prints.
+pub(crate) fn num(v: f64) -> String {
+    if v.is_finite() {
+        ((v * 100.0).round() / 100.0).to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+/// How the metric is named in tickets: the labels operators already know from the
+/// CloudWatch/CloudWatch-agent consoles.
+pub(crate) fn metric_label(metric: &str) -> String {
+    match metric {
+        "CPUUtilization" => "%CPU Utilization".into(),
+        "mem_used_percent" => "%Memory Used".into(),
+        "disk_used_percent" => "%Disk Used".into(),
+        other => other.into(),
+    }
+}
+
+/// How the metric is named in subject lines ("High CPU Utilization Alert").
+fn metric_topic(metric: &str) -> String {
+    match metric {
+        "CPUUtilization" => "CPU Utilization".into(),
+        "mem_used_percent" => "Memory Utilization".into(),
+        "disk_used_percent" => "Disk Utilization".into(),
+        other => other.into(),
+    }
+}
+
+enum Resource {
+    Cpu,
+    Memory,
+    Disk,
+    Other,
+}
+
+/// Broader than [`metric_label`]: Prometheus and custom metrics name the same resources
+/// many ways, and the impact text only needs to know which one.
+fn resource(metric: &str) -> Resource {
+    let m = metric.to_ascii_lowercase();
+    if m.contains("cpu") {
+        Resource::Cpu
+    } else if m.contains("mem") {
+        Resource::Memory
+    } else if m.contains("disk") || m.contains("filesystem") {
+        Resource::Disk
+    } else {
+        Resource::Other
+    }
+}
+
+/// What the alarm is about, shortest first: the host, the instance, the last part of the
+/// resource (`…:instance/i-1` → `i-1`), the alarm's name.
+pub(crate) fn target(a: &AlarmFacts) -> String {
+    let from_resource = a
+        .resource
+        .rsplit(['/', ':'])
+        .next()
+        .filter(|s| !s.is_empty());
+    a.host
+        .as_deref()
+        .or(a.instance_id.as_deref())
+        .or(from_resource)
+        .unwrap_or(&a.alarm_name)
+        .to_string()
+}
+
+/// True for an alarm on a value that went too low (free memory, request rate): CloudWatch
+/// does not say which side of the threshold is bad, the numbers do.
+fn too_low(a: &AlarmFacts) -> bool {
+    match (a.value, a.threshold, a.state) {
+        (Some(v), Some(t), Some(AlarmState::Alarm)) => v < t,
+        (Some(v), Some(t), Some(AlarmState::Ok)) => v > t,
+        _ => false,
+    }
+}
+
+fn state_text(a: &AlarmFacts) -> String {
+    match (a.state, a.previous_state) {
+        (Some(s), Some(p)) => format!("{} (was {})", s.as_str(), p.as_str()),
+        (Some(s), None) => s.as_str().to_string(),
+        (None, _) => "unknown".to_string(),
+    }
+}
+
+/// One line of the context table; `label` is padded for plain-text columns.
+#[derive(Debug, Serialize)]
+pub(crate) struct Row {
+    pub name: &'static str,
+    pub label: String,
+    pub value: String,
+}
+
+/// Derived facts templates use under `facts`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Facts {
+    pub subject: String,
+    pub target: String,
+    /// The readable metric name (`%CPU Utilization`), when the alarm has a metric.
+    pub metric: Option<String>,
+    pub value: Option<String>,
+    pub threshold: Option<String>,
+    /// The application in vigil's application tree: the incident's, else `labels.appcode`.
+    pub appcode: Option<String>,
+    pub state: String,
+    pub impact: String,
+    pub observed: String,
+    pub desired: String,
+    pub context: Vec<Row>,
+}
+
+impl Facts {
+    pub(crate) fn of(incident: &Incident, kind: MessageKind) -> Facts {
+        let a = &incident.alarm;
+        let target = target(a);
+        let metric = a.metric_name.as_deref().map(metric_label);
+        let value = a.value.map(num);
+        let threshold = a.threshold.map(num);
+        let insufficient = a.state == Some(AlarmState::InsufficientData);
+        let low = too_low(a);
+
+        let base_subject = match (a.metric_name.as_deref(), insufficient) {
+            (Some(m), true) => format!("Insufficient {} Alarm : {target}", metric_topic(m)),
+            (None, true) => format!("Insufficient Data Alarm : {target}"),
+            (Some(m), false) => format!(
+                "{} {} Alert : {target}",
+                if low { "Low" } else { "High" },
+                metric_topic(m)
+            ),
+            (None, false) if a.alarm_name.is_empty() || a.alarm_name == target => {
+                format!("Alert : {}", incident.title)
+            }
+            (None, false) => format!("{} Alert : {target}", a.alarm_name),
+        };
+        let subject = one_line(&match kind {
+            MessageKind::Opened => base_subject,
+            MessageKind::Resolved => format!("Resolved: {base_subject}"),
+        });
+
+        let metric_text = metric.clone().unwrap_or_else(|| "metric".into());
+        let impact = a.annotations.get("impact").cloned().unwrap_or_else(|| {
+            if insufficient {
+                return format!(
+                    "vigil gets no {metric_text} data from {target}: the host, its agent or its \
+                     collector may be down, and its other alarms cannot fire meanwhile."
+                );
+            }
+            match a.metric_name.as_deref().map(resource) {
+                Some(Resource::Cpu) => format!(
+                    "Applications on {target} may respond slowly or time out while the CPU is \
+                     saturated."
+                ),
+                Some(Resource::Memory) => format!(
+                    "Processes on {target} may swap heavily or be killed by the out-of-memory \
+                     killer."
+                ),
+                Some(Resource::Disk) => format!(
+                    "Writes on {target} fail once the filesystem is full: logs, databases and \
+                     deploys stop."
+                ),
+                Some(Resource::Other) | None => a
+                    .description
+                    .clone()
+                    .or_else(|| a.annotations.get("description").cloned())
+                    .unwrap_or_else(|| {
+                        format!(
+                            "{} is in {}; see the reason below.",
+                            a.alarm_name,
+                            state_text(a)
+                        )
+                    }),
+            }
+        });
+
+        let (observed, desired) = match kind {
+            MessageKind::Resolved => (
+                match &incident.resolved_at {
+                    Some(at) => {
+                        format!("The alarm is back to OK; the incident was resolved at {at}.")
+                    }
+                    None => "The alarm is back to OK; the incident is resolved.".to_string(),
+                },
+                "Reached: nothing more to do unless it fires again.".to_string(),
+            ),
+            MessageKind::Opened if insufficient => (
+                format!(
+                    "No {metric_text} data points from {target} (state {}).",
+                    state_text(a)
+                ),
+                format!("{target} reports {metric_text} again and the alarm returns to OK."),
+            ),
+            MessageKind::Opened => (
+                match (&value, &threshold) {
+                    (Some(v), Some(t)) => format!(
+                        "{metric_text} is {v} against a threshold of {t} (state {}).",
+                        state_text(a)
+                    ),
+                    (Some(v), None) => format!("{metric_text} is {v} (state {}).", state_text(a)),
+                    _ => format!("State {}.", state_text(a)),
+                },
+                match &threshold {
+                    Some(t) => format!(
+                        "{metric_text} back {} {t} and the alarm returns to OK.",
+                        if low { "above" } else { "below" }
+                    ),
+                    None => "The alarm returns to OK.".to_string(),
+                },
+            ),
+        };
+
+        let appcode = a
+            .appcode
+            .clone()
+            .or_else(|| a.labels.get("appcode").cloned());
+        let metric_path = match (&a.metric_namespace, &a.metric_name) {
+            (Some(ns), Some(m)) => Some(format!("{ns} / {m}")),
+            (None, Some(m)) => Some(m.clone()),
+            _ => None,
+        };
+        let instance = a.instance_id.clone().filter(|i| a.host.as_ref() != Some(i));
+        let rows: [(&'static str, Option<String>); 10] = [
+            ("Time", Some(incident.opened_at.clone())),
+            ("Account", Some(a.account.clone())),
+            ("Region", Some(a.region.clone())),
+            ("Host", a.host.clone()),
+            ("Instance", instance),
+            ("Appcode", appcode.clone()),
+            ("Metric", metric_path),
+            ("Value", value.clone()),
+            ("Threshold", threshold.clone()),
+            ("Reason", a.reason.clone()),
+        ];
+        let context = rows
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let value = value.filter(|v| !v.trim().is_empty())?;
+                Some(Row {
+                    name,
+                    label: format!("{:<11}", format!("{name}:")),
+                    value,
+                })
+            })
+            .collect();
+
+        Facts {
+            subject,
+            target,
+            metric,
+            value,
+            threshold,
+            appcode,
+            state: state_text(a),
+            impact,
+            observed,
+            desired,
+            context,
+        }
+    }
+}
+
+/// Everything a template sees: `kind`, `key`, `incident` (every field of the incident, the
+/// alarm's flattened in, `timeline` always present), `diagnostics`, `tickets`,
+/// `incident_url` and the derived `facts`.
+pub(crate) fn context(message: &Message) -> minijinja::Value {
+    let mut incident = message.incident.to_value();
+    if let Some(fields) = incident.as_object_mut() {
+        // Incident skips an empty timeline when serialised; templates should not have to
+        // guard against it being undefined.
+        fields.entry("timeline").or_insert_with(|| json!([]));
+    }
+    minijinja::Value::from(Serde(json!({
+        "kind": message.kind,
+        "key": message.key.0,
+        "incident": incident,
+        "diagnostics": message.diagnostics,
+        "tickets": message.tickets,
+        "incident_url": message.incident_url,
+        "facts": Facts::of(&message.incident, message.kind),
+    })))
+}
+
+/// Slack's mrkdwn treats `&`, `<` and `>` as markup; everything else is shown as written.
+pub(crate) fn mrkdwn_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A set of named templates, each checked when loaded.
+pub(crate) struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    /// Parses each `(name, source)` and renders it for the sample message, opened and
+    /// resolved, so a template that fails does so at start, not during an incident. A name
+    /// ending in `.html` is HTML-escaped; templates also get the `mrkdwn` filter (Slack
+    /// escaping). Blocks trim their own line (`trim_blocks`, `lstrip_blocks`).
+    pub(crate) fn new(
+        templates: Vec<(&'static str, String)>,
+    ) -> Result<Templates, IntegrationError> {
+        let mut env = Environment::new();
+        // Every field is present in the context (missing values are null), so an undefined
+        // name is a typo and should fail the build-time check.
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .map_err(|e| IntegrationError::Template {
+                name: "(syntax)".into(),
+                error: e.to_string(),
+            })?;
+        env.set_syntax(syntax);
+        env.add_filter("mrkdwn", |s: String| mrkdwn_escape(&s));
+        // minijinja's HTML escaping also writes `/` as `&#x2f;`, which mangles every URL and
+        // path in the source of a message; the five characters HTML needs are enough.
+        env.set_formatter(
+            |out, state, value| match (state.auto_escape(), value.as_str()) {
+                (AutoEscape::Html, Some(text)) if !value.is_safe() => {
+                    Ok(out.write_str(&html_escape(text))?)
+                }
+                _ => minijinja::escape_formatter(out, state, value),
+            },
+        );
+        let names: Vec<&'static str> = templates.iter().map(|(name, _)| *name).collect();
+        for (name, source) in templates {
+            env.add_template_owned(name, source)
+                .map_err(|e| IntegrationError::Template {
+                    name: name.into(),
+                    error: e.to_string(),
+                })?;
+        }
+        let loaded = Templates { env };
+        for kind in [MessageKind::Opened, MessageKind::Resolved] {
+            let ctx = context(&sample_message(kind));
+            for name in &names {
+                loaded
+                    .try_render(name, &ctx)
+                    .map_err(|error| IntegrationError::Template {
+                        name: (*name).into(),
+                        error,
+                    })?;
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Renders `name`, the error as minijinja's text.
+    pub(crate) fn try_render(&self, name: &str, ctx: &minijinja::Value) -> Result<String, String> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| e.to_string())
+    }
+
+    /// A template that rendered the sample but fails on a real incident will fail the same
+    /// way on every retry: permanent.
+    pub(crate) fn render(&self, name: &str, ctx: &minijinja::Value) -> Result<String, ActionError> {
+        self.try_render(name, ctx)
+            .map_err(|e| ActionError::Permanent(format!("template {name} failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample_incident;
+
+    #[test]
+    fn subjects_follow_the_alarm() {
+        let mut incident = sample_incident();
+        assert_eq!(
+            Facts::of(&incident, MessageKind::Opened).subject,
+            "High CPU Utilization Alert : web-01"
+        );
+        assert_eq!(
+            Facts::of(&incident, MessageKind::Resolved).subject,
+            "Resolved: High CPU Utilization Alert : web-01"
+        );
+        incident.alarm.state = Some(AlarmState::InsufficientData);
+        assert_eq!(
+            Facts::of(&incident, MessageKind::Opened).subject,
+            "Insufficient CPU Utilization Alarm : web-01"
+        );
+        incident.alarm.state = Some(AlarmState::Alarm);
+        incident.alarm.metric_name = Some("FreeableMemory".into());
+        incident.alarm.value = Some(10.0);
+        assert_eq!(
+            Facts::of(&incident, MessageKind::Opened).subject,
+            "Low FreeableMemory Alert : web-01"
+        );
+    }
+
+    #[test]
+    fn events_without_metric_or_host_name_their_resource() {
+        let mut incident = sample_incident();
+        incident.alarm.metric_name = None;
+        incident.alarm.host = None;
+        incident.alarm.instance_id = None;
+        incident.alarm.alarm_name = "EC2 Instance State-change Notification".into();
+        incident.alarm.resource = "arn:aws:ec2:us-east-1:123:instance/i-0feed".into();
+        assert_eq!(
+            Facts::of(&incident, MessageKind::Opened).subject,
+            "EC2 Instance State-change Notification Alert : i-0feed"
+        );
+    }
+
+    #[test]
+    fn observed_and_desired_state_use_the_numbers() {
+        let facts = Facts::of(&sample_incident(), MessageKind::Opened);
+        assert_eq!(
+            facts.observed,
+            "%CPU Utilization is 91.2 against a threshold of 80 (state ALARM (was OK))."
+        );
+        assert_eq!(
+            facts.desired,
+            "%CPU Utilization back below 80 and the alarm returns to OK."
+        );
+        assert!(facts.impact.contains("web-01"), "{}", facts.impact);
+        assert_eq!(facts.appcode.as_deref(), Some("hotel_booking_api"));
+        let names: Vec<_> = facts.context.iter().map(|r| r.name).collect();
+        assert_eq!(
+            names,
+            [
+                "Time",
+                "Account",
+                "Region",
+                "Host",
+                "Instance",
+                "Appcode",
+                "Metric",
+                "Value",
+                "Threshold",
+                "Reason"
+            ]
+        );
+    }
+
+    #[test]
+    fn cut_and_number_formatting() {
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(cut("abc", 3), "abc");
+        assert_eq!(num(91.23456), "91.23");
+        assert_eq!(num(80.0), "80");
+        assert_eq!(one_line(" a\r\n b\tc "), "a b c");
+    }
+
+    #[test]
+    fn templates_fail_at_load_with_their_name() {
+        let broken = Templates::new(vec![("email.templates.text", "{% if %}".into())]);
+        match broken {
+            Err(IntegrationError::Template { name, error }) => {
+                assert_eq!(name, "email.templates.text");
+                assert!(error.contains("syntax error"), "{error}");
+            }
+            other => panic!("expected a template error, got {:?}", other.err()),
+        }
+        let typo = Templates::new(vec![("slack.template", "{{ incident.hots }}".into())]);
+        match typo {
+            Err(IntegrationError::Template { name, error }) => {
+                assert_eq!(name, "slack.template");
+                assert!(error.contains("undefined"), "{error}");
+            }
+            other => panic!("expected a template error, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn html_templates_escape_and_mrkdwn_filter_escapes() {
+        let t = Templates::new(vec![
+            ("x.html", "{{ v }}".into()),
+            ("x.txt", "{{ v|mrkdwn }}".into()),
+        ]);
+        // `v` is not in the sample context: SemiStrict refuses to print it.
+        assert!(t.is_err());
+        let t = Templates::new(vec![
+            (
+                "x.html",
+                "{{ incident.title }}<{{ kind }}> {{ incident_url }}".into(),
+            ),
+            ("x.txt", "{{ incident.title|mrkdwn }}".into()),
+        ])
+        .expect("templates load");
+        let mut message = sample_message(MessageKind::Opened);
+        message.incident.title = "a <b> & c".into();
+        message.incident_url = "https://x/\"y'".into();
+        let ctx = context(&message);
+        assert_eq!(
+            t.render("x.html", &ctx).unwrap(),
+            "a &lt;b&gt; &amp; c<opened> https://x/&quot;y&#39;"
+        );
+        assert_eq!(t.render("x.txt", &ctx).unwrap(), "a &lt;b&gt; &amp; c");
+    }
+}
