@@ -393,11 +393,27 @@ async fn job_loop(link: Link, host: String, context: Arc<ProbeContext>) {
                 let probe = job.probe.clone();
                 let result = run_job(job, context).await;
                 tracing::info!(host = %host, job = id, probe = %probe, status = result.status.as_str(), "probe finished");
-                if let Err(e) = link
-                    .post(&format!("/api/v1/agent/jobs/{id}/result"), &result)
-                    .await
-                {
-                    tracing::warn!(job = id, error = %e, "probe result not delivered");
+                // The server may be restarting: keep the answer for a while rather than lose
+                // the evidence. A 4xx (job expired, token revoked) will not get better.
+                let mut wait = Duration::from_secs(1);
+                for attempt in 1..=6 {
+                    match link
+                        .post(&format!("/api/v1/agent/jobs/{id}/result"), &result)
+                        .await
+                    {
+                        Ok(_) => break,
+                        Err(e)
+                            if e.contains("answered 4") || e.contains("(401") || attempt == 6 =>
+                        {
+                            tracing::warn!(job = id, error = %e, "probe result not delivered");
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::info!(job = id, error = %e, attempt, "probe result not delivered yet; retrying");
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(Duration::from_secs(8));
+                        }
+                    }
                 }
             });
         }

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """smtp_sink: a real SMTP server (aiosmtpd) for vigil's e-mail tests.
 
-Usage: smtp_sink.py DIR [--auth USER:PASSWORD]
+Usage: smtp_sink.py DIR [--auth USER:PASSWORD] [--port N]
 
-Listens on 127.0.0.1 on a free port, then prints exactly one line, "ready PORT", and
+Listens on 127.0.0.1 on a free port (or N), then prints exactly one line, "ready PORT", and
 flushes. Every accepted message is written atomically to DIR/NNNN.json:
   {"mail_from", "rcpt_tos", "subject", "message_id", "from", "to", "content_type",
    "text", "html", "raw"}
@@ -91,6 +91,7 @@ async def main():
     ap = argparse.ArgumentParser(description="SMTP sink for vigil's e-mail tests")
     ap.add_argument("folder")
     ap.add_argument("--auth", metavar="USER:PASSWORD")
+    ap.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
     args = ap.parse_args()
     handler = Sink(args.folder)
     options = {"hostname": "smtp-sink.test"}
@@ -101,7 +102,9 @@ async def main():
             auth_require_tls=False,
         )
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(handler, **options), "127.0.0.1", 0)
+    server = await loop.create_server(
+        lambda: SMTP(handler, **options), "127.0.0.1", args.port, reuse_address=True
+    )
     port = server.sockets[0].getsockname()[1]
     print(f"ready {port}", flush=True)
     stop = asyncio.Event()

@@ -93,10 +93,23 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         config.host_bindings.clone(),
     )?);
     let clock = Arc::new(clock::Clock::from_env());
+    let mut integrations_config = config.integrations.clone();
+    if integrations_config.public_url.is_none() {
+        integrations_config.public_url = config.server.public_url.clone();
+    }
+    let integrations = integrations_config
+        .with_env(|key| std::env::var(key).ok())
+        .and_then(|c| c.build())
+        .map_err(|e| ServerError::Config(ConfigError::Invalid(format!("integrations: {e}"))))?;
+    tracing::info!(
+        trackers = integrations.trackers.len(),
+        channels = integrations.notifiers.len(),
+        "integrations ready"
+    );
     let runner = Arc::new(runner::Runner::new(
         store.clone(),
-        Vec::new(),
-        Vec::new(),
+        integrations.trackers,
+        integrations.notifiers,
         now,
     ));
     let hub = Arc::new(jobs::JobHub::default());

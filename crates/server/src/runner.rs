@@ -25,7 +25,9 @@ const STEP_DEADLINE: Duration = Duration::from_secs(15 * 60);
 /// How long tickets' comments and notifications wait for the incident's probes.
 const DIAGNOSTICS_WAIT: Duration = Duration::from_secs(30);
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
-const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// Short enough that a recovered service is noticed within seconds, long enough not to
+/// hammer one that is down.
+const BACKOFF_CAP: Duration = Duration::from_secs(15);
 /// Runs worked on at once.
 const PARALLEL_RUNS: usize = 16;
 
@@ -564,16 +566,18 @@ enum StepOutcome {
     Undelivered,
 }
 
-/// Capped exponential backoff with ±20 % jitter, never sooner than the server asked.
+/// Capped exponential backoff with ±20 % jitter; when the server says when to come back
+/// (`Retry-After`), that, plus up to 20 % so retries do not arrive together.
 fn backoff(attempts: i64, retry_after_ms: Option<u64>) -> Duration {
+    let mut rng = rand::thread_rng();
+    if let Some(ms) = retry_after_ms {
+        return Duration::from_millis(ms)
+            .mul_f64(rng.gen_range(1.0..1.2))
+            .min(BACKOFF_CAP.max(Duration::from_millis(ms)));
+    }
     let exponent = attempts.clamp(1, 16) as u32 - 1;
     let base = BACKOFF_FIRST.saturating_mul(1 << exponent).min(BACKOFF_CAP);
-    let jitter = rand::thread_rng().gen_range(0.8..1.2);
-    let delay = base.mul_f64(jitter);
-    match retry_after_ms {
-        Some(ms) => delay.max(Duration::from_millis(ms)),
-        None => delay,
-    }
+    base.mul_f64(rng.gen_range(0.8..1.2))
 }
 
 fn diagnostics_wait_over(incident: &Incident) -> bool {

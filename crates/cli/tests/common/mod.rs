@@ -26,6 +26,11 @@ impl Server {
     }
 
     pub async fn start_with(data: &Path, extra_args: &[&str]) -> Server {
+        Self::start_env(data, extra_args, &[]).await
+    }
+
+    /// As `start_with`, with extra environment variables for the server process.
+    pub async fn start_env(data: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
         std::fs::create_dir_all(data).expect("create data dir");
         let url_file = data.join("server.url");
         let _ = std::fs::remove_file(&url_file);
@@ -40,11 +45,20 @@ impl Server {
         } else {
             &["--graphite", "127.0.0.1:0"]
         };
+        // A restart can keep its address (agents keep talking to it) with its own --listen.
+        let listen: &[&str] = if extra_args.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let child = Command::new(VIGIL)
-            .args(["up", "--listen", "127.0.0.1:0", "--data"])
+            .arg("up")
+            .args(listen)
+            .arg("--data")
             .arg(data)
             .args(graphite)
             .args(extra_args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))

@@ -1,0 +1,727 @@
+//! The original design's promise, end to end with real parts: an alarm for a host with a
+//! real agent becomes one Jira issue (against jira_fake.py) with the diagnostics as a
+//! comment, one email (through a real aiosmtpd server), and on recovery a comment, a
+//! transition and a "Resolved" email — exactly once, whatever fails on the way.
+
+mod common;
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{fixture, temp_dir, Server, VIGIL};
+use serde_json::{json, Value};
+
+const INSTANCE: &str = "i-12345678901234567";
+
+fn shared(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared")
+        .join(path)
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a child and reads its first stdout line.
+fn start_reporting(mut command: Command, what: &str) -> (Proc, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e} (python3 is needed; scripts/test installs what is missing)"));
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("first line");
+    assert!(
+        !line.trim().is_empty(),
+        "{what} did not start (aiosmtpd missing? run scripts/test)"
+    );
+    (Proc(child), line.trim().to_string())
+}
+
+fn jira(extra: &[&str]) -> (Proc, String) {
+    let mut command = Command::new("python3");
+    command
+        .arg(shared("tools/jira_fake.py"))
+        .args(["--port", "0", "--projects", "OPS", "--quiet"])
+        .args(extra);
+    let (proc, line) = start_reporting(command, "jira_fake.py");
+    let url = line.rsplit(' ').next().expect("url").to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    (proc, url)
+}
+
+fn smtp_sink(folder: &Path, port: u16) -> Proc {
+    let mut command = Command::new("python3");
+    command
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../integrations/tests/smtp_sink.py"))
+        .arg(folder)
+        .args(["--port", &port.to_string()]);
+    let (proc, line) = start_reporting(command, "smtp_sink.py");
+    assert_eq!(line, format!("ready {port}"));
+    proc
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn mails(folder: &Path) -> Vec<Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|t| serde_json::from_str(&t).ok())
+        .collect()
+}
+
+async fn jira_state(http: &reqwest::Client, url: &str) -> Value {
+    http.get(format!("{url}/_fake/issues"))
+        .send()
+        .await
+        .expect("jira_fake")
+        .json()
+        .await
+        .expect("json")
+}
+
+async fn until<T>(what: &str, within: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct Stack {
+    server: Server,
+    _jira: Proc,
+    jira_url: String,
+    mail_dir: PathBuf,
+    _smtp: Option<Proc>,
+    smtp_port: u16,
+    _agent: Option<Proc>,
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    async fn start(
+        jira_faults: &[&str],
+        smtp_up: bool,
+        with_agent: bool,
+        extra_env: &[(&str, &str)],
+    ) -> Stack {
+        let dir = temp_dir();
+        let (jira_proc, jira_url) = jira(jira_faults);
+        let mail_dir = dir.path().join("mail");
+        std::fs::create_dir_all(&mail_dir).expect("mail dir");
+        let smtp_port = free_port();
+        let smtp = smtp_up.then(|| smtp_sink(&mail_dir, smtp_port));
+        let smtp_url = format!("smtp://127.0.0.1:{smtp_port}");
+        let mut env = vec![
+            ("VIGIL_JIRA_URL", jira_url.as_str()),
+            ("VIGIL_JIRA_TOKEN", "test-token"),
+            ("VIGIL_JIRA_PROJECT", "OPS"),
+            ("VIGIL_SMTP_URL", smtp_url.as_str()),
+            ("VIGIL_EMAIL_FROM", "vigil@example.com"),
+            ("VIGIL_EMAIL_TO", "ops@example.com"),
+        ];
+        env.extend_from_slice(extra_env);
+        let data = dir.path().join("data");
+        let server = Server::start_env(&data, &["--no-agent"], &env).await;
+        let agent = if with_agent {
+            Some(start_agent(&server, dir.path()))
+        } else {
+            None
+        };
+        Stack {
+            server,
+            _jira: jira_proc,
+            jira_url,
+            mail_dir,
+            _smtp: smtp,
+            smtp_port,
+            _agent: agent,
+            dir,
+        }
+    }
+
+    async fn restart(&mut self, env: &[(&str, &str)]) {
+        let smtp_url = format!("smtp://127.0.0.1:{}", self.smtp_port);
+        let mut all = vec![
+            ("VIGIL_JIRA_URL", self.jira_url.as_str()),
+            ("VIGIL_JIRA_TOKEN", "test-token"),
+            ("VIGIL_JIRA_PROJECT", "OPS"),
+            ("VIGIL_SMTP_URL", smtp_url.as_str()),
+            ("VIGIL_EMAIL_FROM", "vigil@example.com"),
+            ("VIGIL_EMAIL_TO", "ops@example.com"),
+        ];
+        all.extend_from_slice(env);
+        // Same address as before: the agent keeps talking to it across the restart.
+        let address = self.server.url.trim_start_matches("http://").to_string();
+        self.server.kill();
+        self.server = Server::start_env(
+            &self.dir.path().join("data"),
+            &["--no-agent", "--listen", &address],
+            &all,
+        )
+        .await;
+    }
+}
+
+/// Enrolls `web-01` (with the fixture's EC2 instance id) and runs a real agent for it.
+fn start_agent(server: &Server, dir: &Path) -> Proc {
+    let enrolled = server.cli(&["host", "add", "web-01", "--instance-id", INSTANCE]);
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
+    let token = String::from_utf8_lossy(&enrolled.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let log = std::fs::File::create(dir.join("agent.log")).expect("agent log");
+    Proc(
+        Command::new(VIGIL)
+            .args([
+                "agent",
+                "--server",
+                &server.url,
+                "--name",
+                "web-01",
+                "--interval",
+                "1",
+            ])
+            .env("VIGIL_AGENT_TOKEN", token)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("agent"),
+    )
+}
+
+fn event(name: &str, id: &str) -> Value {
+    let mut event = fixture(name);
+    event["id"] = json!(id);
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_original_scenario_ticket_comment_email_and_recovery() {
+    let stack = Stack::start(&[], true, true, &[]).await;
+    let http = reqwest::Client::new();
+    let server = &stack.server;
+
+    // OK → ALARM on CPU for the agent's host.
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            event("cloudwatch-alarm-ok-to-alarm.json", "cpu-alarm").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let issues = until(
+        "a Jira issue with the top_cpu comment",
+        Duration::from_secs(60),
+        async || {
+            let state = jira_state(&http, &stack.jira_url).await;
+            let issues = state["issues"].as_array()?.clone();
+            (issues.len() == 1
+                && issues[0]["fields"]["comment"]["comments"]
+                    .as_array()
+                    .is_some_and(|c| !c.is_empty()))
+            .then_some(issues)
+        },
+    )
+    .await;
+    let issue = &issues[0];
+    let key = issue["key"].as_str().expect("issue key").to_string();
+    let summary = issue["fields"]["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.contains("123456789012") && summary.contains("CPU"),
+        "{summary}"
+    );
+    let description = issue["fields"]["description"].as_str().unwrap_or_default();
+    for detail in ["ServerCpuTooHigh", "us-east-1", INSTANCE, "50", "99.5"] {
+        assert!(
+            description.contains(detail),
+            "description has {detail}: {description}"
+        );
+    }
+    let comments = issue["fields"]["comment"]["comments"]
+        .as_array()
+        .expect("comments");
+    assert_eq!(comments.len(), 1, "one comment: {comments:?}");
+    assert!(
+        comments[0]["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("top_cpu") && b.contains("%CPU")),
+        "{comments:?}"
+    );
+
+    let mail = until("the alarm email", Duration::from_secs(60), async || {
+        let all = mails(&stack.mail_dir);
+        (!all.is_empty()).then(|| all[0].clone())
+    })
+    .await;
+    let text = mail["text"].as_str().unwrap_or_default();
+    assert!(
+        mail["subject"].as_str().is_some_and(|s| s.contains("CPU")),
+        "{mail}"
+    );
+    for detail in [
+        "ServerCpuTooHigh",
+        "top_cpu",
+        key.as_str(),
+        &stack.jira_url,
+        "99.5",
+    ] {
+        assert!(text.contains(detail), "email has {detail}:\n{text}");
+    }
+    assert!(
+        mail["message_id"]
+            .as_str()
+            .is_some_and(|m| m.contains("INC-1")),
+        "{mail}"
+    );
+
+    // OK → INSUFFICIENT_DATA on memory: its own issue, comment (collector probes) and email.
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            event(
+                "cloudwatch-alarm-ok-to-insufficient-data.json",
+                "mem-nodata",
+            )
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    until(
+        "the second issue with its comment and email",
+        Duration::from_secs(60),
+        async || {
+            let state = jira_state(&http, &stack.jira_url).await;
+            let issues = state["issues"].as_array()?.clone();
+            let second = issues.iter().find(|i| i["key"] != key.as_str())?;
+            let commented = second["fields"]["comment"]["comments"]
+                .as_array()
+                .is_some_and(|c| c.len() == 1);
+            let mails = mails(&stack.mail_dir);
+            (issues.len() == 2
+                && commented
+                && mails.len() == 2
+                && mails.iter().any(|m| {
+                    m["subject"]
+                        .as_str()
+                        .is_some_and(|s| s.contains("Insufficient"))
+                }))
+            .then_some(())
+        },
+    )
+    .await;
+
+    // Recovery: a comment, the transition to Done, a "Resolved" email.
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            event("cloudwatch-alarm-alarm-to-ok.json", "cpu-ok").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    until(
+        "the recovery in Jira and by email",
+        Duration::from_secs(60),
+        async || {
+            let state = jira_state(&http, &stack.jira_url).await;
+            let issue = state["issues"]
+                .as_array()?
+                .iter()
+                .find(|i| i["key"] == key.as_str())?
+                .clone();
+            let done = issue["fields"]["status"]["name"] == "Done";
+            let comments = issue["fields"]["comment"]["comments"]
+                .as_array()
+                .map_or(0, Vec::len);
+            let resolved_mail = mails(&stack.mail_dir).iter().any(|m| {
+                m["subject"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("Resolved"))
+            });
+            (done && comments == 2 && resolved_mail).then_some(())
+        },
+    )
+    .await;
+    let state = jira_state(&http, &stack.jira_url).await;
+    assert_eq!(
+        state["issues"].as_array().map(Vec::len),
+        Some(2),
+        "no extra issues"
+    );
+    assert_eq!(
+        mails(&stack.mail_dir).len(),
+        3,
+        "alarm, no-data and resolved emails, once each"
+    );
+
+    let (_, incident) = server.get("/api/v1/incidents/INC-1").await;
+    assert_eq!(incident["tickets"][0]["id"], key.as_str());
+    let deliveries = incident["deliveries"].as_array().expect("delivery log");
+    assert!(
+        deliveries
+            .iter()
+            .any(|d| d["channel"] == "email" && d["status"] == "done" && d["kind"] == "resolved"),
+        "{deliveries:?}"
+    );
+    let shown = server.cli(&["incident", "show", "INC-1"]);
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(
+        shown.contains("deliveries:") && shown.contains(&key),
+        "{shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_repeats_make_one_issue_and_one_email() {
+    let stack = Stack::start(&[], true, false, &[]).await;
+    let http = reqwest::Client::new();
+    let server = std::sync::Arc::new(stack.server);
+    let mut posts = Vec::new();
+    for n in 0..1000 {
+        let server = server.clone();
+        posts.push(tokio::spawn(async move {
+            server
+                .post(
+                    "/api/v1/events",
+                    event("cloudwatch-alarm-ok-to-alarm.json", &format!("repeat-{n}")).to_string(),
+                )
+                .await
+                .0
+        }));
+    }
+    for post in posts {
+        assert_eq!(post.await.expect("post"), 202);
+    }
+    server
+        .wait_for_incidents("1000 repeats counted", |all| {
+            all.iter().any(|i| i["count"] == 1000)
+        })
+        .await;
+    until(
+        "the one issue and the one email",
+        Duration::from_secs(60),
+        async || {
+            let state = jira_state(&http, &stack.jira_url).await;
+            (state["issues"].as_array().map(Vec::len) == Some(1)
+                && mails(&stack.mail_dir).len() == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let state = jira_state(&http, &stack.jira_url).await;
+    assert_eq!(state["issues"].as_array().map(Vec::len), Some(1));
+    assert_eq!(mails(&stack.mail_dir).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jira_faults_and_an_smtp_outage_still_deliver_exactly_once() {
+    // 503 for the first 5 writes, 429 for every 3rd request; SMTP down for 30 s.
+    let mut stack = Stack::start(
+        &["--fail-first", "5", "--rate-limit-every", "3"],
+        false,
+        true,
+        &[],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let (status, _) = stack
+        .server
+        .post(
+            "/api/v1/events",
+            event("cloudwatch-alarm-ok-to-alarm.json", "faulty-1").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let stack_ref = &stack;
+    until(
+        "one issue with one comment despite the faults",
+        Duration::from_secs(150),
+        async || {
+            let state = jira_state(&http, &stack_ref.jira_url).await;
+            let issues = state["issues"].as_array()?.clone();
+            (issues.len() == 1
+                && issues[0]["fields"]["comment"]["comments"]
+                    .as_array()
+                    .is_some_and(|c| c.len() == 1))
+            .then_some(())
+        },
+    )
+    .await;
+    let remaining = Duration::from_secs(30).saturating_sub(started.elapsed());
+    tokio::time::sleep(remaining).await;
+    assert!(mails(&stack.mail_dir).is_empty());
+    stack._smtp = Some(smtp_sink(&stack.mail_dir, stack.smtp_port));
+    let stack_ref = &stack;
+    until(
+        "the email after the outage",
+        Duration::from_secs(90),
+        async || (mails(&stack_ref.mail_dir).len() == 1).then_some(()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(mails(&stack.mail_dir).len(), 1, "delivered once");
+    let state = jira_state(&http, &stack.jira_url).await;
+    assert_eq!(state["issues"].as_array().map(Vec::len), Some(1));
+    assert!(
+        state["write_requests"].as_u64().unwrap_or(0) > 2,
+        "the faults were exercised: {state}"
+    );
+
+    let (_, incident) = stack.server.get("/api/v1/incidents/INC-1").await;
+    let deliveries = incident["deliveries"].as_array().expect("deliveries");
+    let email = deliveries
+        .iter()
+        .find(|d| d["channel"] == "email")
+        .expect("email delivery");
+    assert_eq!(email["status"], "done");
+    assert!(
+        email["attempts"].as_i64().unwrap_or(0) > 1,
+        "the attempts show: {email}"
+    );
+    let ticket = deliveries
+        .iter()
+        .find(|d| d["name"] == "ticket")
+        .expect("ticket delivery");
+    assert!(ticket["attempts"].as_i64().unwrap_or(0) > 1, "{ticket}");
+    let timeline = incident["timeline"].as_array().expect("timeline");
+    assert!(
+        timeline.iter().any(|t| t["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("notify via email: attempt 1 failed"))),
+        "{timeline:?}"
+    );
+    stack.restart(&[]).await; // the journal is closed: a restart sends nothing again
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(mails(&stack.mail_dir).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_between_the_issue_and_the_comment_resumes_without_a_duplicate() {
+    let mut stack = Stack::start(&[], true, true, &[("VIGIL_FAULT_CRASH_AFTER", "ticket")]).await;
+    let http = reqwest::Client::new();
+    let (status, _) = stack
+        .server
+        .post(
+            "/api/v1/events",
+            event("cloudwatch-alarm-ok-to-alarm.json", "crash-1").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let stack_ref = &stack;
+    until(
+        "the issue created, then the server dead",
+        Duration::from_secs(60),
+        async || {
+            let state = jira_state(&http, &stack_ref.jira_url).await;
+            (state["issues"].as_array().map(Vec::len) == Some(1) && !stack_ref.server.is_running())
+                .then_some(())
+        },
+    )
+    .await;
+    let state = jira_state(&http, &stack.jira_url).await;
+    assert!(
+        state["issues"][0]["fields"]["comment"]["comments"]
+            .as_array()
+            .is_none_or(|c| c.is_empty()),
+        "crashed before the comment"
+    );
+    stack.restart(&[]).await;
+    let stack_ref = &stack;
+    until(
+        "the comment after the restart",
+        Duration::from_secs(60),
+        async || {
+            let state = jira_state(&http, &stack_ref.jira_url).await;
+            let issues = state["issues"].as_array()?.clone();
+            (issues[0]["fields"]["comment"]["comments"]
+                .as_array()
+                .is_some_and(|c| c.len() == 1)
+                && mails(&stack_ref.mail_dir).len() == 1)
+                .then_some(issues.len())
+        },
+    )
+    .await;
+    let state = jira_state(&http, &stack.jira_url).await;
+    assert_eq!(
+        state["issues"].as_array().map(Vec::len),
+        Some(1),
+        "no second issue"
+    );
+}
+
+/// Collects every HTTP request sent to it: (path, headers, body).
+async fn receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<(String, String)>, Vec<u8>)>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                loop {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                    let headers: Vec<(String, String)> = head
+                        .lines()
+                        .skip(1)
+                        .filter_map(|l| {
+                            l.split_once(':')
+                                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                        })
+                        .collect();
+                    let length: usize = headers
+                        .iter()
+                        .find(|(k, _)| k == "content-length")
+                        .and_then(|(_, v)| v.parse().ok())
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + length {
+                        continue;
+                    }
+                    let path = head
+                        .split_whitespace()
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_string();
+                    let body = buf[end + 4..end + 4 + length].to_vec();
+                    store.lock().expect("lock").push((path, headers, body));
+                    let _ = socket
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                    return;
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slack_and_a_signed_webhook_get_one_message_each() {
+    let (url, seen) = receiver().await;
+    let slack = format!("{url}/slack");
+    let hook = format!("{url}/hook");
+    let stack = Stack::start(
+        &[],
+        true,
+        false,
+        &[
+            ("VIGIL_SLACK_WEBHOOK_URL", slack.as_str()),
+            ("VIGIL_WEBHOOK_URL", hook.as_str()),
+            ("VIGIL_WEBHOOK_SECRET", "s3cret"),
+        ],
+    )
+    .await;
+    for n in 0..3 {
+        let (status, _) = stack
+            .server
+            .post(
+                "/api/v1/events",
+                event("cloudwatch-alarm-ok-to-alarm.json", &format!("chat-{n}")).to_string(),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    until(
+        "one Slack message and one webhook",
+        Duration::from_secs(60),
+        async || {
+            let seen = seen.lock().expect("lock");
+            (seen.iter().any(|(p, ..)| p == "/slack") && seen.iter().any(|(p, ..)| p == "/hook"))
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen.iter().filter(|(p, ..)| p == "/slack").count(),
+        1,
+        "repeats send nothing"
+    );
+    assert_eq!(seen.iter().filter(|(p, ..)| p == "/hook").count(), 1);
+    let (_, _, slack_body) = seen.iter().find(|(p, ..)| p == "/slack").expect("slack");
+    let slack: Value = serde_json::from_slice(slack_body).expect("slack JSON");
+    assert!(
+        slack["text"].as_str().is_some_and(|t| t.contains("CPU")),
+        "{slack}"
+    );
+    assert!(
+        slack["blocks"].to_string().contains("ServerCpuTooHigh"),
+        "{slack}"
+    );
+    assert!(slack["blocks"].is_array());
+    let (_, headers, body) = seen.iter().find(|(p, ..)| p == "/hook").expect("webhook");
+    let signature = headers
+        .iter()
+        .find(|(k, _)| {
+            k == vigil_integrations::webhook::SIGNATURE_HEADER
+                .to_ascii_lowercase()
+                .as_str()
+        })
+        .map(|(_, v)| v.clone())
+        .expect("signature header");
+    assert_eq!(
+        signature,
+        vigil_integrations::webhook::signature(b"s3cret", body),
+        "the signature verifies"
+    );
+    let payload: Value = serde_json::from_slice(body).expect("webhook JSON");
+    assert_eq!(payload["incident"]["key"], "INC-1");
+}
