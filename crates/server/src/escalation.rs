@@ -88,18 +88,12 @@ fn due_escalations(
         }
         let appcode = store.incident_appcode(&key)?;
         let next = (level + 1) as usize;
-        let chain = appcode
+        let targets = appcode
             .as_deref()
-            .map(|a| ownership.escalation_chain(a))
+            .map(|a| ownership.escalation_targets(a))
             .unwrap_or_default();
-        let target = chain.get(next);
-        let who = match target {
-            Some(level) => format!(
-                "{}: owners {}; oncall {}",
-                level.from,
-                list(&level.owners),
-                list(&level.oncall)
-            ),
+        let who = match targets.get(next - 1) {
+            Some((from, people)) => format!("{from}: {}", people.join(", ")),
             None => "nobody further up the application tree".to_string(),
         };
         store.add_timeline_entry(
@@ -122,12 +116,4 @@ fn due_escalations(
         });
     }
     Ok(events)
-}
-
-fn list(people: &[String]) -> String {
-    if people.is_empty() {
-        "none".into()
-    } else {
-        people.join(", ")
-    }
 }

@@ -127,8 +127,27 @@ impl Ownership {
             .collect()
     }
 
-    pub fn escalation_chain(&self, appcode: &str) -> Vec<Owners> {
-        self.read().tree.escalation_chain(appcode)
+    /// Who each escalation level adds: level 1 is the first level up the tree with people
+    /// not already told at level 0 (the incident's own owners and on-call), and so on.
+    /// Each entry: (the Appcode the people come from, the new people).
+    pub fn escalation_targets(&self, appcode: &str) -> Vec<(String, Vec<String>)> {
+        let chain = self.read().tree.escalation_chain(appcode);
+        let mut told: Vec<String> = Vec::new();
+        let mut targets = Vec::new();
+        for (index, level) in chain.iter().enumerate() {
+            let people: Vec<String> = level
+                .owners
+                .iter()
+                .chain(&level.oncall)
+                .filter(|p| !told.contains(p))
+                .cloned()
+                .collect();
+            told.extend(people.iter().cloned());
+            if index > 0 && !people.is_empty() {
+                targets.push((level.from.to_string(), people));
+            }
+        }
+        targets
     }
 
     /// Turns playbook recipients into addresses: `owners`, `oncall`, `approvers` and
@@ -140,8 +159,8 @@ impl Ownership {
         escalation_level: usize,
     ) -> Vec<String> {
         let owners = appcode.and_then(|a| self.owners_of(a));
-        let chain = appcode
-            .map(|a| self.escalation_chain(a))
+        let targets = appcode
+            .map(|a| self.escalation_targets(a))
             .unwrap_or_default();
         let mut out: Vec<String> = Vec::new();
         for word in words {
@@ -158,9 +177,10 @@ impl Ownership {
                     .as_ref()
                     .map(|o| o.approvers.clone())
                     .unwrap_or_default(),
-                "escalation" => chain
-                    .get(escalation_level)
-                    .map(|level| level.owners.iter().chain(&level.oncall).cloned().collect())
+                "escalation" => escalation_level
+                    .checked_sub(1)
+                    .and_then(|i| targets.get(i))
+                    .map(|(_, people)| people.clone())
                     .unwrap_or_default(),
                 other => vec![other.to_string()],
             };

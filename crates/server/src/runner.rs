@@ -111,7 +111,8 @@ impl Runner {
         let step = |name: &str, channel: &str| NewStep {
             name: name.to_string(),
             channel: channel.to_string(),
-            recipients: if channel == "email" {
+            // Email uses them; an undelivered note keeps them so the log says who was missed.
+            recipients: if channel == "email" || channel == "none" {
                 recipients.clone()
             } else {
                 String::new()
@@ -430,10 +431,15 @@ impl Runner {
                 .await;
             }
             Ok(StepOutcome::Undelivered) => {
-                let hint = "notification not delivered: no channel is configured; set VIGIL_SMTP_URL and VIGIL_EMAIL_TO, VIGIL_SLACK_WEBHOOK_URL or VIGIL_WEBHOOK_URL (or [integrations] in the config)";
-                self.note(&step.incident_key, TimelineKind::Note, hint.to_string())
+                let who = if step.recipients.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (for {})", step.recipients.replace(',', ", "))
+                };
+                let hint = format!("notification not delivered{who}: no channel is configured; set VIGIL_SMTP_URL and VIGIL_EMAIL_TO, VIGIL_SLACK_WEBHOOK_URL or VIGIL_WEBHOOK_URL (or [integrations] in the config)");
+                self.note(&step.incident_key, TimelineKind::Note, hint.clone())
                     .await;
-                self.record(&step, StepStatus::Failed, 0, Some(hint), None, None)
+                self.record(&step, StepStatus::Failed, 0, Some(&hint), None, None)
                     .await;
             }
             Err(ActionError::Transient {
@@ -441,15 +447,19 @@ impl Runner {
                 retry_after_ms,
             }) if now_ms() < step.deadline_ms => {
                 let delay = backoff(attempts, retry_after_ms);
-                self.note(
-                    &step.incident_key,
-                    TimelineKind::Note,
-                    format!(
-                        "{what}: attempt {attempts} failed ({error}); retrying in {:.1} s",
-                        delay.as_secs_f64()
-                    ),
-                )
-                .await;
+                // Attempts 1, 2, 4, 8, … go on the timeline, so a long outage stays
+                // readable; the delivery log counts every attempt.
+                if (attempts as u64).is_power_of_two() {
+                    self.note(
+                        &step.incident_key,
+                        TimelineKind::Note,
+                        format!(
+                            "{what}: attempt {attempts} failed ({error}); retrying in {:.1} s",
+                            delay.as_secs_f64()
+                        ),
+                    )
+                    .await;
+                }
                 let store = self.store.clone();
                 let now = (self.now)();
                 let next = now_ms() + delay.as_millis() as i64;

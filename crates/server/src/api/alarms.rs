@@ -94,12 +94,14 @@ pub async fn list(
 
 pub async fn show(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let definition = state
         .engine
         .definition(&name)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no alarm named `{name}`")))?;
+        .filter(|d| alarm_visible(&state, &who, d))
+        .ok_or_else(|| no_alarm(&name))?;
     let instances: Vec<_> = state
         .engine
         .instances()

@@ -53,7 +53,11 @@ fn api_router(state: AppState) -> Router {
         .route("/api/v1/series", get(alarms::series))
         .route("/api/v1/write", post(alarms::remote_write))
         .route("/api/v1/apps", post(apps::add).get(apps::list))
-        .route("/api/v1/apps/import", post(apps::import_tree))
+        .route(
+            "/api/v1/apps/import",
+            // A whole organisation (40,000 hosts) is a few MB of TOML.
+            post(apps::import_tree).layer(DefaultBodyLimit::max(64 * 1024 * 1024)),
+        )
         .route("/api/v1/apps/export", get(apps::export_tree))
         .route("/api/v1/apps/{code}", get(apps::show).patch(apps::change))
         .route("/api/v1/apps/{code}/move", post(apps::move_node))

@@ -1,0 +1,651 @@
+//! Ownership end to end: the application tree routes incidents to the right people through
+//! moves and splits, scoped tokens see only their subtree, escalation follows a test clock,
+//! and remediations wait for an approver.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{alarm_event, temp_dir, Server, VIGIL};
+use serde_json::{json, Value};
+
+const TREE: &str = r#"
+[[apps]]
+appcode = "travel"
+name = "Travel"
+kind = "business_unit"
+owners = ["alice@example.com"]
+approvers = ["erin"]
+
+[[apps]]
+appcode = "flights"
+name = "Flights"
+kind = "department"
+parent = "travel"
+owners = ["dave@example.com"]
+
+[[apps]]
+appcode = "flight_search_api"
+name = "Flight search"
+kind = "application"
+parent = "flights"
+oncall = ["bob@example.com"]
+
+[[apps]]
+appcode = "hotels"
+name = "Hotels"
+kind = "department"
+parent = "travel"
+owners = ["carol@example.com"]
+
+[[apps]]
+appcode = "hotel_api"
+name = "Hotel API"
+kind = "application"
+parent = "hotels"
+
+[[hosts]]
+name = "web-01"
+appcode = "flight_search_api"
+
+[[hosts]]
+name = "hotel-01"
+appcode = "hotel_api"
+"#;
+
+async fn import_tree(server: &Server, dir: &std::path::Path) {
+    let file = dir.join("tree.toml");
+    std::fs::write(&file, TREE).expect("tree file");
+    let first = server.cli(&["app", "import", file.to_str().expect("path")]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let again = server.cli(&["app", "import", file.to_str().expect("path")]);
+    let again = String::from_utf8_lossy(&again.stdout).to_string();
+    assert!(
+        again.contains("unchanged") || again.contains("0 change"),
+        "a second import changes nothing: {again}"
+    );
+}
+
+/// An alarm about `host`, in its own group.
+fn alarm_for(id: &str, alarm: &str, host: &str) -> Value {
+    let mut event = alarm_event(id, alarm);
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] =
+        json!({"host": host});
+    event
+}
+
+/// Waits for the incident of `alarm` and the note naming whom it was for.
+async fn recipients_of(server: &Server, alarm: &str) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let incidents = server.incidents().await;
+        if let Some(key) = incidents
+            .iter()
+            .find(|i| i["alarm_name"] == alarm)
+            .and_then(|i| i["key"].as_str())
+        {
+            let (_, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+            let note = incident["deliveries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|d| d["name"] == "undelivered" && d["kind"] == "opened")
+                .and_then(|d| d["recipients"].as_str().map(str::to_string));
+            if let Some(note) = note {
+                return (key.to_string(), note);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no routed notification for {alarm}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn moves_and_splits_keep_hosts_alarms_and_incidents_routed() {
+    let dir = temp_dir();
+    let server = Server::start_with(dir.path(), &["--no-agent"]).await;
+    import_tree(&server, dir.path()).await;
+
+    let (_, app) = server.get("/api/v1/apps/flight_search_api").await;
+    assert_eq!(
+        app["inherited"]["owners"],
+        json!(["dave@example.com"]),
+        "nearest ancestor with owners"
+    );
+    assert_eq!(app["inherited"]["from"], "flights");
+    assert_eq!(app["inherited"]["oncall"], json!(["bob@example.com"]));
+    assert_eq!(app["inherited"]["approvers"], json!(["erin"]));
+
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_for("before-move", "search CPU", "web-01").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (first, routed) = recipients_of(&server, "search CPU").await;
+    assert_eq!(routed, "dave@example.com,bob@example.com");
+    let (_, incident) = server.get(&format!("/api/v1/incidents/{first}")).await;
+    assert_eq!(incident["appcode"], "flight_search_api");
+
+    // Move the application under Hotels: same Appcode, same host, new owners.
+    let moved = server.cli(&["app", "mv", "flight_search_api", "hotels"]);
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    let (_, app) = server.get("/api/v1/apps/flight_search_api").await;
+    assert_eq!(app["inherited"]["owners"], json!(["carol@example.com"]));
+    assert_eq!(app["hosts"], json!(["web-01"]));
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_for("after-move", "search memory", "web-01").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (_, routed) = recipients_of(&server, "search memory").await;
+    assert_eq!(routed, "carol@example.com,bob@example.com");
+    // The earlier incident still names its Appcode: nothing refers to positions.
+    let (_, incident) = server.get(&format!("/api/v1/incidents/{first}")).await;
+    assert_eq!(incident["appcode"], "flight_search_api");
+
+    // Split: a new child application takes over a host; it inherits from its parent.
+    let added = server.cli(&[
+        "app",
+        "add",
+        "flight_search_ranker",
+        "--name",
+        "Ranker",
+        "--parent",
+        "flight_search_api",
+    ]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let bound = server.cli(&["host", "bind", "web-01", "flight_search_ranker"]);
+    assert!(
+        bound.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bound.stderr)
+    );
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_for("after-split", "ranker disk", "web-01").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (key, routed) = recipients_of(&server, "ranker disk").await;
+    assert_eq!(
+        routed, "carol@example.com,bob@example.com",
+        "owners and on-call inherited through the split"
+    );
+    let (_, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+    assert_eq!(incident["appcode"], "flight_search_ranker");
+
+    // An Appcode can be renamed for display, never changed or reused.
+    let (status, body) = server
+        .http
+        .patch(format!("{}/api/v1/apps/hotel_api", server.url))
+        .bearer_auth(&server.token)
+        .json(&json!({"appcode": "lodging_api", "name": "Lodging API"}))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), r))
+        .expect("patch");
+    assert_eq!(status, 400, "{:?}", body.text().await);
+    let renamed = server
+        .http
+        .patch(format!("{}/api/v1/apps/hotel_api", server.url))
+        .bearer_auth(&server.token)
+        .json(&json!({"name": "Lodging API"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(renamed.status(), 200);
+    let (_, app) = server.get("/api/v1/apps/hotel_api").await;
+    assert_eq!(app["node"]["name"], "Lodging API");
+    let (status, body) = server
+        .post("/api/v1/apps", json!({"appcode": "hotel_api", "name": "Again", "kind": "application", "parent": "hotels"}).to_string())
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = server
+        .post(
+            "/api/v1/apps/travel/move",
+            json!({"parent": "hotel_api"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 400, "a cycle is refused: {body}");
+
+    let exported = server.cli(&["app", "export"]);
+    let exported = String::from_utf8_lossy(&exported.stdout).to_string();
+    assert!(
+        exported.contains("flight_search_ranker") && exported.contains("web-01"),
+        "{exported}"
+    );
+}
+
+#[tokio::test]
+async fn a_scoped_token_sees_only_its_subtree() {
+    let dir = temp_dir();
+    let server = Server::start_with(dir.path(), &["--no-agent"]).await;
+    import_tree(&server, dir.path()).await;
+    for (id, alarm, host) in [
+        ("s1", "search alarm", "web-01"),
+        ("s2", "hotel alarm", "hotel-01"),
+    ] {
+        let (status, _) = server
+            .post("/api/v1/events", alarm_for(id, alarm, host).to_string())
+            .await;
+        assert_eq!(status, 202);
+    }
+    server
+        .wait_for_incidents("two incidents", |all| all.len() == 2)
+        .await;
+    for (name, appcode) in [
+        ("search-alarm", "flight_search_api"),
+        ("hotel-alarm", "hotel_api"),
+    ] {
+        let definition = json!({"AlarmName": name, "MetricName": "CPUUtilization", "Statistic": "Average", "Period": 60,
+            "EvaluationPeriods": 1, "Threshold": 90, "ComparisonOperator": "GreaterThanThreshold", "Appcode": appcode});
+        let (status, _) = server.post("/api/v1/alarms", definition.to_string()).await;
+        assert_eq!(status, 201);
+    }
+    let issued = server.cli(&["token", "add", "flights-team", "--scope", "flights"]);
+    assert!(
+        issued.status.success(),
+        "{}",
+        String::from_utf8_lossy(&issued.stderr)
+    );
+    let scoped = String::from_utf8_lossy(&issued.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let as_scoped = |method: &str, path: &str| {
+        let url = format!("{}{path}", server.url);
+        let request = match method {
+            "POST" => server.http.post(url).json(&json!({})),
+            "DELETE" => server.http.delete(url),
+            _ => server.http.get(url),
+        };
+        request.bearer_auth(&scoped)
+    };
+
+    let incidents: Value = as_scoped("GET", "/api/v1/incidents")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = incidents["incidents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["alarm_name"].as_str())
+        .collect();
+    assert_eq!(names, ["search alarm"], "only the subtree's incidents");
+    let hotel_key = server
+        .incidents()
+        .await
+        .iter()
+        .find(|i| i["alarm_name"] == "hotel alarm")
+        .and_then(|i| i["key"].as_str().map(str::to_string))
+        .expect("hotel incident");
+    let search_key = server
+        .incidents()
+        .await
+        .iter()
+        .find(|i| i["alarm_name"] == "search alarm")
+        .and_then(|i| i["key"].as_str().map(str::to_string))
+        .expect("search incident");
+
+    // Outside the subtree: 404 for every kind of resource, as if it did not exist.
+    for (method, path) in [
+        ("GET", format!("/api/v1/incidents/{hotel_key}")),
+        ("POST", format!("/api/v1/incidents/{hotel_key}/ack")),
+        ("POST", format!("/api/v1/incidents/{hotel_key}/resolve")),
+        ("GET", "/api/v1/hosts/hotel-01".to_string()),
+        ("POST", "/api/v1/hosts/hotel-01/revoke".to_string()),
+        ("GET", "/api/v1/alarms/hotel-alarm".to_string()),
+        ("DELETE", "/api/v1/alarms/hotel-alarm".to_string()),
+        ("GET", "/api/v1/apps/hotel_api".to_string()),
+        ("GET", "/api/v1/apps/travel".to_string()),
+        ("GET", "/api/v1/reports?appcode=hotels".to_string()),
+    ] {
+        let answer = as_scoped(method, &path).send().await.expect("request");
+        assert_eq!(answer.status(), 404, "{method} {path}");
+    }
+    // Inside: allowed.
+    for path in [
+        format!("/api/v1/incidents/{search_key}"),
+        "/api/v1/apps/flight_search_api".into(),
+        "/api/v1/alarms/search-alarm".into(),
+        "/api/v1/reports?appcode=flights&since=1d".into(),
+    ] {
+        let answer = as_scoped("GET", &path).send().await.expect("request");
+        assert_eq!(answer.status(), 200, "{path}");
+    }
+    let alarms: Value = as_scoped("GET", "/api/v1/alarms")
+        .send()
+        .await
+        .expect("alarms")
+        .json()
+        .await
+        .expect("json");
+    let visible: Vec<&str> = alarms["alarms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["AlarmName"].as_str())
+        .collect();
+    assert_eq!(visible, ["search-alarm"]);
+    let hosts: Value = as_scoped("GET", "/api/v1/hosts")
+        .send()
+        .await
+        .expect("hosts")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        hosts["hosts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|h| h["name"] != "hotel-01"),
+        "{hosts}"
+    );
+
+    // It cannot mint a wider token, nor an unscoped one; a narrower one is fine.
+    for body in [
+        json!({"name": "wider", "scope": "travel"}),
+        json!({"name": "unscoped"}),
+        json!({"name": "sideways", "scope": "hotels"}),
+    ] {
+        let answer = server
+            .http
+            .post(format!("{}/api/v1/tokens", server.url))
+            .bearer_auth(&scoped)
+            .json(&body)
+            .send()
+            .await
+            .expect("token");
+        assert_eq!(answer.status(), 403, "{body}");
+    }
+    let narrower = server
+        .http
+        .post(format!("{}/api/v1/tokens", server.url))
+        .bearer_auth(&scoped)
+        .json(&json!({"name": "search-only", "scope": "flight_search_api"}))
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(narrower.status(), 201);
+    let report: Value = as_scoped("GET", "/api/v1/reports?appcode=flights&since=1d")
+        .send()
+        .await
+        .expect("report")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(report["incidents"], 1, "{report}");
+}
+
+#[tokio::test]
+async fn escalation_follows_the_clock_and_stops_when_acknowledged() {
+    let dir = temp_dir();
+    let server = Server::start_env(dir.path(), &["--no-agent"], &[("VIGIL_TEST_CLOCK", "1")]).await;
+    import_tree(&server, dir.path()).await;
+    for (id, alarm) in [("e1", "ignored alarm"), ("e2", "handled alarm")] {
+        let (status, _) = server
+            .post("/api/v1/events", alarm_for(id, alarm, "web-01").to_string())
+            .await;
+        assert_eq!(status, 202);
+    }
+    let incidents = server
+        .wait_for_incidents("two incidents", |all| all.len() == 2)
+        .await;
+    let key = |alarm: &str| {
+        incidents
+            .iter()
+            .find(|i| i["alarm_name"] == alarm)
+            .and_then(|i| i["key"].as_str())
+            .map(str::to_string)
+            .expect("key")
+    };
+    let (ignored, handled) = (key("ignored alarm"), key("handled alarm"));
+    let acked = server.cli(&["incident", "ack", &handled]);
+    assert!(acked.status.success());
+
+    let escalations = |incident: Value| -> Vec<String> {
+        incident["timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["message"].as_str())
+            .filter(|m| m.contains("escalated to level"))
+            .map(str::to_string)
+            .collect()
+    };
+    // Ten minutes: not yet.
+    let (status, _) = server
+        .post("/api/v1/test/clock", json!({"seconds": 600}).to_string())
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, incident) = server.get(&format!("/api/v1/incidents/{ignored}")).await;
+    assert!(
+        escalations(incident).is_empty(),
+        "no escalation before 15 minutes"
+    );
+
+    // Sixteen minutes: the next level up (Travel's owners) is told.
+    server
+        .post("/api/v1/test/clock", json!({"seconds": 360}).to_string())
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let escalated = loop {
+        let (_, incident) = server.get(&format!("/api/v1/incidents/{ignored}")).await;
+        let found = escalations(incident.clone());
+        if !found.is_empty() {
+            break (found, incident);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no escalation after 16 minutes: {incident}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        escalated.0[0].contains("level 1") && escalated.0[0].contains("alice@example.com"),
+        "{:?}",
+        escalated.0
+    );
+    let deliveries = escalated.1["deliveries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut routed = deliveries.iter().any(|d| {
+        d["kind"] == "escalated-1"
+            && d["recipients"]
+                .as_str()
+                .is_some_and(|r| r.contains("alice@example.com"))
+    });
+    while !routed {
+        assert!(
+            Instant::now() < deadline,
+            "the escalate playbook did not notify Travel's owners"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let (_, incident) = server.get(&format!("/api/v1/incidents/{ignored}")).await;
+        routed = incident["deliveries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|d| {
+                d["kind"] == "escalated-1"
+                    && d["recipients"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("alice@example.com"))
+            });
+    }
+    let (_, incident) = server.get(&format!("/api/v1/incidents/{handled}")).await;
+    assert!(
+        escalations(incident).is_empty(),
+        "an incident acknowledged in time does not escalate"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remediation_waits_for_an_approver() {
+    let dir = temp_dir();
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[rules]]
+name = "restart-collector"
+pattern = '{"detail": {"alarmName": [{"prefix": "collector"}]}}'
+playbook = "careful"
+
+[playbooks.careful]
+steps = [{ type = "incident" }, { type = "remediate", probe = "collector_restart", approval = true }]
+"#,
+    )
+    .expect("config");
+    let data = dir.path().join("data");
+    let server = Server::start_with(
+        &data,
+        &["--no-agent", "--config", config.to_str().expect("path")],
+    )
+    .await;
+    import_tree(&server, dir.path()).await;
+    let enrolled = server.cli(&["host", "add", "web-01"]);
+    let token = String::from_utf8_lossy(&enrolled.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let mut agent = std::process::Command::new(VIGIL)
+        .args([
+            "agent",
+            "--server",
+            &server.url,
+            "--name",
+            "web-01",
+            "--interval",
+            "1",
+        ])
+        .env("VIGIL_AGENT_TOKEN", token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("agent");
+
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_for("r1", "collector silent", "web-01").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let incidents = server
+        .wait_for_incidents("the incident", |all| all.len() == 1)
+        .await;
+    let key = incidents[0]["key"].as_str().expect("key").to_string();
+    let remediated = |incident: &Value| {
+        incident["timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                t["kind"] == "diagnostics"
+                    && t["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("collector_restart"))
+            })
+    };
+    // Held: the agent is connected and idle, yet nothing runs.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+    assert!(
+        !remediated(&incident),
+        "the remediation ran without approval"
+    );
+    assert!(
+        incident["timeline"]
+            .to_string()
+            .contains("waits for an approver"),
+        "{incident}"
+    );
+
+    // A non-approver is refused; the approver (erin, inherited from Travel) releases it.
+    let mallory = server.cli(&["token", "add", "mallory"]);
+    let mallory = String::from_utf8_lossy(&mallory.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let refused = server
+        .http
+        .post(format!("{}/api/v1/incidents/{key}/approve", server.url))
+        .bearer_auth(&mallory)
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(refused.status(), 403);
+    let erin = server.cli(&["token", "add", "erin"]);
+    let erin = String::from_utf8_lossy(&erin.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let approved = std::process::Command::new(VIGIL)
+        .args(["incident", "approve", &key])
+        .env("VIGIL_SERVER", &server.url)
+        .env("VIGIL_TOKEN", &erin)
+        .output()
+        .expect("approve");
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+        if remediated(&incident) {
+            assert!(
+                incident["timeline"]
+                    .to_string()
+                    .contains("approved by erin at"),
+                "{incident}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the approved remediation did not run: {incident}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+}
