@@ -22,6 +22,9 @@ use crate::jobs::now_ms;
 
 /// How long a step may keep retrying before the incident records the failure.
 const STEP_DEADLINE: Duration = Duration::from_secs(15 * 60);
+/// How often a step waiting for the incident's probes looks again: short, because the
+/// email's latency after an alarm includes this wait.
+const DIAGNOSTICS_POLL_MS: i64 = 50;
 /// How long tickets' comments and notifications wait for the incident's probes.
 const DIAGNOSTICS_WAIT: Duration = Duration::from_secs(30);
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
@@ -240,7 +243,7 @@ impl Runner {
             && !settled
             && !diagnostics_wait_over(&incident)
         {
-            self.postpone(&step, 300).await;
+            self.postpone(&step, DIAGNOSTICS_POLL_MS).await;
             return;
         }
         let kind = if step.kind == "resolved" {

@@ -18,7 +18,7 @@ use crate::collect::{
 /// apart without one row swamping the incident.
 const COMMAND_WIDTH: usize = 120;
 /// How long top_cpu watches, at most.
-const CPU_WINDOW: Duration = Duration::from_millis(500);
+const CPU_WINDOW: Duration = Duration::from_millis(250);
 
 /// The fields of /proc/[pid]/stat the probes use.
 #[derive(Debug, Clone, PartialEq, Eq)]
