@@ -384,38 +384,42 @@ async fn job_loop(link: Link, host: String, context: Arc<ProbeContext>) {
                 continue;
             }
         };
-        for job in jobs {
-            let link = link.clone();
-            let context = context.clone();
-            let host = host.clone();
-            tokio::spawn(async move {
+        // One batch runs in the order the server queued it (a status before a restart),
+        // while the next poll goes out at once.
+        let link = link.clone();
+        let context = context.clone();
+        let host = host.clone();
+        tokio::spawn(async move {
+            for job in jobs {
                 let id = job.id;
                 let probe = job.probe.clone();
-                let result = run_job(job, context).await;
+                let result = run_job(job, context.clone()).await;
                 tracing::info!(host = %host, job = id, probe = %probe, status = result.status.as_str(), "probe finished");
-                // The server may be restarting: keep the answer for a while rather than lose
-                // the evidence. A 4xx (job expired, token revoked) will not get better.
-                let mut wait = Duration::from_secs(1);
-                for attempt in 1..=6 {
-                    match link
-                        .post(&format!("/api/v1/agent/jobs/{id}/result"), &result)
-                        .await
-                    {
-                        Ok(_) => break,
-                        Err(e)
-                            if e.contains("answered 4") || e.contains("(401") || attempt == 6 =>
-                        {
-                            tracing::warn!(job = id, error = %e, "probe result not delivered");
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::info!(job = id, error = %e, attempt, "probe result not delivered yet; retrying");
-                            tokio::time::sleep(wait).await;
-                            wait = (wait * 2).min(Duration::from_secs(8));
-                        }
-                    }
-                }
-            });
+                deliver_result(&link, id, &result).await;
+            }
+        });
+    }
+}
+
+/// Posts a probe's answer. The server may be restarting: keep the answer for a while
+/// rather than lose the evidence. A 4xx (job expired, token revoked) will not get better.
+async fn deliver_result(link: &Link, id: i64, result: &JobResult) {
+    let mut wait = Duration::from_secs(1);
+    for attempt in 1..=6 {
+        match link
+            .post(&format!("/api/v1/agent/jobs/{id}/result"), result)
+            .await
+        {
+            Ok(_) => return,
+            Err(e) if e.contains("answered 4") || e.contains("(401") || attempt == 6 => {
+                tracing::warn!(job = id, error = %e, "probe result not delivered");
+                return;
+            }
+            Err(e) => {
+                tracing::info!(job = id, error = %e, attempt, "probe result not delivered yet; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(8));
+            }
         }
     }
 }
