@@ -63,6 +63,9 @@ pub struct AlarmFacts {
     pub annotations: BTreeMap<String, String>,
     pub generator_url: Option<String>,
     pub starts_at: Option<String>,
+    /// The severity word the alarm carried (label or detail). Serialised as
+    /// `alarm_severity`: flattened into an incident, `severity` is the incident's own.
+    #[serde(rename = "alarm_severity", alias = "severity")]
     pub severity: Option<String>,
     /// The application the alarm belongs to: from the alarm (`appcode` in its detail or
     /// labels), else from the host's binding when the incident opens.
