@@ -54,6 +54,20 @@ impl Drop for Agent {
 }
 
 fn enroll(server: &Server, name: &str, appcode: &str) -> String {
+    let app = server.cli(&[
+        "app",
+        "add",
+        appcode,
+        "--name",
+        "UI shop",
+        "--owner",
+        "shop-owner@example.com",
+    ]);
+    assert!(
+        app.status.success(),
+        "app add: {}",
+        String::from_utf8_lossy(&app.stderr)
+    );
     let output = server.cli(&["host", "add", name, "--appcode", appcode]);
     assert!(
         output.status.success(),
@@ -412,7 +426,7 @@ async fn incidents_update_live_show_diagnostics_and_acknowledge_in_place() {
     );
     browser.screenshot(&shots.join("06-hosts.png")).await;
 
-    // Applications: hosts grouped by Appcode, owners not configured yet.
+    // Applications: the tree, with each node's owners and hosts.
     browser.goto(&format!("{}/ui/apps", server.url)).await;
     let app = browser
         .wait_for(
@@ -424,7 +438,7 @@ async fn incidents_update_live_show_diagnostics_and_acknowledge_in_place() {
         .await;
     let app = app.as_str().unwrap_or_default();
     assert!(
-        app.contains("ui-host") && app.contains("not configured yet"),
+        app.contains("ui-host") && app.contains("shop-owner@example.com"),
         "{app}"
     );
     browser.screenshot(&shots.join("07-apps.png")).await;
@@ -854,4 +868,103 @@ async fn sessions_and_csrf_tokens_guard_the_ui() {
         .await
         .expect("answer");
     assert_eq!(answer.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_token_sees_only_its_subtree_in_the_ui() {
+    let dir = temp_dir();
+    let server = Server::start_with(dir.path(), &["--no-agent"]).await;
+    for (code, parent) in [("shop", None), ("shop_web", Some("shop")), ("bank", None)] {
+        let mut args = vec!["app", "add", code, "--name", code];
+        if let Some(parent) = parent {
+            args.extend(["--parent", parent]);
+        }
+        let added = server.cli(&args);
+        assert!(
+            added.status.success(),
+            "{}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+    }
+    for (host, code) in [("web-1", "shop_web"), ("vault-1", "bank")] {
+        let bound = server.cli(&["host", "bind", host, code]);
+        assert!(
+            bound.status.success(),
+            "{}",
+            String::from_utf8_lossy(&bound.stderr)
+        );
+        let (status, _) = server
+            .post(
+                "/api/v1/events",
+                cpu_alarm_about(host, &format!("{host} cpu"), host).to_string(),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    server
+        .wait_for_incidents("two incidents", |all| all.len() == 2)
+        .await;
+    let issued = server.cli(&["token", "add", "shop-team", "--scope", "shop"]);
+    let scoped = String::from_utf8_lossy(&issued.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+
+    let http = bare_client();
+    let answer = login(&http, &server, &scoped).await;
+    assert_eq!(answer.status(), 200, "a scoped token may log in");
+    let cookie = answer.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_string();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", server.url))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    let list: Value = get("/ui/api/incidents")
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let titles: Vec<&str> = list["incidents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["alarm_name"].as_str())
+        .collect();
+    assert_eq!(titles, ["web-1 cpu"], "{list}");
+    let vault_key = server
+        .incidents()
+        .await
+        .iter()
+        .find(|i| i["alarm_name"] == "vault-1 cpu")
+        .and_then(|i| i["key"].as_str().map(str::to_string))
+        .expect("key");
+    assert_eq!(
+        get(&format!("/ui/api/incidents/{vault_key}"))
+            .await
+            .expect("show")
+            .status(),
+        404
+    );
+    let apps: Value = get("/ui/api/apps")
+        .await
+        .expect("apps")
+        .json()
+        .await
+        .expect("json");
+    let codes: Vec<&str> = apps["apps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["appcode"].as_str())
+        .collect();
+    assert_eq!(codes, ["shop", "shop_web"], "{apps}");
 }

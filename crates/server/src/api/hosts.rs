@@ -91,6 +91,7 @@ pub async fn add(
     let token = generate_token();
     let hash = hash_token(&token);
     let name = new.name.clone();
+    let appcode = new.appcode.clone();
     let outcome = blocking(&state, move |store| {
         store.enroll_host(
             &new.name,
@@ -103,6 +104,15 @@ pub async fn add(
     .await?;
     // A renewed host's old token must stop working now, not when it falls out of a cache.
     state.auth.forget_cached();
+    if let Some(appcode) = &appcode {
+        let mut inner = state.ownership.write();
+        let crate::ownership::Inner { tree, hosts } = &mut *inner;
+        if tree.get(appcode).is_some() {
+            if let Err(e) = hosts.bind(tree, &name, appcode) {
+                tracing::warn!(host = %name, appcode = %appcode, error = %e, "host not bound");
+            }
+        }
+    }
     tracing::info!(host = %name, renewed = outcome == Enrollment::Renewed, "host enrolled");
     let status = match outcome {
         Enrollment::Created => StatusCode::CREATED,

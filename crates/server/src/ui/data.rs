@@ -135,8 +135,21 @@ fn contains_folded(haystack: &str, needle: &str) -> bool {
 }
 
 /// `GET /ui/api/incidents?status=&severity=&appcode=&host=&q=&limit=`, newest first.
+/// Whether a session may see something of `appcode`.
+fn visible(state: &UiState, session: &SessionInfo, appcode: Option<&str>) -> bool {
+    state
+        .app
+        .ownership
+        .allowed(session.scope.as_deref(), appcode)
+}
+
+fn not_found(what: String) -> UiError {
+    UiError::new(StatusCode::NOT_FOUND, what)
+}
+
 pub(super) async fn incidents(
     State(state): State<UiState>,
+    Extension(session): Extension<SessionInfo>,
     query: Result<Query<IncidentQuery>, QueryRejection>,
 ) -> Result<Json<Value>, UiError> {
     let Query(query) = query.map_err(|e| UiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
@@ -158,7 +171,10 @@ pub(super) async fn incidents(
     let filter = IncidentFilter {
         status,
         limit: SCAN,
-        appcodes: None,
+        appcodes: session
+            .scope
+            .as_deref()
+            .map(|scope| state.app.ownership.subtree(scope)),
     };
     let (incidents, hosts) = blocking(&state, move |store| {
         Ok((store.list_incidents(&filter)?, store.hosts()?))
@@ -218,7 +234,11 @@ pub(super) async fn incidents(
 
 /// The incident page's data: the incident with its timeline, external tickets and the
 /// delivery log of its notifications, as the token API shows them.
-async fn incident_body(state: &UiState, key: String) -> Result<Json<Value>, UiError> {
+async fn incident_body(
+    state: &UiState,
+    session: &SessionInfo,
+    key: String,
+) -> Result<Json<Value>, UiError> {
     let lookup = key.clone();
     let (incident, tickets, deliveries, hosts) = blocking(state, move |store| {
         Ok((
@@ -229,12 +249,9 @@ async fn incident_body(state: &UiState, key: String) -> Result<Json<Value>, UiEr
         ))
     })
     .await?;
-    let incident = incident.ok_or_else(|| {
-        UiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no incident with key `{key}`"),
-        )
-    })?;
+    let incident = incident
+        .filter(|i| visible(state, session, i.alarm.appcode.as_deref()))
+        .ok_or_else(|| not_found(format!("no incident with key `{key}`")))?;
     let appcodes = Appcodes::load(state, &hosts);
     let mut view = incident_view(&incident, &appcodes);
     for (field, mut value) in [
@@ -249,9 +266,10 @@ async fn incident_body(state: &UiState, key: String) -> Result<Json<Value>, UiEr
 
 pub(super) async fn incident(
     State(state): State<UiState>,
+    Extension(session): Extension<SessionInfo>,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, UiError> {
-    incident_body(&state, key).await
+    incident_body(&state, &session, key).await
 }
 
 pub(super) async fn acknowledge(
@@ -277,6 +295,11 @@ async fn change(
     key: String,
     to: IncidentStatus,
 ) -> Result<Json<Value>, UiError> {
+    let lookup = key.clone();
+    let appcode = blocking(&state, move |store| store.incident_appcode(&lookup)).await?;
+    if !visible(&state, &session, appcode.as_deref()) {
+        return Err(not_found(format!("no incident with key `{key}`")));
+    }
     let lookup = key.clone();
     let by = format!("{} (web UI)", session.principal);
     let outcome = blocking(&state, move |store: &Store| {
@@ -305,14 +328,33 @@ async fn change(
         }
         Some((_, false)) => {}
     }
-    incident_body(&state, key).await
+    incident_body(&state, &session, key).await
 }
 
 /// `GET /ui/api/alarms`: definitions and every instance's state and value.
-pub(super) async fn alarms(State(state): State<UiState>) -> Json<Value> {
+pub(super) async fn alarms(
+    State(state): State<UiState>,
+    Extension(session): Extension<SessionInfo>,
+) -> Json<Value> {
+    let definitions: Vec<_> = state
+        .app
+        .engine
+        .definitions()
+        .into_iter()
+        .filter(|d| visible(&state, &session, d.appcode.as_deref()))
+        .collect();
+    let names: std::collections::HashSet<String> =
+        definitions.iter().map(|d| d.alarm_name.clone()).collect();
+    let instances: Vec<_> = state
+        .app
+        .engine
+        .instances()
+        .into_iter()
+        .filter(|i| names.contains(&i.alarm))
+        .collect();
     Json(json!({
-        "alarms": state.app.engine.definitions(),
-        "instances": state.app.engine.instances(),
+        "alarms": definitions,
+        "instances": instances,
         "now_ms": now_ms(),
     }))
 }
@@ -320,11 +362,13 @@ pub(super) async fn alarms(State(state): State<UiState>) -> Json<Value> {
 /// `GET /ui/api/alarms/{name}`: one definition, its instances and their state changes.
 pub(super) async fn alarm(
     State(state): State<UiState>,
+    Extension(session): Extension<SessionInfo>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, UiError> {
     let engine = &state.app.engine;
     let definition = engine
         .definition(&name)
+        .filter(|d| visible(&state, &session, d.appcode.as_deref()))
         .ok_or_else(|| UiError::new(StatusCode::NOT_FOUND, format!("no alarm named `{name}`")))?;
     let instances: Vec<Value> = engine
         .instances()
@@ -349,6 +393,7 @@ pub(super) async fn alarm(
 /// `GET /ui/api/series?name=METRIC&LABEL=VALUE…`: raw points and minute rollups.
 pub(super) async fn series(
     State(state): State<UiState>,
+    Extension(session): Extension<SessionInfo>,
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Result<Json<Value>, UiError> {
     let Query(mut query) =
@@ -362,7 +407,15 @@ pub(super) async fn series(
                 "query parameter `name` (the metric name) is required",
             )
         })?;
-    let series = state.app.engine.series(&name, &query, MAX_SERIES);
+    let mut series = state.app.engine.series(&name, &query, MAX_SERIES);
+    // A scoped session sees series of its applications' hosts only.
+    series.retain(|s| {
+        visible(
+            &state,
+            &session,
+            s.labels.get("appcode").map(String::as_str),
+        )
+    });
     Ok(Json(json!({"series": series, "now_ms": now_ms()})))
 }
 
@@ -391,40 +444,83 @@ fn host_view(host: &Host, open: &HashMap<String, usize>) -> Value {
 }
 
 /// `GET /ui/api/hosts`: enrolled hosts with their open incidents.
-pub(super) async fn hosts(State(state): State<UiState>) -> Result<Json<Value>, UiError> {
+pub(super) async fn hosts(
+    State(state): State<UiState>,
+    Extension(session): Extension<SessionInfo>,
+) -> Result<Json<Value>, UiError> {
     let (hosts, open) =
         blocking(&state, |store| Ok((store.hosts()?, open_by_host(store)?))).await?;
-    let rows: Vec<Value> = hosts.iter().map(|h| host_view(h, &open)).collect();
+    let rows: Vec<Value> = hosts
+        .iter()
+        .filter(|h| visible(&state, &session, h.appcode.as_deref()))
+        .map(|h| host_view(h, &open))
+        .collect();
     Ok(Json(json!({"hosts": rows, "now": now()})))
 }
 
-/// `GET /ui/api/apps`: hosts grouped by Appcode. Owners are not modelled yet, so every
-/// application reports `owners: null`; hosts without an Appcode come last, under `null`.
-pub(super) async fn apps(State(state): State<UiState>) -> Result<Json<Value>, UiError> {
+/// `GET /ui/api/apps`: the application tree (within the session's scope), each node with
+/// its inherited owners, approvers and on-call, its hosts and open incidents; hosts bound
+/// to no application come last, under `appcode: null`.
+pub(super) async fn apps(
+    State(state): State<UiState>,
+    Extension(session): Extension<SessionInfo>,
+) -> Result<Json<Value>, UiError> {
     let (hosts, open) =
         blocking(&state, |store| Ok((store.hosts()?, open_by_host(store)?))).await?;
-    let mut groups: BTreeMap<Option<String>, Vec<&Host>> = BTreeMap::new();
-    for host in &hosts {
-        groups.entry(host.appcode.clone()).or_default().push(host);
-    }
-    // `None` sorts first in a BTreeMap; the unassigned hosts read better at the end.
-    let mut groups: Vec<_> = groups.into_iter().collect();
-    groups.sort_by_key(|(code, _)| (code.is_none(), code.clone()));
-    let apps: Vec<Value> = groups
+    let by_name: HashMap<&str, &Host> = hosts.iter().map(|h| (h.name.as_str(), h)).collect();
+    let tree = state.app.ownership.read();
+    let mut apps: Vec<Value> = tree
+        .tree
+        .nodes()
         .into_iter()
-        .map(|(appcode, members)| {
+        .filter(|n| {
+            session
+                .scope
+                .as_deref()
+                .is_none_or(|scope| tree.tree.is_within(&n.appcode, scope))
+        })
+        .map(|node| {
+            let inherited = tree.tree.owners_of(&node.appcode);
+            let members: Vec<&Host> = tree
+                .hosts
+                .bindings()
+                .into_iter()
+                .filter(|(_, code)| code.as_str() == node.appcode.as_str())
+                .filter_map(|(name, _)| by_name.get(name).copied())
+                .collect();
             let open_incidents: usize = members
                 .iter()
                 .map(|h| open.get(&h.name).copied().unwrap_or(0))
                 .sum();
             json!({
-                "appcode": appcode,
-                "owners": null,
+                "appcode": node.appcode,
+                "name": node.name,
+                "kind": node.kind,
+                "parent": node.parent,
+                "owners": inherited.as_ref().map(|o| o.owners.clone()).unwrap_or_default(),
+                "owners_from": inherited.as_ref().map(|o| o.from.to_string()),
+                "approvers": inherited.as_ref().map(|o| o.approvers.clone()).unwrap_or_default(),
+                "oncall": inherited.as_ref().map(|o| o.oncall.clone()).unwrap_or_default(),
                 "open_incidents": open_incidents,
                 "hosts": members.iter().map(|h| host_view(h, &open)).collect::<Vec<_>>(),
             })
         })
         .collect();
+    if session.scope.is_none() {
+        let unbound: Vec<Value> = hosts
+            .iter()
+            .filter(|h| tree.hosts.appcode_of(&h.name).is_none())
+            .map(|h| host_view(h, &open))
+            .collect();
+        if !unbound.is_empty() {
+            let open_incidents: usize = hosts
+                .iter()
+                .filter(|h| tree.hosts.appcode_of(&h.name).is_none())
+                .map(|h| open.get(&h.name).copied().unwrap_or(0))
+                .sum();
+            apps.push(json!({"appcode": null, "owners": [], "open_incidents": open_incidents, "hosts": unbound}));
+        }
+    }
     Ok(Json(json!({"apps": apps, "now": now()})))
 }
 

@@ -29,6 +29,7 @@ const LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
 struct Session {
     principal: String,
+    scope: Option<String>,
     csrf: String,
     expires: Instant,
     expires_at: String,
@@ -39,6 +40,8 @@ struct Session {
 pub(super) struct SessionInfo {
     /// The token's name (`admin`): timeline entries say who acted.
     pub principal: String,
+    /// The Appcode subtree a scoped token is limited to; `None` sees everything.
+    pub scope: Option<String>,
     csrf: String,
     expires_at: String,
 }
@@ -54,10 +57,11 @@ impl Sessions {
     }
 
     /// Starts a session; returns its id, which only the cookie holds from now on.
-    fn create(&self, principal: &str, now: Instant) -> String {
+    fn create(&self, principal: &str, scope: Option<String>, now: Instant) -> String {
         let id = random_text();
         let session = Session {
             principal: principal.to_string(),
+            scope,
             csrf: random_text(),
             expires: now + LIFETIME,
             expires_at: (chrono::Utc::now() + LIFETIME)
@@ -76,6 +80,7 @@ impl Sessions {
         match sessions.get(&hash) {
             Some(s) if s.expires > now => Some(SessionInfo {
                 principal: s.principal.clone(),
+                scope: s.scope.clone(),
                 csrf: s.csrf.clone(),
                 expires_at: s.expires_at.clone(),
             }),
@@ -147,17 +152,17 @@ pub(super) async fn login(
     let Json(request) = body.map_err(|e| UiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let hash = hash_token(request.token.trim());
     let record = super::blocking(&state, move |store| store.token_by_hash(&hash)).await?;
-    // Scoped tokens are refused until the pages filter by scope: better no view than a
-    // view wider than the token.
-    let Some(record) = record.filter(|r| !r.revoked && r.role == "admin" && r.scope.is_none())
-    else {
+    // Scoped tokens log in too: every page's data is filtered to their subtree.
+    let Some(record) = record.filter(|r| !r.revoked && r.role == "admin") else {
         tracing::warn!("UI login refused: not a valid admin token");
         return Err(UiError::new(
             StatusCode::UNAUTHORIZED,
             "that is not a valid admin token",
         ));
     };
-    let id = state.sessions.create(&record.name, Instant::now());
+    let id = state
+        .sessions
+        .create(&record.name, record.scope.clone(), Instant::now());
     tracing::info!(principal = %record.name, "UI login");
     let mut response = Json(json!({"logged_in": true})).into_response();
     response.headers_mut().insert(
@@ -243,7 +248,7 @@ mod tests {
     fn sessions_expire_and_are_keyed_by_hash() {
         let sessions = Sessions::default();
         let start = Instant::now();
-        let id = sessions.create("admin", start);
+        let id = sessions.create("admin", None, start);
         assert!(
             !sessions.lock().contains_key(&id),
             "the raw id is not stored"
@@ -254,7 +259,7 @@ mod tests {
         assert!(sessions.get("forged", start).is_none());
         assert!(sessions.get(&id, start + LIFETIME).is_none(), "expired");
         assert!(sessions.lock().is_empty(), "an expired session is dropped");
-        let id = sessions.create("admin", start);
+        let id = sessions.create("admin", None, start);
         sessions.remove(&id);
         assert!(sessions.get(&id, start).is_none());
     }

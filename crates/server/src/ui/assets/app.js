@@ -673,22 +673,26 @@
     document.title = 'Applications · vigil';
     const cards = h('div', { class: 'cards', id: 'apps' });
     main.replaceChildren(h('h1', { text: 'Applications' }),
-      h('p', { class: 'muted', text: 'Hosts grouped by their Appcode. Owners and the application tree are not configured yet.' }),
+      h('p', { class: 'muted', text: 'The application tree: each node with the owners, approvers and on-call it inherits, its hosts and open incidents.' }),
       cards);
     every(2000, async () => {
       const data = await api('/ui/api/apps');
       syncClock(data.now);
       rebuildKeepingFocus(cards, 'section', 'data-appcode', () => cards.replaceChildren(...(data.apps.length ? data.apps.map((app) => h('section', { class: 'card', 'data-appcode': app.appcode || '' },
-        h('h2', { text: app.appcode || 'No Appcode' }),
+        h('h2', { text: app.appcode ? app.appcode + (app.name ? ' · ' + app.name : '') : 'No Appcode' }),
         facts([
-          ['Owners', app.owners && app.owners.length ? app.owners.join(', ') : 'not configured yet'],
+          ['Kind', app.kind || '—'],
+          ['Parent', app.parent || '—'],
+          ['Owners', app.owners && app.owners.length ? app.owners.join(', ') + (app.owners_from && app.owners_from !== app.appcode ? ' (from ' + app.owners_from + ')' : '') : 'none'],
+          ['Approvers', app.approvers && app.approvers.length ? app.approvers.join(', ') : 'none'],
+          ['On call', app.oncall && app.oncall.length ? app.oncall.join(', ') : 'none'],
           ['Open incidents', app.appcode && app.open_incidents
             ? link('/?appcode=' + encodeURIComponent(app.appcode), String(app.open_incidents)) : String(app.open_incidents)],
         ]),
         h('h3', { text: 'Hosts' }),
         h('ul', {}, app.hosts.map((host) => h('li', {}, host.name,
           h('span', { class: 'muted', text: host.last_seen_at ? ' · seen ' + since(host.last_seen_at) + ' ago' : ' · never seen' }))))))
-        : [h('p', { class: 'muted', text: 'No hosts are enrolled yet.' })])));
+        : [h('p', { class: 'muted', text: 'No applications yet: vigil app add, or vigil app import.' })])));
     });
   }
 
