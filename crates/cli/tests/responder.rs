@@ -725,3 +725,45 @@ async fn slack_and_a_signed_webhook_get_one_message_each() {
     let payload: Value = serde_json::from_slice(body).expect("webhook JSON");
     assert_eq!(payload["incident"]["key"], "INC-1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolving_by_hand_is_told_like_a_recovery() {
+    let stack = Stack::start(&[], true, false, &[]).await;
+    let http = reqwest::Client::new();
+    let (status, _) = stack
+        .server
+        .post(
+            "/api/v1/events",
+            event("cloudwatch-alarm-ok-to-alarm.json", "by-hand").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    until("the alarm email", Duration::from_secs(60), async || {
+        (mails(&stack.mail_dir).len() == 1).then_some(())
+    })
+    .await;
+    let resolved = stack.server.cli(&["incident", "resolve", "INC-1"]);
+    assert!(
+        resolved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resolved.stderr)
+    );
+    until(
+        "the Resolved email and the Jira transition",
+        Duration::from_secs(60),
+        async || {
+            let state = jira_state(&http, &stack.jira_url).await;
+            let done = state["issues"][0]["fields"]["status"]["name"] == "Done";
+            let mails = mails(&stack.mail_dir);
+            (done
+                && mails.len() == 2
+                && mails.iter().any(|m| {
+                    m["subject"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("Resolved"))
+                }))
+            .then_some(())
+        },
+    )
+    .await;
+}

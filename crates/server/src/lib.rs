@@ -37,6 +37,7 @@ pub struct AppState {
     pub jobs: Arc<jobs::JobHub>,
     pub engine: Arc<alarm_engine::Engine>,
     pub ownership: Arc<ownership::Ownership>,
+    pub runner: Arc<runner::Runner>,
     /// Offset added to the wall clock by the test-only clock endpoint (see `clock`).
     pub clock: Arc<clock::Clock>,
 }
@@ -160,6 +161,7 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         engine: engine.clone(),
         ownership: ownership.clone(),
         clock: clock.clone(),
+        runner: runner.clone(),
     };
     jobs::spawn_sweeper(store.clone(), times, now);
     escalation::spawn(

@@ -21,6 +21,27 @@ pub struct ListQuery {
 /// Most incidents one list call returns.
 const MAX_LIST: usize = 1000;
 
+/// A resolution by hand is told like a recovery: the ticket is resolved and every channel
+/// that heard of the incident hears it is over.
+pub(crate) fn announce_resolution(state: &AppState, incident: &Incident) {
+    let to = state.ownership.resolve_recipients(
+        &["owners".to_string(), "oncall".to_string()],
+        incident.alarm.appcode.as_deref(),
+        0,
+    );
+    let steps = [
+        vigil_actions::Step::Ticket,
+        vigil_actions::Step::Notify { to },
+    ];
+    if let Err(e) =
+        state
+            .runner
+            .start_run(&incident.key, vigil_actions::MessageKind::Resolved, &steps)
+    {
+        tracing::error!(incident = %incident.key, error = %e, "could not journal the resolution's notifications");
+    }
+}
+
 /// Answers 404 for an incident outside a scoped caller's subtree, as if it did not exist.
 pub(super) async fn in_scope(state: &AppState, who: &Principal, key: &str) -> Result<(), ApiError> {
     if who.scope.is_none() {
@@ -121,6 +142,7 @@ pub async fn resolve(
             .metrics
             .inc("vigil_incidents_resolved_total", labels(&[("by", "hand")]));
         tracing::info!(incident = %incident.key, "incident resolved by hand");
+        announce_resolution(&state, incident);
     }
     found(outcome.map(|(incident, _)| incident), &key)
 }

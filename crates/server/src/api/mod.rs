@@ -9,6 +9,7 @@ mod incidents;
 mod ingest;
 
 pub use hosts::valid_host_name;
+pub(crate) use incidents::announce_resolution;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};

@@ -324,6 +324,9 @@ async fn change(
                     .metrics
                     .inc("vigil_incidents_resolved_total", labels(&[("by", "hand")]));
             }
+            if let (IncidentStatus::Resolved, Some((incident, _))) = (to, &outcome) {
+                crate::api::announce_resolution(&state.app, incident);
+            }
             tracing::info!(incident = %key, status = to.as_str(), "incident changed in the web UI");
         }
         Some((_, false)) => {}
