@@ -448,7 +448,7 @@ async fn a_real_agent_and_a_cpu_burner_open_and_resolve_an_incident() {
         "burner CPU",
         "CPUUtilization",
         json!([{"Name": "host", "Value": "burner-host"}]),
-        75.0,
+        85.0,
         2,
     );
     definition["Statistic"] = json!("Average");

@@ -678,16 +678,32 @@ async fn slack_and_a_signed_webhook_get_one_message_each() {
             .await;
         assert_eq!(status, 202);
     }
-    until(
-        "one Slack message and one webhook",
-        Duration::from_secs(60),
-        async || {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = {
             let seen = seen.lock().expect("lock");
-            (seen.iter().any(|(p, ..)| p == "/slack") && seen.iter().any(|(p, ..)| p == "/hook"))
-                .then_some(())
-        },
-    )
-    .await;
+            seen.iter().any(|(p, ..)| p == "/slack") && seen.iter().any(|(p, ..)| p == "/hook")
+        };
+        if done {
+            break;
+        }
+        if Instant::now() > deadline {
+            let (_, incident) = stack.server.get("/api/v1/incidents/INC-1").await;
+            let paths: Vec<String> = seen
+                .lock()
+                .expect("lock")
+                .iter()
+                .map(|(p, ..)| p.clone())
+                .collect();
+            let log =
+                std::fs::read_to_string(stack.server.data.join("server.log")).unwrap_or_default();
+            panic!(
+                "no Slack message and webhook: {paths:?} {} {incident}\n{log}",
+                incident["deliveries"]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let seen = seen.lock().expect("lock").clone();
     assert_eq!(

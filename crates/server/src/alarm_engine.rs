@@ -364,7 +364,11 @@ struct Inner {
     series: HashMap<String, SeriesEntry>,
     by_name: HashMap<String, Vec<String>>,
     alarms: BTreeMap<String, CompiledAlarm>,
-    instances: HashMap<(String, String), InstanceEntry>,
+    /// Alarm name → series key → instance: looked up by `&str` each tick, so a steady
+    /// tick allocates nothing for bookkeeping.
+    instances: HashMap<String, HashMap<String, InstanceEntry>>,
+    /// When idle series were last looked for.
+    swept_ms: i64,
     /// States loaded at start, waiting for their series to report again.
     restored: HashMap<(String, String), (State, i64)>,
 }
@@ -386,13 +390,13 @@ impl Engine {
         let mut inner = self.lock();
         let name = alarm.spec.name.clone();
         // A changed definition judges afresh.
-        inner.instances.retain(|(a, _), _| *a != name);
+        inner.instances.remove(&name);
         inner.alarms.insert(name, alarm);
     }
 
     pub fn delete_alarm(&self, name: &str) -> bool {
         let mut inner = self.lock();
-        inner.instances.retain(|(a, _), _| a != name);
+        inner.instances.remove(name);
         inner.alarms.remove(name).is_some()
     }
 
@@ -475,7 +479,10 @@ impl Engine {
     pub fn tick(&self, now_ms: i64, now: &str) -> Vec<AlarmChange> {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        inner.drop_idle(now_ms);
+        if now_ms - inner.swept_ms >= 60_000 {
+            inner.swept_ms = now_ms;
+            inner.drop_idle(now_ms);
+        }
         let mut changes = Vec::new();
         for alarm in inner.alarms.values() {
             let Some(keys) = inner.by_name.get(&alarm.definition.metric_name) else {
@@ -488,20 +495,30 @@ impl Engine {
                 if !alarm.definition.selects(&entry.name, &entry.labels) {
                     continue;
                 }
-                let id = (alarm.spec.name.clone(), key.clone());
-                let instance = inner.instances.entry(id.clone()).or_insert_with(|| {
+                let per_alarm = match inner.instances.get_mut(alarm.spec.name.as_str()) {
+                    Some(per_alarm) => per_alarm,
+                    None => inner.instances.entry(alarm.spec.name.clone()).or_default(),
+                };
+                if !per_alarm.contains_key(key.as_str()) {
+                    let id = (alarm.spec.name.clone(), key.clone());
                     let instance = match inner.restored.remove(&id) {
                         Some((state, since)) => {
                             AlarmInstance::restored(state, since, self.started_ms)
                         }
                         None => AlarmInstance::new(now_ms),
                     };
-                    InstanceEntry {
-                        instance,
-                        last_value: None,
-                        changes: std::collections::VecDeque::new(),
-                    }
-                });
+                    per_alarm.insert(
+                        key.clone(),
+                        InstanceEntry {
+                            instance,
+                            last_value: None,
+                            changes: std::collections::VecDeque::new(),
+                        },
+                    );
+                }
+                let Some(instance) = per_alarm.get_mut(key.as_str()) else {
+                    continue;
+                };
                 if let Some(transition) =
                     instance
                         .instance
@@ -533,7 +550,12 @@ impl Engine {
         let mut rows: Vec<InstanceView> = inner
             .instances
             .iter()
-            .filter_map(|((alarm, series), entry)| {
+            .flat_map(|(alarm, per_alarm)| {
+                per_alarm
+                    .iter()
+                    .map(move |(series, entry)| (alarm, series, entry))
+            })
+            .filter_map(|(alarm, series, entry)| {
                 let definition = inner.alarms.get(alarm)?;
                 let data = inner.series.get(series)?;
                 Some(InstanceView {
@@ -559,7 +581,8 @@ impl Engine {
     pub fn state_changes(&self, alarm: &str, series: &str) -> Vec<(i64, &'static str)> {
         self.lock()
             .instances
-            .get(&(alarm.to_string(), series.to_string()))
+            .get(alarm)
+            .and_then(|per_alarm| per_alarm.get(series))
             .map(|e| e.changes.iter().map(|(at, s)| (*at, s.as_str())).collect())
             .unwrap_or_default()
     }
@@ -603,7 +626,9 @@ impl Inner {
                     keys.retain(|k| *k != key);
                 }
             }
-            self.instances.retain(|(_, s), _| *s != key);
+            for per_alarm in self.instances.values_mut() {
+                per_alarm.remove(&key);
+            }
         }
     }
 }

@@ -28,7 +28,7 @@ impl Store {
     /// Deletes a definition and its instances' states. False if there was none.
     pub fn delete_alarm(&self, name: &str) -> Result<bool> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let deleted = tx.execute("DELETE FROM alarms WHERE name = ?1", [name])?;
         tx.execute("DELETE FROM alarm_states WHERE alarm = ?1", [name])?;
         tx.commit()?;
@@ -49,7 +49,7 @@ impl Store {
             return Ok(());
         }
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for s in states {
             tx.prepare_cached(
                 "INSERT INTO alarm_states (alarm, series, state, since_ms) VALUES (?1, ?2, ?3, ?4)

@@ -23,7 +23,7 @@ impl Store {
         now: &str,
     ) -> Result<()> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for (appcode, definition) in nodes {
             tx.prepare_cached(
                 "INSERT INTO apps (appcode, definition, updated_at) VALUES (?1, ?2, ?3)
@@ -46,7 +46,7 @@ impl Store {
     /// Marks Appcodes retired for good: they can never be used again.
     pub fn retire_apps(&self, codes: &[String], now: &str) -> Result<()> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for code in codes {
             tx.prepare_cached(
                 "INSERT INTO apps (appcode, definition, retired, updated_at) VALUES (?1, '{}', 1, ?2)

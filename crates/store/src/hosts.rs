@@ -61,7 +61,7 @@ impl Store {
         now: &str,
     ) -> Result<Enrollment> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let existed: bool = tx
             .query_row("SELECT 1 FROM hosts WHERE name = ?1", [name], |_| Ok(true))
             .optional()?
@@ -95,7 +95,7 @@ impl Store {
     /// Revokes a host's token; its agent is refused from then on. False if unknown.
     pub fn revoke_host(&self, name: &str, now: &str) -> Result<bool> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let changed = tx.execute(
             "UPDATE hosts SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
             params![name, now],
@@ -195,7 +195,7 @@ impl Store {
     /// Queues jobs; returns their ids in order.
     pub fn create_jobs(&self, jobs: &[NewJob<'_>], now: &str, now_ms: i64) -> Result<Vec<i64>> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut ids = Vec::with_capacity(jobs.len());
         for job in jobs {
             let incident_id = match job.incident_key {
@@ -225,7 +225,7 @@ impl Store {
     /// Hands the host's queued jobs to its agent, oldest first, marking them running.
     pub fn claim_jobs(&self, host: &str, now: &str, now_ms: i64, limit: usize) -> Result<Vec<Job>> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let jobs = {
             let mut stmt = tx.prepare_cached(
                 "SELECT id, probe, args, timeout_ms, created_at FROM jobs
@@ -268,7 +268,7 @@ impl Store {
         describe: impl FnOnce(&str) -> (TimelineKind, String),
     ) -> Result<Option<JobEnd>> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let found: Option<(String, Option<i64>)> = tx
             .query_row(
                 "SELECT probe, incident_id FROM jobs
@@ -321,7 +321,7 @@ impl Store {
         describe: impl Fn(&JobEnd) -> String,
     ) -> Result<Vec<JobEnd>> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let overdue: Vec<(JobEnd, Option<i64>)> = {
             let mut stmt = tx.prepare_cached(
                 "SELECT j.id, j.host, j.probe, j.status, j.incident_id, h.last_seen_at
@@ -377,7 +377,7 @@ impl Store {
         now: &str,
     ) -> Result<bool> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let Some(id) = incident_id(&tx, incident_key)? else {
             return Ok(false);
         };
@@ -396,7 +396,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Vec<String>> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let Some(incident) = incident_id(&tx, incident_key)? else {
             return Ok(Vec::new());
         };

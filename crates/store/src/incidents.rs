@@ -52,7 +52,7 @@ impl Store {
         now: &str,
     ) -> Result<IncidentChange> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let unresolved: Option<(i64, String, u64)> = tx
             .query_row(
                 "SELECT id, key, count FROM incidents WHERE group_key = ?1 AND status != 'resolved'",
@@ -214,7 +214,7 @@ impl Store {
 
     fn transition(&self, key: &str, to: IncidentStatus, by: &str, now: &str) -> Result<bool> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let found: Option<(i64, String)> = tx
             .query_row(
                 "SELECT id, status FROM incidents WHERE key = ?1",

@@ -194,7 +194,9 @@ impl IngestWriter {
         batches: &[(&str, &[vigil_core::Event])],
         received_at: &str,
     ) -> Result<Vec<Vec<bool>>> {
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut out = Vec::with_capacity(batches.len());
         {
             let mut stmt = tx.prepare_cached(

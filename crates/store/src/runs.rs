@@ -111,7 +111,7 @@ impl Store {
         now: &str,
     ) -> Result<Option<i64>> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let incident: Option<i64> = tx
             .query_row(
                 "SELECT id FROM incidents WHERE key = ?1",
@@ -178,7 +178,7 @@ impl Store {
         now: &str,
     ) -> Result<()> {
         let mut conn = self.writer();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "UPDATE run_steps SET status = ?3, attempts = ?4, last_error = ?5, external_id = ?6, link = ?7, updated_at = ?8
              WHERE run_id = ?1 AND position = ?2",
