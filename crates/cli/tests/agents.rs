@@ -604,3 +604,65 @@ steps = [{ type = "incident" }, { type = "diagnose", probes = ["no_such_probe", 
         .expect("call");
     assert_eq!(admin_call.status(), 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_buffers_while_the_server_is_down_and_resends() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let mut server = Server::start_with(&data, &["--no-agent"]).await;
+    let token = enroll(&server, "buffering-host").await;
+    let agent = Agent::start(
+        &server,
+        "buffering-host",
+        &token,
+        None,
+        &dir.path().join("agent.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, host) = server.get("/api/v1/hosts/buffering-host").await;
+        if host["last_metrics"].is_object() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no metrics: {host}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Down for four collection intervals, then back on the same address.
+    let address = server.url.trim_start_matches("http://").to_string();
+    server.kill();
+    let down_from = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let down_until = down_from + 4_000;
+    let server = Server::start_with(&data, &["--no-agent", "--listen", &address]).await;
+
+    // Samples taken while it was down arrive: the series holds points from the outage.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, series) = server
+            .get("/api/v1/series?name=load1&host=buffering-host")
+            .await;
+        let during: usize = series["series"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["points"].as_array().cloned().unwrap_or_default())
+            .filter(|p| {
+                p[0].as_i64()
+                    .is_some_and(|t| t > down_from && t < down_until)
+            })
+            .count();
+        if during >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no buffered samples from the outage arrived: {series}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(agent);
+}
