@@ -380,7 +380,8 @@ async fn job_loop(link: Link, host: String, context: Arc<ProbeContext>) {
             Err(e) => {
                 tracing::warn!(host = %host, error = %e, retry_in_ms = backoff.as_millis() as u64, "job poll failed");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                // Capped low: after a server restart, queued probes wait for this poll.
+                backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
         };

@@ -115,6 +115,13 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
     ));
     let hub = Arc::new(jobs::JobHub::default());
     let times = jobs::JobTimes::default();
+    let renewed = store.renew_job_deadlines(jobs::now_ms(), times.claim_within_ms as i64)?;
+    if renewed > 0 {
+        tracing::info!(
+            jobs = renewed,
+            "probe jobs from before the restart wait for their agents again"
+        );
+    }
     let (wake, woken) = pipeline::Wake::new();
     let ingest = pipeline::start_ingest(&store, wake, now)?;
     pipeline::Processor {

@@ -426,6 +426,25 @@ impl Store {
         Ok(hosts)
     }
 
+    /// At start: jobs that were waiting on this server while it was down get their
+    /// deadlines counted from now, so a restart is not mistaken for an unreachable host.
+    pub fn renew_job_deadlines(&self, now_ms: i64, claim_within_ms: i64) -> Result<usize> {
+        let mut conn = self.writer();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let queued = tx.execute(
+            "UPDATE jobs SET claim_by_ms = MAX(claim_by_ms, ?1 + ?2) WHERE status = 'queued'",
+            params![now_ms, claim_within_ms],
+        )?;
+        // An agent keeps a finished probe's answer for about half a minute while it cannot
+        // reach the server.
+        let running = tx.execute(
+            "UPDATE jobs SET finish_by_ms = MAX(COALESCE(finish_by_ms, 0), ?1 + 30000) WHERE status = 'running'",
+            params![now_ms],
+        )?;
+        tx.commit()?;
+        Ok(queued + running)
+    }
+
     /// Status of a job, for tests and the API.
     pub fn job_status(&self, id: i64) -> Result<Option<JobStatus>> {
         let status: Option<String> = self
