@@ -34,6 +34,18 @@ fn visible(state: &AppState, who: &Principal, appcode: &str) -> Result<(), ApiEr
     }
 }
 
+/// Where a scoped caller may put a node: under a parent inside its scope, never at the root.
+fn parent_allowed(state: &AppState, who: &Principal, parent: Option<&str>) -> Result<(), ApiError> {
+    match (&who.scope, parent) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "a scoped token cannot place a node at the root",
+        )),
+        (Some(_), Some(parent)) => visible(state, who, parent),
+    }
+}
+
 async fn save(
     state: &AppState,
     nodes: Vec<(String, String)>,
@@ -53,16 +65,7 @@ pub async fn add(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(node) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let code = node.appcode.to_string();
-    match (&who.scope, &node.parent) {
-        (Some(_), None) => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "a scoped token cannot add a root node",
-            ))
-        }
-        (Some(_), Some(parent)) => visible(&state, &who, parent)?,
-        _ => {}
-    }
+    parent_allowed(&state, &who, node.parent.as_deref())?;
     let rows = {
         let mut inner = state.ownership.write();
         inner
@@ -208,22 +211,13 @@ pub async fn move_node(
 ) -> Result<Json<Value>, ApiError> {
     let Json(target) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     visible(&state, &who, &code)?;
-    match (&who.scope, &target.parent) {
-        (Some(_), None) => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "a scoped token cannot make a root node",
-            ))
-        }
-        (Some(scope), Some(_)) if *scope == code => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "a scoped token cannot move its own scope",
-            ))
-        }
-        (Some(_), Some(parent)) => visible(&state, &who, parent)?,
-        _ => {}
+    if who.scope.as_deref() == Some(code.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "a scoped token cannot move its own scope",
+        ));
     }
+    parent_allowed(&state, &who, target.parent.as_deref())?;
     let rows = {
         let mut inner = state.ownership.write();
         inner
