@@ -193,6 +193,8 @@ pub trait Tracker: Send + Sync {
 pub enum MessageKind {
     Opened,
     Resolved,
+    /// Probe results that were still running when the first message went out.
+    Diagnostics,
 }
 
 /// Output of one probe, for messages and tickets.
@@ -213,6 +215,9 @@ pub struct Message {
     /// The incident with its timeline.
     pub incident: Incident,
     pub diagnostics: Vec<Diagnostic>,
+    /// Probes were still running at the message's deadline: it says so, and a
+    /// [`MessageKind::Diagnostics`] follow-up carries their results.
+    pub diagnostics_pending: bool,
     pub tickets: Vec<ExternalTicket>,
     /// The incident's page in vigil's web UI.
     pub incident_url: String,

@@ -426,11 +426,11 @@ async fn deliver_result(link: &Link, id: i64, result: &JobResult) {
 }
 
 async fn run_job(job: Job, context: Arc<ProbeContext>) -> JobResult {
-    let queued_ms = job
-        .created_at
-        .parse::<chrono::DateTime<chrono::Utc>>()
-        .ok()
-        .map(|created| (chrono::Utc::now() - created).num_milliseconds().max(0) as u64);
+    let queued_ms = Some(
+        (chrono::Utc::now() - job.created_at)
+            .num_milliseconds()
+            .max(0) as u64,
+    );
     let started = Instant::now();
     let probe = job.probe.clone();
     let args = job.args.clone();

@@ -2,7 +2,6 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::fmt;
 use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
@@ -11,31 +10,8 @@ use crate::reason;
 use crate::series::{Sample, Series};
 use crate::spec::{AlarmSpec, Statistic, TreatMissingData};
 
-/// An alarm's state, serialized as CloudWatch spells it: `OK`, `ALARM`, `INSUFFICIENT_DATA`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum State {
-    Ok,
-    Alarm,
-    InsufficientData,
-}
-
-impl State {
-    /// CloudWatch's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Ok => "OK",
-            State::Alarm => "ALARM",
-            State::InsufficientData => "INSUFFICIENT_DATA",
-        }
-    }
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// An alarm's state: the one definition, shared with events and incidents.
+pub use vigil_core::AlarmState as State;
 
 /// The datapoint of one period: the statistic over the raw points stamped in
 /// `[period_start_ms, period_start_ms + period)`, or `None` when the period had no point.

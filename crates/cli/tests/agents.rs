@@ -465,6 +465,12 @@ steps = [{ type = "incident" }, { type = "diagnose", probes = ["no_such_probe", 
     .await;
     let (_, host3) = server.get("/api/v1/hosts/agent-3").await;
     let last_seen = host3["last_seen_at"].as_str().expect("agent-3 was seen");
+    // The API writes whole seconds without a fraction; the timeline always has milliseconds.
+    let last_seen = chrono::DateTime::parse_from_rfc3339(last_seen)
+        .expect("last_seen_at is RFC 3339")
+        .to_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let last_seen = last_seen.as_str();
     assert!(
         entries(&timeline, "host_check")
             .iter()

@@ -536,7 +536,13 @@ async fn jira_faults_and_an_smtp_outage_still_deliver_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crash_between_the_issue_and_the_comment_resumes_without_a_duplicate() {
-    let mut stack = Stack::start(&[], true, true, &[("VIGIL_FAULT_CRASH_AFTER", "ticket")]).await;
+    let mut stack = Stack::start(
+        &[],
+        true,
+        true,
+        &[("VIGIL_FAULT_CRASH_AFTER", "after_call:ticket")],
+    )
+    .await;
     let http = reqwest::Client::new();
     let (status, _) = stack
         .server
@@ -771,6 +777,73 @@ async fn resolving_by_hand_is_told_like_a_recovery() {
             let state = jira_state(&http, &stack.jira_url).await;
             let done = state["issues"][0]["fields"]["status"]["name"] == "Done";
             let mails = mails(&stack.mail_dir);
+            (done
+                && mails.len() == 2
+                && mails.iter().any(|m| {
+                    m["subject"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("Resolved"))
+                }))
+            .then_some(())
+        },
+    )
+    .await;
+}
+
+/// A resolution by hand commits with its notifications: a crash right after the commit
+/// still tells the tracker and the mailbox once the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_right_after_a_resolution_by_hand_still_tells_everyone() {
+    let mut stack = Stack::start(
+        &[],
+        true,
+        false,
+        &[("VIGIL_FAULT_CRASH_AFTER", "manual_resolve")],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let (status, _) = stack
+        .server
+        .post(
+            "/api/v1/events",
+            event("cloudwatch-alarm-ok-to-alarm.json", "by-hand-crash").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    until("the alarm email", Duration::from_secs(60), async || {
+        (mails(&stack.mail_dir).len() == 1).then_some(())
+    })
+    .await;
+    // The server aborts inside this request, after the commit: no answer comes back.
+    let _ = stack
+        .server
+        .http
+        .post(format!(
+            "{}/api/v1/incidents/INC-1/resolve",
+            stack.server.url
+        ))
+        .bearer_auth(&stack.server.token)
+        .send()
+        .await;
+    let stack_ref = &stack;
+    until(
+        "the server dead after the resolution",
+        Duration::from_secs(20),
+        async || (!stack_ref.server.is_running()).then_some(()),
+    )
+    .await;
+
+    stack.restart(&[]).await;
+    let (_, incident) = stack.server.get("/api/v1/incidents/INC-1").await;
+    assert_eq!(incident["status"], "resolved", "{incident}");
+    let stack_ref = &stack;
+    until(
+        "the Resolved email and the Jira transition after the restart",
+        Duration::from_secs(60),
+        async || {
+            let state = jira_state(&http, &stack_ref.jira_url).await;
+            let done = state["issues"][0]["fields"]["status"]["name"] == "Done";
+            let mails = mails(&stack_ref.mail_dir);
             (done
                 && mails.len() == 2
                 && mails.iter().any(|m| {

@@ -692,6 +692,55 @@ async fn login(http: &reqwest::Client, server: &Server, token: &str) -> reqwest:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_outlives_a_server_restart() {
+    let dir = temp_dir();
+    let mut server = Server::start_with(dir.path(), &["--no-agent"]).await;
+    let http = bare_client();
+    let answer = login(&http, &server, &server.token).await;
+    assert_eq!(answer.status(), 200);
+    let cookie = answer.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie text")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_string();
+    let session = |server: &Server| {
+        http.get(format!("{}/ui/api/session", server.url))
+            .header("cookie", &cookie)
+            .send()
+    };
+    let before: Value = session(&server)
+        .await
+        .expect("session")
+        .json()
+        .await
+        .expect("JSON");
+    let csrf = before["csrf_token"]
+        .as_str()
+        .expect("csrf token")
+        .to_string();
+
+    server.kill();
+    let server = Server::start_with(dir.path(), &["--no-agent"]).await;
+    let answer = session(&server).await.expect("session");
+    assert_eq!(answer.status(), 200, "the session survived the restart");
+    let after: Value = answer.json().await.expect("JSON");
+    assert_eq!(after["csrf_token"], csrf.as_str(), "{after}");
+    assert_eq!(after["user"], "admin");
+
+    let answer = http
+        .post(format!("{}/ui/api/logout", server.url))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(session(&server).await.expect("session").status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_and_csrf_tokens_guard_the_ui() {
     let dir = temp_dir();
     let server = Server::start_with(dir.path(), &["--no-agent"]).await;

@@ -13,6 +13,12 @@ pub enum AlarmState {
     InsufficientData,
 }
 
+impl std::fmt::Display for AlarmState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl AlarmState {
     pub fn parse(s: &str) -> Option<AlarmState> {
         match s {

@@ -4,15 +4,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Timestamp;
+
 /// An enrolled host, as the API and CLI show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Host {
     pub name: String,
     pub appcode: Option<String>,
     pub instance_id: Option<String>,
-    pub enrolled_at: String,
-    pub revoked_at: Option<String>,
-    pub last_seen_at: Option<String>,
+    pub enrolled_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub last_seen_at: Option<Timestamp>,
     pub agent_version: Option<String>,
     pub uptime_secs: Option<u64>,
     /// How often the agent reports, in seconds (from its heartbeat).
@@ -64,8 +66,8 @@ pub struct Job {
     #[serde(default)]
     pub args: serde_json::Value,
     pub timeout_ms: u64,
-    /// When the server created the job (RFC 3339), so the agent can report queueing delay.
-    pub created_at: String,
+    /// When the server created the job, so the agent can report queueing delay.
+    pub created_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +152,55 @@ pub fn probes_for(metric_name: Option<&str>, no_data: bool) -> Vec<&'static str>
         vec!["disk_usage"]
     } else {
         vec!["system_summary"]
+    }
+}
+
+impl JobResult {
+    /// The incident timeline's entry for this answer to `probe` on `host`.
+    pub fn describe(&self, host: &str, probe: &str) -> (crate::TimelineKind, String) {
+        use crate::TimelineKind;
+        let timing = match self.queued_ms {
+            Some(queued) => format!(
+                "{} ms, started {queued} ms after queueing",
+                self.duration_ms
+            ),
+            None => format!("{} ms", self.duration_ms),
+        };
+        let truncated = if self.truncated {
+            ", output truncated"
+        } else {
+            ""
+        };
+        let error = self.error.as_deref().unwrap_or("no reason given");
+        match self.status {
+            JobStatus::Done => {
+                let exit = self
+                    .exit_code
+                    .map_or_else(|| "no exit code".to_string(), |c| format!("exit {c}"));
+                (
+                    TimelineKind::Diagnostics,
+                    format!(
+                        "{probe} on {host} ({exit}, {timing}{truncated}):\n{}",
+                        self.output
+                    ),
+                )
+            }
+            JobStatus::Refused => (
+                TimelineKind::HostCheck,
+                format!("the agent on {host} refused probe `{probe}`: {error}"),
+            ),
+            JobStatus::TimedOut => (
+                TimelineKind::HostCheck,
+                format!("probe `{probe}` timed out on {host} ({timing}): {error}"),
+            ),
+            _ => (
+                TimelineKind::HostCheck,
+                format!(
+                    "probe `{probe}` failed on {host} ({timing}): {error}\n{}",
+                    self.output
+                ),
+            ),
+        }
     }
 }
 

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::alarm::AlarmFacts;
+use crate::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,6 +52,18 @@ impl Severity {
             Some("info" | "informational" | "low" | "none" | "p4" | "p5") => Severity::Info,
             _ => Severity::High,
         }
+    }
+
+    /// Reads a severity exactly as [`Severity::as_str`] writes it.
+    pub fn parse(s: &str) -> Option<Severity> {
+        [
+            Severity::Critical,
+            Severity::High,
+            Severity::Warning,
+            Severity::Info,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -107,7 +120,7 @@ impl TimelineKind {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEntry {
-    pub at: String,
+    pub at: Timestamp,
     pub kind: TimelineKind,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,10 +138,10 @@ pub struct Incident {
     /// Alarm events grouped into this incident, the first one included.
     pub count: u64,
     pub group_key: String,
-    pub opened_at: String,
-    pub acknowledged_at: Option<String>,
-    pub resolved_at: Option<String>,
-    pub last_event_at: String,
+    pub opened_at: Timestamp,
+    pub acknowledged_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub last_event_at: Timestamp,
     #[serde(flatten)]
     pub alarm: AlarmFacts,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]

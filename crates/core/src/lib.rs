@@ -12,6 +12,9 @@ mod event;
 mod host;
 mod incident;
 
+/// Every time vigil records, UTC.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
 pub use alarm::{AlarmFacts, AlarmState};
 pub use event::{Event, EventError, ALARM_STATE_CHANGE, CLOUDWATCH_ALARM_STATE_CHANGE};
 pub use host::{probes_for, Heartbeat, Host, Job, JobResult, JobStatus, MetricBatch, MetricSample};

@@ -32,6 +32,10 @@ const DEFAULT_SUBJECT: &str = "{{ facts.subject }}";
 
 const DEFAULT_TEXT: &str = r#"{{ facts.subject }}
 
+{% if facts.lead %}
+{{ facts.lead }}
+
+{% endif %}
 {{ incident.title }}
 
 Severity:       {{ incident.severity }}
@@ -52,6 +56,16 @@ Diagnostics
 --- {{ d.probe }} on {{ d.host }} ---
 {{ d.output }}
 {% endfor %}
+{% elif facts.host_checks %}
+
+Diagnostics
+{% for check in facts.host_checks %}
+  {{ check }}
+{% endfor %}
+{% endif %}
+{% if pending_note %}
+
+{{ pending_note }}
 {% endif %}
 
 Links
@@ -74,6 +88,9 @@ const DEFAULT_HTML: &str = r#"<!DOCTYPE html>
 <html>
 <body style="font-family: Arial, Helvetica, sans-serif; font-size: 14px; color: #222;">
 <h2 style="margin: 0 0 6px 0;">{{ facts.subject }}</h2>
+{% if facts.lead %}
+<p style="margin: 0 0 6px 0;">{{ facts.lead }}</p>
+{% endif %}
 <p style="margin: 0 0 12px 0;">{{ incident.title }}</p>
 <table cellpadding="4" style="border-collapse: collapse;">
 <tr><th align="left">Severity</th><td>{{ incident.severity }}</td></tr>
@@ -94,6 +111,16 @@ const DEFAULT_HTML: &str = r#"<!DOCTYPE html>
 <p style="margin: 8px 0 4px 0;"><b>{{ d.probe }}</b> on {{ d.host }}</p>
 <pre style="font-family: Consolas, Menlo, monospace; font-size: 12px; background: #f4f4f4; padding: 8px; margin: 0;">{{ d.output }}</pre>
 {% endfor %}
+{% elif facts.host_checks %}
+<h3>Diagnostics</h3>
+<ul>
+{% for check in facts.host_checks %}
+<li>{{ check }}</li>
+{% endfor %}
+</ul>
+{% endif %}
+{% if pending_note %}
+<p style="margin: 12px 0;"><b>{{ pending_note }}</b></p>
 {% endif %}
 <h3>Links</h3>
 <ul>

@@ -20,7 +20,7 @@ use vigil_core::{Incident, Severity};
 
 use crate::config::JiraConfig;
 use crate::http::{self, parse_http_url};
-use crate::render::{cut, metric_label, num, one_line};
+use crate::render::{cut, metric_label, num, one_line, rfc3339};
 use crate::IntegrationError;
 
 /// Jira's limit for a summary.
@@ -657,7 +657,7 @@ pub fn description(incident: &Incident, incident_links: Option<&str>) -> String 
         ("Resource", Some(a.resource.clone())),
         ("Source", Some(a.source.clone())),
         ("State changed at", a.state_time.clone()),
-        ("Opened at", Some(incident.opened_at.clone())),
+        ("Opened at", Some(rfc3339(incident.opened_at))),
         ("Events", Some(incident.count.to_string())),
         ("Incident", Some(incident.key.clone())),
     ];
@@ -725,10 +725,10 @@ fn resolution_text(incident: &Incident) -> String {
         "Recovered: {} is back to OK; vigil resolved incident {}",
         incident.alarm.alarm_name, incident.key
     );
-    if let Some(at) = &incident.resolved_at {
-        text.push_str(&format!(" at {at}"));
+    if let Some(at) = incident.resolved_at {
+        text.push_str(&format!(" at {}", rfc3339(at)));
     }
-    text.push_str(&format!(" (opened {}).", incident.opened_at));
+    text.push_str(&format!(" (opened {}).", rfc3339(incident.opened_at)));
     text
 }
 

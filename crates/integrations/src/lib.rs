@@ -43,6 +43,7 @@ use std::collections::BTreeMap;
 use vigil_actions::{Diagnostic, ExternalTicket, IdempotencyKey, Message, MessageKind};
 use vigil_core::{
     AlarmFacts, AlarmState, Incident, IncidentStatus, Severity, TimelineEntry, TimelineKind,
+    Timestamp,
 };
 
 /// A setting that keeps an integration from being built. Messages name the setting (and the
@@ -70,6 +71,11 @@ impl IntegrationError {
             reason: reason.into(),
         }
     }
+}
+
+/// A fixed time of the sample incident (`2024-08-23T06:00:33Z`).
+fn sample_time(text: &str) -> Timestamp {
+    text.parse().unwrap_or_default()
 }
 
 /// A CPU alarm on `web-01` with every field filled in, as the built-in alarm engine would
@@ -118,13 +124,13 @@ pub fn sample_incident() -> Incident {
         group_key:
             "ServerCpuTooHigh|arn:aws:cloudwatch:us-east-1:123456789012:alarm:ServerCpuTooHigh"
                 .into(),
-        opened_at: "2024-08-23T06:00:33Z".into(),
+        opened_at: sample_time("2024-08-23T06:00:33Z"),
         acknowledged_at: None,
         resolved_at: None,
-        last_event_at: "2024-08-23T06:00:33Z".into(),
+        last_event_at: sample_time("2024-08-23T06:00:33Z"),
         alarm,
         timeline: vec![TimelineEntry {
-            at: "2024-08-23T06:00:33Z".into(),
+            at: sample_time("2024-08-23T06:00:33Z"),
             kind: TimelineKind::Opened,
             message: "opened from ServerCpuTooHigh".into(),
             event_id: None,
@@ -132,11 +138,13 @@ pub fn sample_incident() -> Incident {
     }
 }
 
-/// A message about [`sample_incident`] with one diagnostic and one Jira ticket.
+/// A message about [`sample_incident`] with one diagnostic and one Jira ticket, sent after
+/// every probe answered (`diagnostics_pending` false).
 pub fn sample_message(kind: MessageKind) -> Message {
     let step = match kind {
         MessageKind::Opened => "notify-opened",
         MessageKind::Resolved => "notify-resolved",
+        MessageKind::Diagnostics => "notify-diagnostics",
     };
     Message {
         key: IdempotencyKey::new("INC-7", step),
@@ -149,6 +157,7 @@ pub fn sample_message(kind: MessageKind) -> Message {
                 "  PID USER     %CPU COMMAND\n 4242 app      97.0 java\n  311 root      1.2 sshd"
                     .into(),
         }],
+        diagnostics_pending: false,
         tickets: vec![ExternalTicket {
             tracker: "jira".into(),
             id: "OPS-1".into(),

@@ -7,7 +7,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 use serde_json::json;
 use vigil_actions::{ActionError, Message, MessageKind};
-use vigil_core::{AlarmFacts, AlarmState, Incident};
+use vigil_core::{AlarmFacts, AlarmState, Incident, IncidentStatus, TimelineKind, Timestamp};
 
 use crate::{sample_message, IntegrationError};
 
@@ -24,6 +24,28 @@ pub(crate) fn cut(text: &str, max_chars: usize) -> String {
 /// Newlines and runs of blanks become one space: for subjects and summaries.
 pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A time as every channel writes it: RFC 3339 in UTC, `2024-08-23T06:00:33Z` (with
+/// milliseconds when there are any), the way the incident's JSON spells it too.
+pub(crate) fn rfc3339(at: Timestamp) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// What a message says when probes were still running as it went out; `None` when none
+/// were.
+pub(crate) fn pending_note(message: &Message) -> Option<String> {
+    if !message.diagnostics_pending {
+        return None;
+    }
+    Some(if message.diagnostics.is_empty() {
+        "Diagnostics: still running at the deadline; a follow-up message will carry them."
+            .to_string()
+    } else {
+        "Diagnostics: more probes were still running at the deadline; a follow-up message will \
+         carry them."
+            .to_string()
+    })
 }
 
 /// 91.23456 → "91.23", 80.0 → "80": what a person reads, not what a float prints.
@@ -136,6 +158,11 @@ pub(crate) struct Facts {
     pub observed: String,
     pub desired: String,
     pub context: Vec<Row>,
+    /// For a diagnostics follow-up: what it is, in one sentence.
+    pub lead: Option<String>,
+    /// For a diagnostics follow-up without probe output: what is known of the host instead
+    /// (probes refused, timed out, the agent unreachable).
+    pub host_checks: Vec<String>,
 }
 
 impl Facts {
@@ -164,6 +191,9 @@ impl Facts {
         let subject = one_line(&match kind {
             MessageKind::Opened => base_subject,
             MessageKind::Resolved => format!("Resolved: {base_subject}"),
+            MessageKind::Diagnostics => {
+                format!("[vigil] {} diagnostics: {}", incident.key, incident.title)
+            }
         });
 
         let metric_text = metric.clone().unwrap_or_else(|| "metric".into());
@@ -201,24 +231,31 @@ impl Facts {
             }
         });
 
+        // A follow-up is told against the incident as it is now: resolved by then, or not.
+        let told_as_resolved = match kind {
+            MessageKind::Resolved => true,
+            MessageKind::Diagnostics => incident.status == IncidentStatus::Resolved,
+            MessageKind::Opened => false,
+        };
         let (observed, desired) = match kind {
-            MessageKind::Resolved => (
-                match &incident.resolved_at {
-                    Some(at) => {
-                        format!("The alarm is back to OK; the incident was resolved at {at}.")
-                    }
+            _ if told_as_resolved => (
+                match incident.resolved_at {
+                    Some(at) => format!(
+                        "The alarm is back to OK; the incident was resolved at {}.",
+                        rfc3339(at)
+                    ),
                     None => "The alarm is back to OK; the incident is resolved.".to_string(),
                 },
                 "Reached: nothing more to do unless it fires again.".to_string(),
             ),
-            MessageKind::Opened if insufficient => (
+            _ if insufficient => (
                 format!(
                     "No {metric_text} data points from {target} (state {}).",
                     state_text(a)
                 ),
                 format!("{target} reports {metric_text} again and the alarm returns to OK."),
             ),
-            MessageKind::Opened => (
+            _ => (
                 match (&value, &threshold) {
                     (Some(v), Some(t)) => format!(
                         "{metric_text} is {v} against a threshold of {t} (state {}).",
@@ -248,7 +285,7 @@ impl Facts {
         };
         let instance = a.instance_id.clone().filter(|i| a.host.as_ref() != Some(i));
         let rows: [(&'static str, Option<String>); 10] = [
-            ("Time", Some(incident.opened_at.clone())),
+            ("Time", Some(rfc3339(incident.opened_at))),
             ("Account", Some(a.account.clone())),
             ("Region", Some(a.region.clone())),
             ("Host", a.host.clone()),
@@ -271,6 +308,24 @@ impl Facts {
             })
             .collect();
 
+        let lead = (kind == MessageKind::Diagnostics).then(|| {
+            format!(
+                "Probe results for incident {} that were still running when the first message \
+                 went out.",
+                incident.key
+            )
+        });
+        let host_checks = if kind == MessageKind::Diagnostics {
+            incident
+                .timeline
+                .iter()
+                .filter(|t| t.kind == TimelineKind::HostCheck)
+                .map(|t| t.message.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+
         Facts {
             subject,
             target,
@@ -283,13 +338,17 @@ impl Facts {
             observed,
             desired,
             context,
+            lead,
+            host_checks,
         }
     }
 }
 
-/// Everything a template sees: `kind`, `key`, `incident` (every field of the incident, the
-/// alarm's flattened in, `timeline` always present), `diagnostics`, `tickets`,
-/// `incident_url` and the derived `facts`.
+/// Everything a template sees: `kind` (`opened`, `resolved` or `diagnostics`), `key`,
+/// `incident` (every field of the incident, the alarm's flattened in, `timeline` always
+/// present, times as RFC 3339), `diagnostics`, `diagnostics_pending` (probes were still
+/// running when the message went out; `pending_note` says so in a sentence, null
+/// otherwise), `tickets`, `incident_url` and the derived `facts`.
 pub(crate) fn context(message: &Message) -> minijinja::Value {
     let mut incident = message.incident.to_value();
     if let Some(fields) = incident.as_object_mut() {
@@ -302,6 +361,8 @@ pub(crate) fn context(message: &Message) -> minijinja::Value {
         "key": message.key.0,
         "incident": incident,
         "diagnostics": message.diagnostics,
+        "diagnostics_pending": message.diagnostics_pending,
+        "pending_note": pending_note(message),
         "tickets": message.tickets,
         "incident_url": message.incident_url,
         "facts": Facts::of(&message.incident, message.kind),
@@ -336,8 +397,9 @@ pub(crate) struct Templates {
 }
 
 impl Templates {
-    /// Parses each `(name, source)` and renders it for the sample message, opened and
-    /// resolved, so a template that fails does so at start, not during an incident. A name
+    /// Parses each `(name, source)` and renders it for the sample message of every kind
+    /// (opened, resolved, a diagnostics follow-up, and one sent before the probes answered),
+    /// so a template that fails does so at start, not during an incident. A name
     /// ending in `.html` is HTML-escaped; templates also get the `mrkdwn` filter (Slack
     /// escaping). Blocks trim their own line (`trim_blocks`, `lstrip_blocks`).
     pub(crate) fn new(
@@ -376,8 +438,17 @@ impl Templates {
                 })?;
         }
         let loaded = Templates { env };
-        for kind in [MessageKind::Opened, MessageKind::Resolved] {
-            let ctx = context(&sample_message(kind));
+        let mut pending = sample_message(MessageKind::Opened);
+        pending.diagnostics_pending = true;
+        pending.diagnostics.clear();
+        let samples = [
+            sample_message(MessageKind::Opened),
+            sample_message(MessageKind::Resolved),
+            sample_message(MessageKind::Diagnostics),
+            pending,
+        ];
+        for sample in &samples {
+            let ctx = context(sample);
             for name in &names {
                 loaded
                     .try_render(name, &ctx)
@@ -479,6 +550,55 @@ mod tests {
                 "Reason"
             ]
         );
+    }
+
+    #[test]
+    fn follow_ups_and_pending_messages_say_what_they_are() {
+        let mut incident = sample_incident();
+        let facts = Facts::of(&incident, MessageKind::Diagnostics);
+        assert_eq!(
+            facts.subject,
+            format!("[vigil] INC-7 diagnostics: {}", incident.title)
+        );
+        assert!(facts.lead.is_some_and(|l| l.contains("INC-7")));
+        assert!(Facts::of(&incident, MessageKind::Opened).lead.is_none());
+        incident.status = IncidentStatus::Resolved;
+        incident.resolved_at = "2024-08-23T06:20:00.250Z".parse().ok();
+        assert_eq!(
+            Facts::of(&incident, MessageKind::Diagnostics).observed,
+            "The alarm is back to OK; the incident was resolved at 2024-08-23T06:20:00.250Z."
+        );
+        incident.timeline.push(vigil_core::TimelineEntry {
+            at: incident.opened_at,
+            kind: TimelineKind::HostCheck,
+            message: "probe `top_cpu` timed out on web-01".into(),
+            event_id: None,
+        });
+        assert_eq!(
+            Facts::of(&incident, MessageKind::Diagnostics).host_checks,
+            ["probe `top_cpu` timed out on web-01"]
+        );
+
+        let mut message = sample_message(MessageKind::Opened);
+        assert_eq!(pending_note(&message), None);
+        message.diagnostics_pending = true;
+        assert!(pending_note(&message).is_some_and(|n| n.contains("more probes")));
+        message.diagnostics.clear();
+        assert_eq!(
+            pending_note(&message).as_deref(),
+            Some(
+                "Diagnostics: still running at the deadline; a follow-up message will carry them."
+            )
+        );
+    }
+
+    #[test]
+    fn times_are_rfc_3339_as_the_incident_json_has_them() {
+        let incident = sample_incident();
+        assert_eq!(rfc3339(incident.opened_at), "2024-08-23T06:00:33Z");
+        assert_eq!(incident.to_value()["opened_at"], "2024-08-23T06:00:33Z");
+        let facts = Facts::of(&incident, MessageKind::Opened);
+        assert_eq!(facts.context[0].value, "2024-08-23T06:00:33Z");
     }
 
     #[test]

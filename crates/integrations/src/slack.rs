@@ -1,6 +1,6 @@
 //! [`SlackNotifier`]: a post to a Slack incoming webhook, `{"text": …, "blocks": […]}`:
-//! a header, the main text (a template), a section of fields, each diagnostic in a code
-//! block, and the links. Everything is cut to Slack's limits so a long probe output never
+//! a header, the main text (a template), what a diagnostics follow-up is or that probes are
+//! still running, a section of fields, each diagnostic in a code block, and the links. Everything is cut to Slack's limits so a long probe output never
 //! makes Slack refuse the whole message.
 
 use reqwest::header::CONTENT_TYPE;
@@ -9,7 +9,7 @@ use vigil_actions::{ActionError, BoxFuture, Delivery, Message, MessageKind, Noti
 
 use crate::config::SlackConfig;
 use crate::http::{self, parse_http_url};
-use crate::render::{self, cut, mrkdwn_escape, Facts, Templates};
+use crate::render::{self, cut, mrkdwn_escape, pending_note, rfc3339, Facts, Templates};
 use crate::IntegrationError;
 
 const TEMPLATE: &str = "slack.template";
@@ -23,7 +23,9 @@ const HEADER_MAX: usize = 150;
 const SECTION_MAX: usize = 3000;
 const FIELD_MAX: usize = 2000;
 const FIELDS_MAX: usize = 10;
-/// Slack allows 50 blocks; header, text, fields, links and the "more" note take five.
+/// Slack allows 50 blocks; header, text, fields, links and the "more" note take five, and
+/// the notes of a follow-up or of a message sent before the probes answered come out of
+/// these.
 const DIAGNOSTIC_BLOCKS_MAX: usize = 45;
 const ANSWER_LIMIT: usize = 4096;
 
@@ -130,6 +132,7 @@ fn payload(message: &Message, main_text: &str) -> Value {
     let icon = match message.kind {
         MessageKind::Opened => ":rotating_light:",
         MessageKind::Resolved => ":white_check_mark:",
+        MessageKind::Diagnostics => ":mag:",
     };
     let mut blocks = vec![
         json!({ "type": "header", "text": {
@@ -137,6 +140,19 @@ fn payload(message: &Message, main_text: &str) -> Value {
             "text": cut(&format!("{icon} {}", facts.subject), HEADER_MAX) } }),
         mrkdwn_section(main_text.to_string()),
     ];
+    // Said outside the template, so a configured one cannot leave it out.
+    let mut notes = Vec::new();
+    if let Some(lead) = &facts.lead {
+        notes.push(mrkdwn_section(mrkdwn_escape(lead)));
+    }
+    if message.diagnostics.is_empty() && !facts.host_checks.is_empty() {
+        let (checks, _) = escape_within(&facts.host_checks.join("\n"), SECTION_MAX);
+        notes.push(mrkdwn_section(checks));
+    }
+    if let Some(note) = pending_note(message) {
+        notes.push(mrkdwn_section(format!("*{}*", mrkdwn_escape(&note))));
+    }
+    let diagnostic_blocks = DIAGNOSTIC_BLOCKS_MAX - notes.len();
 
     let a = &incident.alarm;
     let candidates = [
@@ -152,7 +168,7 @@ fn payload(message: &Message, main_text: &str) -> Value {
         ("Metric", facts.metric.clone()),
         ("Value", facts.value.clone()),
         ("Threshold", facts.threshold.clone()),
-        ("Opened", Some(incident.opened_at.clone())),
+        ("Opened", Some(rfc3339(incident.opened_at))),
     ];
     let fields: Vec<Value> = candidates
         .into_iter()
@@ -164,8 +180,9 @@ fn payload(message: &Message, main_text: &str) -> Value {
         .take(FIELDS_MAX)
         .collect();
     blocks.push(json!({ "type": "section", "fields": fields }));
+    blocks.extend(notes);
 
-    for diagnostic in message.diagnostics.iter().take(DIAGNOSTIC_BLOCKS_MAX) {
+    for diagnostic in message.diagnostics.iter().take(diagnostic_blocks) {
         let (title, _) =
             escape_within(&format!("{} on {}", diagnostic.probe, diagnostic.host), 200);
         let head = format!("*{title}*\n```\n");
@@ -181,10 +198,7 @@ fn payload(message: &Message, main_text: &str) -> Value {
         };
         blocks.push(mrkdwn_section(format!("{head}{shown}\n```{note}")));
     }
-    let hidden = message
-        .diagnostics
-        .len()
-        .saturating_sub(DIAGNOSTIC_BLOCKS_MAX);
+    let hidden = message.diagnostics.len().saturating_sub(diagnostic_blocks);
     if hidden > 0 {
         blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn",
             "text": format!("{hidden} more diagnostics on the incident page") }] }));
@@ -294,6 +308,60 @@ mod tests {
         assert!(blocks
             .iter()
             .any(|b| b["elements"][0]["text"] == "15 more diagnostics on the incident page"));
+    }
+
+    #[test]
+    fn pending_probes_and_follow_ups_are_said_outside_the_template() {
+        let mut message = sample_message(MessageKind::Opened);
+        message.diagnostics_pending = true;
+        let p = payload(&message, "main");
+        assert_eq!(p["blocks"][2]["type"], "section");
+        assert!(p["blocks"][2]["fields"].is_array());
+        assert_eq!(
+            p["blocks"][3]["text"]["text"],
+            "*Diagnostics: more probes were still running at the deadline; a follow-up message will carry them.*"
+        );
+
+        let mut message = sample_message(MessageKind::Diagnostics);
+        message.diagnostics.clear();
+        message.incident.timeline.push(vigil_core::TimelineEntry {
+            at: message.incident.opened_at,
+            kind: vigil_core::TimelineKind::HostCheck,
+            message: "probe `top_cpu` timed out on web-01 (30000 ms): <killed>".into(),
+            event_id: None,
+        });
+        let p = payload(&message, "main");
+        assert!(p["blocks"][0]["text"]["text"]
+            .as_str()
+            .is_some_and(|h| h.starts_with(":mag: [vigil] INC-7 diagnostics: ")));
+        let texts = section_texts(&p);
+        assert!(
+            texts[2].starts_with("Probe results for incident INC-7"),
+            "{texts:?}"
+        );
+        assert_eq!(
+            texts[3],
+            "probe `top_cpu` timed out on web-01 (30000 ms): &lt;killed&gt;"
+        );
+    }
+
+    #[test]
+    fn notes_leave_room_within_the_block_limit() {
+        let mut message = sample_message(MessageKind::Diagnostics);
+        message.diagnostics_pending = true;
+        message.diagnostics = (0..60)
+            .map(|i| Diagnostic {
+                probe: format!("p{i}"),
+                host: "web-01".into(),
+                output: "x".into(),
+            })
+            .collect();
+        let p = payload(&message, "main");
+        let blocks = p["blocks"].as_array().unwrap();
+        assert!(blocks.len() <= 50, "{}", blocks.len());
+        assert!(blocks
+            .iter()
+            .any(|b| b["elements"][0]["text"] == "17 more diagnostics on the incident page"));
     }
 
     #[test]

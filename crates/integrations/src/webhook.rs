@@ -2,8 +2,14 @@
 //!
 //! ```json
 //! {"kind": "opened", "incident": {…}, "diagnostics": [{"probe","host","output"}],
+//!  "diagnostics_pending": false, "diagnostics_note": null,
 //!  "tickets": [{"tracker","id","url"}], "incident_url": "…", "delivery_id": "vigil-INC-7-…"}
 //! ```
+//!
+//! `kind` is `opened`, `resolved` or `diagnostics` (a follow-up carrying probe results that
+//! were still running when the first message went out). `diagnostics_pending` is true when
+//! the message went out before every probe answered; `diagnostics_note` then says so in a
+//! sentence, and a `diagnostics` delivery follows.
 //!
 //! Headers: `X-Vigil-Delivery: <delivery id>` (the same on every retry of one notification,
 //! so receivers can drop repeats) and, with a secret, `X-Vigil-Signature: sha256=<hex
@@ -73,6 +79,8 @@ fn body(message: &Message) -> Vec<u8> {
         "kind": message.kind,
         "incident": message.incident.to_value(),
         "diagnostics": message.diagnostics,
+        "diagnostics_pending": message.diagnostics_pending,
+        "diagnostics_note": crate::render::pending_note(message),
         "tickets": message.tickets,
         "incident_url": message.incident_url,
         "delivery_id": message.key.0,

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use vigil_store::{Store, TokenRecord};
+use vigil_store::{Store, TokenRecord, TokenRole};
 
 use crate::api::ApiError;
 use crate::AppState;
@@ -41,13 +41,13 @@ pub enum Role {
 pub const AGENT_PREFIX: &str = "/api/v1/agent/";
 
 pub struct Auth {
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     /// Known-good token hashes; the store is asked only on a miss.
     cache: RwLock<HashMap<String, TokenRecord>>,
 }
 
 impl Auth {
-    pub fn new(store: Arc<Store>) -> Auth {
+    pub fn new(store: Arc<dyn Store>) -> Auth {
         Auth {
             store,
             cache: RwLock::new(HashMap::new()),
@@ -62,7 +62,7 @@ impl Auth {
             .clear();
     }
 
-    fn lookup(&self, token: &str) -> Result<Option<TokenRecord>, vigil_store::StoreError> {
+    async fn lookup(&self, token: &str) -> Result<Option<TokenRecord>, vigil_store::StoreError> {
         let hash = hash_token(token);
         if let Some(found) = self
             .cache
@@ -72,7 +72,11 @@ impl Auth {
         {
             return Ok(Some(found.clone()));
         }
-        let found = self.store.token_by_hash(&hash)?.filter(|t| !t.revoked);
+        let found = self
+            .store
+            .token_by_hash(&hash)
+            .await?
+            .filter(|t| !t.revoked);
         if let Some(record) = &found {
             self.cache
                 .write()
@@ -101,10 +105,9 @@ pub fn generate_token() -> String {
 
 /// Makes sure an admin token exists: reads `DIR/admin.token`, or creates one on first
 /// start. Returns the token and whether it was just created.
-pub fn ensure_admin_token(
-    store: &Store,
+pub async fn ensure_admin_token(
+    store: &dyn Store,
     data_dir: &Path,
-    now: &str,
 ) -> std::io::Result<(String, bool)> {
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     let (token, created) = match std::fs::read_to_string(&path) {
@@ -115,7 +118,8 @@ pub fn ensure_admin_token(
     };
     // Re-registering the file's token keeps a copied data dir or a restored database usable.
     store
-        .put_token("admin", &hash_token(&token), "admin", now)
+        .put_token("admin", &hash_token(&token), TokenRole::Admin, crate::now())
+        .await
         .map_err(std::io::Error::other)?;
     if created {
         crate::write_private_file(&path, &token)?;
@@ -156,13 +160,12 @@ pub async fn require_token(
         return ApiError::unauthorized("missing credentials: send `Authorization: Bearer <token>`")
             .into_response();
     };
-    let auth = state.auth.clone();
-    match tokio::task::spawn_blocking(move || auth.lookup(&token)).await {
-        Ok(Ok(Some(record))) => {
-            let role = match (record.role.as_str(), record.name.strip_prefix("host:")) {
-                ("host", Some(host)) => Role::Host(host.to_string()),
-                ("admin", _) => Role::Admin,
-                _ => {
+    match state.auth.lookup(&token).await {
+        Ok(Some(record)) => {
+            let role = match (record.role, record.name.strip_prefix("host:")) {
+                (TokenRole::Host, Some(host)) => Role::Host(host.to_string()),
+                (TokenRole::Admin, _) => Role::Admin,
+                (TokenRole::Host, None) => {
                     return ApiError::new(StatusCode::FORBIDDEN, "this token has no known role")
                         .into_response()
                 }
@@ -192,8 +195,7 @@ pub async fn require_token(
             });
             next.run(req).await
         }
-        Ok(Ok(None)) => ApiError::unauthorized("invalid or revoked token").into_response(),
-        Ok(Err(e)) => ApiError::internal(e).into_response(),
+        Ok(None) => ApiError::unauthorized("invalid or revoked token").into_response(),
         Err(e) => ApiError::internal(e).into_response(),
     }
 }

@@ -11,6 +11,7 @@ use vigil_actions::Playbook;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
+    pub store: StoreConfig,
     pub ingest: IngestConfig,
     pub incidents: IncidentsConfig,
     /// Extra rules; a rule named like a default replaces it.
@@ -93,6 +94,15 @@ impl Default for ServerConfig {
             public_url: None,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Where state lives: `postgres://user@host:5432/db` for PostgreSQL, or a SQLite file
+    /// path. Default: the SQLite file `vigil.db` in the data directory. `VIGIL_STORE_URL`
+    /// overrides.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

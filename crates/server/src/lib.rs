@@ -7,6 +7,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod escalation;
+pub mod fault;
 pub mod jobs;
 pub mod metric_sources;
 pub mod metrics;
@@ -22,7 +23,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use vigil_store::Store;
+use vigil_store::{Store, StoreLocation};
 
 pub use config::{Config, ConfigError};
 
@@ -30,7 +31,7 @@ pub use config::{Config, ConfigError};
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub auth: Arc<auth::Auth>,
     pub ingest: pipeline::Ingest,
     pub metrics: Arc<metrics::Metrics>,
@@ -38,6 +39,8 @@ pub struct AppState {
     pub engine: Arc<alarm_engine::Engine>,
     pub ownership: Arc<ownership::Ownership>,
     pub runner: Arc<runner::Runner>,
+    /// Rung after events are stored outside the ingest writer (escalations).
+    pub processor: pipeline::Wake,
     /// Offset added to the wall clock by the test-only clock endpoint (see `clock`).
     pub clock: Arc<clock::Clock>,
 }
@@ -45,6 +48,7 @@ pub struct AppState {
 /// Where the CLI finds a running server: written at every start, next to the token.
 pub const SERVER_URL_FILE: &str = "server.url";
 const DATABASE_FILE: &str = "vigil.db";
+const MEMBER_ID_FILE: &str = "member.id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -82,17 +86,18 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         source,
     };
     std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
-    let store = Arc::new(Store::open(&data_dir.join(DATABASE_FILE))?);
-    let (admin_token, token_created) =
-        auth::ensure_admin_token(&store, &data_dir, &now()).map_err(dir_error)?;
+    let location = store_location(&config);
+    let store = vigil_store::open(&location).await?;
+    tracing::info!(store = %location, "store open");
+    let (admin_token, token_created) = auth::ensure_admin_token(store.as_ref(), &data_dir)
+        .await
+        .map_err(dir_error)?;
     let rules = Arc::new(rules::Rules::from_config(&config)?);
     let metrics = Arc::new(metrics::Metrics::default());
 
-    let engine = Arc::new(load_alarms(&config, &store)?);
-    let ownership = Arc::new(ownership::Ownership::load(
-        &store,
-        config.host_bindings.clone(),
-    )?);
+    let engine = Arc::new(load_alarms(&config, store.as_ref()).await?);
+    let ownership =
+        Arc::new(ownership::Ownership::load(store.as_ref(), config.host_bindings.clone()).await?);
     let clock = Arc::new(clock::Clock::from_env());
     let mut integrations_config = config.integrations.clone();
     if integrations_config.public_url.is_none() {
@@ -107,43 +112,40 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         channels = integrations.notifiers.len(),
         "integrations ready"
     );
+    let member = member_id(&data_dir).map_err(dir_error)?;
     let runner = Arc::new(runner::Runner::new(
         store.clone(),
         integrations.trackers,
         integrations.notifiers,
-        now,
+        member,
     ));
     let hub = Arc::new(jobs::JobHub::default());
     let times = jobs::JobTimes::default();
-    let renewed = store.renew_job_deadlines(jobs::now_ms(), times.claim_within_ms as i64)?;
+    let renewed = store
+        .renew_job_deadlines(vigil_store::now(), times.claim_within)
+        .await?;
     if renewed > 0 {
         tracing::info!(
             jobs = renewed,
             "probe jobs from before the restart wait for their agents again"
         );
     }
-    let (wake, woken) = pipeline::Wake::new();
-    let ingest = pipeline::start_ingest(&store, wake, now)?;
+    let processor_wake = pipeline::Wake::default();
+    let ingest = pipeline::start_ingest(store.clone(), processor_wake.clone());
     pipeline::Processor {
         store: store.clone(),
         rules: rules.clone(),
         group_by: config.incidents.group_by.clone(),
         metrics: metrics.clone(),
-        now,
         responder: jobs::Responder {
             store: store.clone(),
-            hub: hub.clone(),
             times,
         },
+        hub: hub.clone(),
         runner: runner.clone(),
         ownership: ownership.clone(),
     }
-    .start(woken)
-    .map_err(|e| {
-        ServerError::Serve(std::io::Error::other(format!(
-            "cannot start the processor: {e}"
-        )))
-    })?;
+    .spawn(processor_wake.clone());
 
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -169,22 +171,21 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         ownership: ownership.clone(),
         clock: clock.clone(),
         runner: runner.clone(),
+        processor: processor_wake.clone(),
     };
-    jobs::spawn_sweeper(store.clone(), times, now);
+    jobs::spawn_sweeper(store.clone(), runner.clone());
     escalation::spawn(
         store.clone(),
         ownership.clone(),
         clock.clone(),
-        state.ingest.clone(),
+        processor_wake.clone(),
         state.config.escalation.after_minutes.clone(),
-        now,
     );
     metric_sources::spawn_ticker(
         engine.clone(),
         store.clone(),
-        state.ingest.clone(),
+        processor_wake,
         state.metrics.clone(),
-        now,
     );
     let graphite = state.config.metrics.graphite_listen.clone();
     if !graphite.is_empty() {
@@ -204,16 +205,45 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         .map_err(ServerError::Serve)
 }
 
+/// This server's name among members (step leases), kept in the data directory so it
+/// survives restarts.
+fn member_id(data_dir: &Path) -> std::io::Result<String> {
+    let path = data_dir.join(MEMBER_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        Ok(_) | Err(_) => {
+            let id = format!("vigil-{}", uuid::Uuid::new_v4().simple());
+            write_private_file(&path, &id)?;
+            Ok(id)
+        }
+    }
+}
+
+/// `VIGIL_STORE_URL`, else `[store] url`, else `vigil.db` in the data directory.
+fn store_location(config: &Config) -> StoreLocation {
+    match std::env::var("VIGIL_STORE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| config.store.url.clone())
+    {
+        Some(url) => StoreLocation::parse(&url),
+        None => StoreLocation::Sqlite(config.server.data_dir.join(DATABASE_FILE)),
+    }
+}
+
 /// Built-in alarms, then config's, then those made through the API (which win), and the
 /// states every instance had when vigil stopped.
-fn load_alarms(config: &Config, store: &Store) -> Result<alarm_engine::Engine, ServerError> {
+async fn load_alarms(
+    config: &Config,
+    store: &dyn Store,
+) -> Result<alarm_engine::Engine, ServerError> {
     let engine = alarm_engine::Engine::new(jobs::now_ms(), config.metrics.max_series);
     let mut definitions = Vec::new();
     if config.metrics.default_alarms {
         definitions.extend(alarm_engine::default_alarms());
     }
     definitions.extend(config.alarms.iter().cloned());
-    for (name, text) in store.alarms()? {
+    for (name, text) in store.alarms().await? {
         match serde_json::from_str::<alarm_engine::AlarmDefinition>(&text) {
             Ok(definition) => definitions.push(definition),
             Err(e) => {
@@ -229,10 +259,13 @@ fn load_alarms(config: &Config, store: &Store) -> Result<alarm_engine::Engine, S
             }
         }
     }
-    for record in store.alarm_states()? {
-        if let Some(state) = alarm_engine::parse_state(&record.state) {
-            engine.restore_state(&record.alarm, &record.series, state, record.since_ms);
-        }
+    for record in store.alarm_states().await? {
+        engine.restore_state(
+            &record.alarm,
+            &record.series,
+            record.state,
+            record.since.timestamp_millis(),
+        );
     }
     Ok(engine)
 }
@@ -256,9 +289,9 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// The current time as RFC 3339 UTC with milliseconds: sortable as text.
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+/// The current time at the store's precision (milliseconds).
+pub fn now() -> vigil_core::Timestamp {
+    vigil_store::now()
 }
 
 pub fn fresh_event_id() -> String {

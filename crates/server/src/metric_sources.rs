@@ -12,7 +12,7 @@ use vigil_store::{AlarmStateRecord, Store};
 use crate::alarm_engine::{Engine, PushOutcome};
 use crate::jobs::now_ms;
 use crate::metrics::{labels, Metrics};
-use crate::pipeline::Ingest;
+use crate::pipeline::Wake;
 
 /// Where the Graphite listener's bound address is written (useful with port 0).
 pub const GRAPHITE_ADDR_FILE: &str = "graphite.addr";
@@ -40,14 +40,13 @@ pub fn count_push(metrics: &Metrics, source: &str, outcome: PushOutcome) {
     }
 }
 
-/// Judges every alarm once a second. State changes become `vigil.alarms` events, committed
-/// before the new states are saved: a crash in between repeats a change, never loses one.
+/// Judges every alarm once a second. State changes and the `vigil.alarms` events that
+/// announce them commit together: a crash loses neither, nor saves one without the other.
 pub fn spawn_ticker(
     engine: Arc<Engine>,
-    store: Arc<Store>,
-    ingest: Ingest,
+    store: Arc<dyn Store>,
+    processor: Wake,
     metrics: Arc<Metrics>,
-    now: fn() -> String,
 ) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -55,43 +54,45 @@ pub fn spawn_ticker(
         loop {
             tick.tick().await;
             let judge = engine.clone();
-            let changes =
-                match tokio::task::spawn_blocking(move || judge.tick(now_ms(), &now())).await {
-                    Ok(changes) => changes,
-                    Err(e) => {
-                        tracing::error!(error = %e, "alarm tick failed");
-                        continue;
-                    }
-                };
+            let now = crate::now();
+            let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let changes = match tokio::task::spawn_blocking(move || {
+                judge.tick(now.timestamp_millis(), &stamp)
+            })
+            .await
+            {
+                Ok(changes) => changes,
+                Err(e) => {
+                    tracing::error!(error = %e, "alarm tick failed");
+                    continue;
+                }
+            };
             if changes.is_empty() {
                 continue;
             }
-            let records: Vec<AlarmStateRecord> = changes
-                .iter()
-                .map(|c| AlarmStateRecord {
-                    alarm: c.alarm.clone(),
-                    series: c.series.clone(),
-                    state: c.state.as_str().to_string(),
-                    since_ms: c.since_ms,
-                })
-                .collect();
+            let mut records = Vec::with_capacity(changes.len());
             for change in &changes {
                 metrics.inc(
                     "vigil_alarm_transitions_total",
                     labels(&[("state", change.state.as_str())]),
                 );
                 tracing::info!(alarm = %change.alarm, series = %change.series, state = change.state.as_str(), "alarm state changed");
+                match chrono::DateTime::from_timestamp_millis(change.since_ms) {
+                    Some(since) => records.push(AlarmStateRecord {
+                        alarm: change.alarm.clone(),
+                        series: change.series.clone(),
+                        state: change.state,
+                        since,
+                    }),
+                    None => {
+                        tracing::error!(alarm = %change.alarm, since_ms = change.since_ms, "alarm state time out of range; not saved")
+                    }
+                }
             }
             let events = changes.into_iter().map(|c| c.event).collect();
-            if let Err(e) = ingest.submit("alarms", events).await {
-                tracing::error!(error = %e, "could not store alarm state changes");
-                continue;
-            }
-            let store = store.clone();
-            match tokio::task::spawn_blocking(move || store.save_alarm_states(&records)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "could not save alarm states"),
-                Err(e) => tracing::error!(error = %e, "alarm state task failed"),
+            match store.record_alarm_changes(records, events, now).await {
+                Ok(()) => processor.poke(),
+                Err(e) => tracing::error!(error = %e, "could not store alarm state changes"),
             }
         }
     });

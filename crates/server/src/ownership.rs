@@ -22,9 +22,11 @@ pub struct Inner {
 
 impl Ownership {
     /// Loads the tree, retired codes and host bindings saved in the store.
-    pub fn load(store: &Store, rules: Vec<BindingRule>) -> Result<Ownership, StoreError> {
+    pub async fn load(store: &dyn Store, rules: Vec<BindingRule>) -> Result<Ownership, StoreError> {
         let mut document = Document::default();
-        for (entry, (appcode, definition, retired)) in store.apps()?.into_iter().enumerate() {
+        let apps = store.apps().await?;
+        let bindings = store.host_bindings().await?;
+        for (entry, (appcode, definition, retired)) in apps.into_iter().enumerate() {
             if retired {
                 match Appcode::parse(&appcode) {
                     Ok(code) => document.retired.push(code),
@@ -56,7 +58,7 @@ impl Ownership {
             .iter()
             .map(|a| a.node.appcode.to_string())
             .collect();
-        for (entry, (host, appcode)) in store.host_bindings()?.into_iter().enumerate() {
+        for (entry, (host, appcode)) in bindings.into_iter().enumerate() {
             // A host bound through an agent's config to an application nobody created yet
             // stays bound in the store; the tree only tracks bindings it can route.
             if let (true, Ok(appcode)) = (known.contains(&appcode), Appcode::parse(&appcode)) {

@@ -1,21 +1,27 @@
 //! From accepted bytes to incidents.
 //!
 //! ```text
-//! handler ──submit──► ingest writer thread ──one transaction per burst──► events table
-//!                         │ (replies 202 only after commit)                   │
-//!                         └──wake──► processor thread ──rules──► steps ──► incidents
+//! handler ──submit──► ingest writer ──one transaction per burst──► events
+//!                         │ (replies 202 only after commit)           │
+//!                         └──wake──► processor ──rules──► decisions ──► one transaction:
+//!                                                      incident change + probe jobs +
+//!                                                      journaled run + processed mark
 //! ```
 //! The processor reads unprocessed events from the store, not from memory, so events
-//! accepted before a crash are processed after restart.
+//! accepted before a crash are processed after restart. Everything an event causes commits
+//! with its processed mark (the outbox): a crash replays the event or finds all its work
+//! journaled, never half.
 
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use vigil_actions::Step;
 use vigil_core::{group_key, AlarmFacts, AlarmState, Event, Severity};
-use vigil_store::{AlarmAction, IncidentChange, Store, StoreError};
+use vigil_store::{
+    AlarmAction, AlarmUpdate, Decision, Effect, EventBatch, IncidentChange, RunKind, Store,
+    StoreError, StoredEvent, Work,
+};
 
 use crate::metrics::{labels, Metrics};
 use crate::rules::Rules;
@@ -69,80 +75,93 @@ impl Ingest {
     }
 }
 
-/// Starts the writer thread. `wake` is poked after every commit that stored new events.
-pub fn start_ingest(store: &Store, wake: Wake, now: fn() -> String) -> Result<Ingest, StoreError> {
-    let mut writer = store.ingest_writer()?;
+/// Starts the ingest writer: requests that arrive while a commit is under way go into the
+/// next one together (group commit). `wake` is rung after every commit that stored new
+/// events.
+pub fn start_ingest(store: Arc<dyn Store>, wake: Wake) -> Ingest {
     let (queue, mut requests) = mpsc::channel::<WriteRequest>(WRITE_QUEUE);
-    std::thread::Builder::new()
-        .name("vigil-ingest".into())
-        .spawn(move || {
-            while let Some(first) = requests.blocking_recv() {
-                let mut burst = vec![first];
-                while burst.len() < MAX_REQUESTS_PER_COMMIT {
-                    match requests.try_recv() {
-                        Ok(next) => burst.push(next),
-                        Err(_) => break,
+    tokio::spawn(async move {
+        while let Some(first) = requests.recv().await {
+            let mut burst = vec![first];
+            while burst.len() < MAX_REQUESTS_PER_COMMIT {
+                match requests.try_recv() {
+                    Ok(next) => burst.push(next),
+                    Err(_) => break,
+                }
+            }
+            let mut replies = Vec::with_capacity(burst.len());
+            let batches: Vec<EventBatch> = burst
+                .into_iter()
+                .map(|request| {
+                    replies.push(request.reply);
+                    EventBatch {
+                        endpoint: request.endpoint.to_string(),
+                        events: request.events,
+                    }
+                })
+                .collect();
+            match store.insert_events(batches, crate::now()).await {
+                Ok(results) => {
+                    let any_new = results.iter().flatten().any(|fresh| *fresh);
+                    if any_new {
+                        wake.poke();
+                    }
+                    for (reply, fresh) in replies.into_iter().zip(results) {
+                        let _ = reply.send(Ok(fresh));
                     }
                 }
-                let batches: Vec<(&str, &[Event])> =
-                    burst.iter().map(|r| (r.endpoint, &r.events[..])).collect();
-                match writer.insert_batches(&batches, &now()) {
-                    Ok(results) => {
-                        let any_new = results.iter().flatten().any(|fresh| *fresh);
-                        for (request, fresh) in burst.into_iter().zip(results) {
-                            let _ = request.reply.send(Ok(fresh));
-                        }
-                        if any_new {
-                            wake.poke();
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "could not store accepted events");
-                        for request in burst {
-                            let _ = request.reply.send(Err(e.to_string()));
-                        }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not store accepted events");
+                    for reply in replies {
+                        let _ = reply.send(Err(e.to_string()));
                     }
                 }
             }
-        })
-        .map_err(|e| StoreError::Corrupt(format!("cannot start the ingest thread: {e}")))?;
-    Ok(Ingest { queue })
+        }
+    });
+    Ingest { queue }
 }
 
 /// A level-triggered doorbell: many pokes while the processor is busy make one wake-up.
-#[derive(Clone)]
-pub struct Wake(SyncSender<()>);
+#[derive(Clone, Default)]
+pub struct Wake(Arc<Notify>);
 
 impl Wake {
-    pub fn new() -> (Wake, Receiver<()>) {
-        let (tx, rx) = sync_channel(1);
-        (Wake(tx), rx)
+    pub fn poke(&self) {
+        self.0.notify_one();
     }
 
-    pub fn poke(&self) {
-        match self.0.try_send(()) {
-            Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
-        }
+    async fn rung(&self) {
+        self.0.notified().await
     }
 }
 
 pub struct Processor {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     pub rules: Arc<Rules>,
     pub group_by: Vec<String>,
     pub metrics: Arc<Metrics>,
-    pub now: fn() -> String,
     pub responder: crate::jobs::Responder,
+    pub hub: Arc<crate::jobs::JobHub>,
     pub runner: Arc<crate::runner::Runner>,
     pub ownership: Arc<crate::ownership::Ownership>,
 }
 
-/// Batch read from the store per round.
+/// Events read and committed together per round: one transaction (one fsync) for up to
+/// this many events.
 const PROCESS_BATCH: usize = 256;
 /// Safety net: look for work this often even without a wake-up.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// After a store error, wait before retrying so a broken disk doesn't spin a core.
 const ERROR_BACKOFF: Duration = Duration::from_millis(500);
+
+/// What the processor keeps of a decision to act on after the commit.
+struct Planned {
+    facts: Option<AlarmFacts>,
+    rules: Vec<String>,
+    /// Hosts whose agents get jobs if the incident opens.
+    hosts: Vec<String>,
+}
 
 impl Processor {
     /// Names in `notify` steps (`owners`, `oncall`, `escalation`) become addresses from the
@@ -159,68 +178,66 @@ impl Processor {
             .collect()
     }
 
-    /// A `vigil.incidents` escalation event: notify the level it names.
-    fn escalate(&self, event: &Event, steps: &[Step]) -> Result<(), StoreError> {
-        if event.source != crate::escalation::SOURCE
-            || !steps.iter().any(|s| matches!(s, Step::Notify { .. }))
-        {
-            return Ok(());
-        }
-        let (Some(key), Some(level)) = (
-            event.detail.get("key").and_then(|k| k.as_str()),
-            event.detail.get("level").and_then(|l| l.as_u64()),
-        ) else {
-            return Ok(());
-        };
-        let appcode = event.detail.get("appcode").and_then(|a| a.as_str());
-        let steps = self.with_recipients(steps, appcode, level as usize);
-        self.runner.start_named_run(
-            key,
-            vigil_actions::MessageKind::Opened,
-            &format!("escalated-{level}"),
-            &steps,
-        )
-    }
-
-    pub fn start(self, wake: Receiver<()>) -> std::io::Result<()> {
-        std::thread::Builder::new()
-            .name("vigil-processor".into())
-            .spawn(move || self.run(wake))
-            .map(|_| ())
-    }
-
-    fn run(self, wake: Receiver<()>) {
-        loop {
-            match self.process_pending() {
-                Ok(0) => match wake.recv_timeout(IDLE_RECHECK) {
-                    Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return,
-                },
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "event processing failed; retrying");
-                    std::thread::sleep(ERROR_BACKOFF);
+    pub fn spawn(self, wake: Wake) {
+        tokio::spawn(async move {
+            loop {
+                match self.process_pending().await {
+                    Ok(0) => {
+                        let _ = tokio::time::timeout(IDLE_RECHECK, wake.rung()).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "event processing failed; retrying");
+                        tokio::time::sleep(ERROR_BACKOFF).await;
+                    }
                 }
             }
-        }
+        });
     }
 
     /// Processes one batch of pending events; returns how many.
-    fn process_pending(&self) -> Result<usize, StoreError> {
-        let pending = self.store.pending_events(PROCESS_BATCH)?;
+    async fn process_pending(&self) -> Result<usize, StoreError> {
+        let pending = self.store.pending_events(PROCESS_BATCH).await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let now = crate::now();
+        let mut decisions = Vec::with_capacity(pending.len());
+        let mut planned = Vec::with_capacity(pending.len());
         for stored in &pending {
-            self.process(stored.seq, &stored.event)?;
+            let (decision, plan) = self.decide(stored, now).await?;
+            decisions.push(decision);
+            planned.push(plan);
+        }
+        let processed = self.store.process_events(decisions, now).await?;
+        crate::fault::crash_point("processed");
+        let mut journaled = false;
+        for (done, plan) in processed.iter().zip(planned) {
+            journaled |= self.report(&done.change, plan);
+        }
+        if journaled {
+            self.runner.wake();
         }
         Ok(pending.len())
     }
 
-    fn process(&self, seq: i64, event: &Event) -> Result<(), StoreError> {
+    /// Decides what an event does, with all the work each outcome would cause.
+    async fn decide(
+        &self,
+        stored: &StoredEvent,
+        now: vigil_core::Timestamp,
+    ) -> Result<(Decision, Planned), StoreError> {
+        let event = &stored.event;
         let started = Instant::now();
         let (rule_names, steps) = self.rules.plan(&event.to_value());
         self.metrics.observe_rule_match(started.elapsed());
         self.metrics
             .inc("vigil_events_processed_total", String::new());
-
+        let decision = |effect| Decision {
+            seq: stored.seq,
+            event_id: event.id.clone(),
+            effect,
+        };
         let mut facts =
             AlarmFacts::from_event(event).unwrap_or_else(|| AlarmFacts::from_other_event(event));
         // An incident belongs to the application of its host unless the alarm says otherwise.
@@ -233,8 +250,13 @@ impl Processor {
         let resolves = steps.contains(&Step::Resolve);
         let action = match (opens, resolves) {
             (false, false) => {
-                self.escalate(event, &steps)?;
-                return self.store.mark_processed(seq);
+                let effect = self.escalation(event, &steps).unwrap_or(Effect::Nothing);
+                let plan = Planned {
+                    facts: None,
+                    rules: rule_names.iter().map(|r| r.to_string()).collect(),
+                    hosts: Vec::new(),
+                };
+                return Ok((decision(effect), plan));
             }
             (true, false) => AlarmAction::OpenOrRepeat,
             (false, true) => AlarmAction::Resolve,
@@ -245,54 +267,107 @@ impl Processor {
         let key =
             group_key(&facts, &self.group_by).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let severity = Severity::from_label(facts.severity.as_deref());
-        let change = self.store.apply_alarm(
-            seq,
-            &event.id,
-            &facts,
-            &key,
+        let outward = self.with_recipients(&steps, facts.appcode.as_deref(), 0);
+        let (on_open, on_resolve) = match action {
+            AlarmAction::OpenOrRepeat => {
+                let mut work = self.responder.plan(&facts, &steps, now).await?;
+                work.run = self.runner.plan(RunKind::Opened, &outward);
+                (work, Work::default())
+            }
+            AlarmAction::Resolve => (
+                Work::default(),
+                Work {
+                    run: self.runner.plan(RunKind::Resolved, &outward),
+                    ..Work::default()
+                },
+            ),
+        };
+        let hosts = on_open.jobs.iter().map(|j| j.host.clone()).collect();
+        let update = AlarmUpdate {
+            facts: facts.clone(),
+            group_key: key,
             severity,
             action,
-            &(self.now)(),
+            on_open,
+            on_resolve,
+        };
+        Ok((
+            decision(Effect::Alarm(Box::new(update))),
+            Planned {
+                facts: Some(facts),
+                rules: rule_names.iter().map(|r| r.to_string()).collect(),
+                hosts,
+            },
+        ))
+    }
+
+    /// A `vigil.incidents` escalation event: notify the level it names.
+    fn escalation(&self, event: &Event, steps: &[Step]) -> Option<Effect> {
+        if event.source != crate::escalation::SOURCE
+            || !steps.iter().any(|s| matches!(s, Step::Notify { .. }))
+        {
+            return None;
+        }
+        let key = event.detail.get("key")?.as_str()?;
+        let level = event.detail.get("level")?.as_u64()?;
+        let appcode = event.detail.get("appcode").and_then(|a| a.as_str());
+        let steps = self.with_recipients(steps, appcode, level as usize);
+        let run = self.runner.plan(
+            RunKind::Escalated(level.min(u32::MAX as u64) as u32),
+            &steps,
         )?;
-        match &change {
-            IncidentChange::Opened { key: incident } => {
+        Some(Effect::Run {
+            incident_key: key.to_string(),
+            run,
+        })
+    }
+
+    /// Logs and counts what an event did once it is committed, and wakes the agents that
+    /// now have jobs. Returns whether a run was journaled.
+    fn report(&self, change: &IncidentChange, plan: Planned) -> bool {
+        let alarm = plan
+            .facts
+            .as_ref()
+            .map(|f| f.alarm_name.as_str())
+            .unwrap_or("-");
+        match change {
+            IncidentChange::Opened { key } => {
                 self.metrics
                     .inc("vigil_incidents_opened_total", String::new());
-                tracing::info!(incident = %incident, alarm = %facts.alarm_name, host = facts.host.as_deref().unwrap_or("-"), rules = ?rule_names, "incident opened");
-                // Diagnostics are queued after the incident commits; a crash in between
-                // leaves the incident without them (the durable playbook runner closes this).
-                if let Err(e) = self
-                    .responder
-                    .run_steps(incident, &facts, &steps, &(self.now)())
-                {
-                    tracing::error!(incident = %incident, error = %e, "could not queue diagnostics");
+                let host = plan
+                    .facts
+                    .as_ref()
+                    .and_then(|f| f.host.as_deref())
+                    .unwrap_or("-");
+                tracing::info!(incident = %key, alarm, host, rules = ?plan.rules, "incident opened");
+                for host in &plan.hosts {
+                    self.hub.ring(host);
                 }
-                let steps = self.with_recipients(&steps, facts.appcode.as_deref(), 0);
-                self.runner
-                    .start_run(incident, vigil_actions::MessageKind::Opened, &steps)?;
+                true
             }
-            IncidentChange::Repeated {
-                key: incident,
-                count,
-            } => {
+            IncidentChange::Repeated { key, count } => {
                 self.metrics
                     .inc("vigil_incidents_repeats_total", String::new());
-                tracing::debug!(incident = %incident, alarm = %facts.alarm_name, count, "repeat grouped");
+                tracing::debug!(incident = %key, alarm, count, "repeat grouped");
+                false
             }
-            IncidentChange::Resolved { key: incident } => {
+            IncidentChange::Resolved { key } => {
                 self.metrics.inc(
                     "vigil_incidents_resolved_total",
                     labels(&[("by", "recovery")]),
                 );
-                tracing::info!(incident = %incident, alarm = %facts.alarm_name, "incident resolved by recovery");
-                let steps = self.with_recipients(&steps, facts.appcode.as_deref(), 0);
-                self.runner
-                    .start_run(incident, vigil_actions::MessageKind::Resolved, &steps)?;
+                tracing::info!(incident = %key, alarm, "incident resolved by recovery");
+                true
+            }
+            IncidentChange::RunJournaled { key } => {
+                tracing::info!(incident = %key, "escalation notifications journaled");
+                true
             }
             IncidentChange::NothingToResolve => {
-                tracing::debug!(alarm = %facts.alarm_name, "recovery with no open incident");
+                tracing::debug!(alarm, "recovery with no open incident");
+                false
             }
+            IncidentChange::Unchanged => false,
         }
-        Ok(())
     }
 }

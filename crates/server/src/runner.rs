@@ -1,72 +1,93 @@
 //! The durable playbook runner: the outward steps of a playbook (tickets, comments,
-//! notifications) journaled in the store, one row per step. Steps of a run go in order; a
-//! transient failure is retried with capped exponential backoff and jitter (honouring
+//! notifications) are journaled in the store with the incident change that caused them.
+//! The runner only works that journal: it claims due steps through the store (a lease, so
+//! one worker and only one acts on a step), makes the external call with an idempotency
+//! key derived from (incident, step), and records the outcome — with the ticket it opened,
+//! the timeline note and any follow-up run — in one transaction. Steps of a run go in order;
+//! a transient failure is retried with capped exponential backoff and jitter (honouring
 //! `Retry-After`) until the step's deadline, then the incident says it gave up; a crash
-//! resumes at the first unfinished step. Every external call carries an idempotency key
-//! derived from (incident, step), so a repeat after an unknown outcome changes nothing.
+//! resumes at the first unfinished step.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use vigil_actions::{
     ActionError, Diagnostic, ExternalTicket, IdempotencyKey, Message, MessageKind, Notifier, Step,
     Tracker,
 };
-use vigil_core::{Incident, TimelineKind};
-use vigil_store::{NewStep, RunStep, StepStatus, Store, TicketRecord};
+use vigil_core::{Incident, TimelineKind, Timestamp};
+use vigil_store::{
+    Channel, NewRun, NewStep, Note, RunKind, RunStep, StepContext, StepFinish, StepName, StepRetry,
+    StepStatus, Store, TicketRecord,
+};
 
-use crate::jobs::now_ms;
+use crate::fault;
 
 /// How long a step may keep retrying before the incident records the failure.
 const STEP_DEADLINE: Duration = Duration::from_secs(15 * 60);
-/// How often a step waiting for the incident's probes looks again: short, because the
-/// email's latency after an alarm includes this wait.
-const DIAGNOSTICS_POLL_MS: i64 = 50;
-/// How long tickets' comments and notifications wait for the incident's probes.
+/// How long tickets' comments and notifications wait for the incident's probes; past it
+/// they go out saying the probes are still running, and a follow-up carries the results.
 const DIAGNOSTICS_WAIT: Duration = Duration::from_secs(30);
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 /// Short enough that a recovered service is noticed within seconds, long enough not to
 /// hammer one that is down.
 const BACKOFF_CAP: Duration = Duration::from_secs(15);
-/// Runs worked on at once.
-const PARALLEL_RUNS: usize = 16;
-
-/// Set (test-only) to a step name such as `ticket`: the process aborts right after that
-/// step's external call succeeded and before the journal records it — the worst moment for
-/// idempotency, which is what the crash test needs.
-pub const FAULT_CRASH_AFTER_ENV: &str = "VIGIL_FAULT_CRASH_AFTER";
+/// Steps worked on at once.
+const PARALLEL_STEPS: usize = 16;
+/// How long a claimed step is this worker's. Longer than any external call may take
+/// (every integration's own timeout is under a minute); a worker that dies holding a lease
+/// leaves the step to be claimed again when it runs out.
+const LEASE: Duration = Duration::from_secs(120);
+/// Without a wake-up, look at the journal at least this often (a safety net; wake-ups
+/// come from the processor, the agent API and the job sweeper).
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
 pub struct Runner {
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     trackers: Vec<Arc<dyn Tracker>>,
     notifiers: Vec<Arc<dyn Notifier>>,
     wake: Notify,
-    in_flight: Mutex<HashSet<i64>>,
+    /// This process's name in step leases.
+    worker: String,
+    slots: Arc<Semaphore>,
     /// Where incident pages live, for links in tickets and messages.
     incident_base_url: Mutex<String>,
-    crash_after: Option<String>,
-    now: fn() -> String,
+}
+
+/// What a worked step came to, before it is recorded.
+enum StepOutcome {
+    Ticket(ExternalTicket),
+    Done {
+        external_id: Option<String>,
+        link: Option<String>,
+        /// Sent before the probes answered: journal a follow-up that carries them.
+        followup: Option<NewRun>,
+    },
+    Skipped(String),
+    Undelivered,
+    /// Waiting for the incident's probes until this time.
+    WaitForDiagnostics(Timestamp),
 }
 
 impl Runner {
+    /// `worker` names this server in step leases; it must stay the same across restarts
+    /// (the member id) so a restart can free what its previous life held.
     pub fn new(
-        store: Arc<Store>,
+        store: Arc<dyn Store>,
         trackers: Vec<Arc<dyn Tracker>>,
         notifiers: Vec<Arc<dyn Notifier>>,
-        now: fn() -> String,
+        worker: String,
     ) -> Runner {
         Runner {
             store,
             trackers,
             notifiers,
             wake: Notify::new(),
-            in_flight: Mutex::new(HashSet::new()),
+            worker,
+            slots: Arc::new(Semaphore::new(PARALLEL_STEPS)),
             incident_base_url: Mutex::new(String::new()),
-            crash_after: std::env::var(FAULT_CRASH_AFTER_ENV).ok(),
-            now,
         }
     }
 
@@ -78,30 +99,17 @@ impl Runner {
             format!("{}/ui/incidents/", url.trim_end_matches('/'));
     }
 
-    /// Journals the outward steps of `steps` for an incident change and wakes the runner.
-    pub fn start_run(
-        &self,
-        incident: &str,
-        kind: MessageKind,
-        steps: &[Step],
-    ) -> Result<(), vigil_store::StoreError> {
-        let name = match kind {
-            MessageKind::Opened => "opened",
-            MessageKind::Resolved => "resolved",
-        };
-        self.start_named_run(incident, kind, name, steps)
+    /// Looks at the journal now: something was journaled, or a wait may be over.
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
-    /// As `start_run`, with the run's own name (`escalated-1`), which keys its messages.
-    pub fn start_named_run(
-        &self,
-        incident: &str,
-        kind: MessageKind,
-        run_name: &str,
-        steps: &[Step],
-    ) -> Result<(), vigil_store::StoreError> {
-        let deadline_ms = now_ms() + STEP_DEADLINE.as_millis() as i64;
-        let mut planned = Vec::new();
+    /// The outward steps of a playbook for one incident change, ready to journal with it:
+    /// a ticket (and a comment with the diagnostics) per tracker, a message per channel.
+    /// `None` when the playbook has nothing outward to do.
+    pub fn plan(&self, kind: RunKind, steps: &[Step]) -> Option<NewRun> {
+        let deadline = crate::now()
+            + chrono::Duration::from_std(STEP_DEADLINE).unwrap_or(chrono::Duration::zero());
         let recipients: Vec<String> = steps
             .iter()
             .filter_map(|s| match s {
@@ -110,89 +118,110 @@ impl Runner {
             })
             .flatten()
             .collect();
-        let recipients = recipients.join(",");
-        let step = |name: &str, channel: &str| NewStep {
-            name: name.to_string(),
-            channel: channel.to_string(),
+        let step = |name: StepName, channel: Channel| NewStep {
+            name,
+            channel,
             // Email uses them; an undelivered note keeps them so the log says who was missed.
-            recipients: if channel == "email" || channel == "none" {
+            recipients: if matches!(channel, Channel::Email | Channel::None) {
                 recipients.clone()
             } else {
-                String::new()
+                Vec::new()
             },
-            deadline_ms,
+            deadline,
         };
+        let mut planned = Vec::new();
         if steps.contains(&Step::Ticket) {
-            for tracker in &self.trackers {
+            for tracker in self.tracker_channels() {
                 match kind {
-                    MessageKind::Opened => {
-                        planned.push(step("ticket", tracker.name()));
-                        planned.push(step("comment", tracker.name()));
+                    RunKind::Opened => {
+                        planned.push(step(StepName::Ticket, tracker));
+                        planned.push(step(StepName::Comment, tracker));
                     }
-                    MessageKind::Resolved => planned.push(step("resolve_ticket", tracker.name())),
+                    RunKind::Resolved => planned.push(step(StepName::ResolveTicket, tracker)),
+                    RunKind::Escalated(_) | RunKind::Diagnostics => {}
                 }
             }
         }
         if steps.iter().any(|s| matches!(s, Step::Notify { .. })) {
-            if self.notifiers.is_empty() {
-                planned.push(step("undelivered", "none"));
+            let channels = self.notifier_channels();
+            if channels.is_empty() {
+                planned.push(step(StepName::Undelivered, Channel::None));
             }
-            for notifier in &self.notifiers {
-                planned.push(step("notify", notifier.channel()));
+            for channel in channels {
+                planned.push(step(StepName::Notify, channel));
             }
         }
-        if planned.is_empty() {
-            return Ok(());
-        }
-        self.store
-            .create_run(incident, run_name, &planned, &(self.now)())?;
-        self.wake.notify_one();
-        Ok(())
+        (!planned.is_empty()).then_some(NewRun {
+            kind,
+            steps: planned,
+        })
+    }
+
+    fn tracker_channels(&self) -> Vec<Channel> {
+        self.trackers
+            .iter()
+            .filter_map(|t| Channel::parse(t.name()))
+            .collect()
+    }
+
+    fn notifier_channels(&self) -> Vec<Channel> {
+        self.notifiers
+            .iter()
+            .filter_map(|n| Channel::parse(n.channel()))
+            .collect()
     }
 
     /// Works the journal for as long as the server runs.
     pub fn spawn(self: Arc<Self>) {
         tokio::spawn(async move {
+            match self.store.release_leases(&self.worker).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    steps = n,
+                    "playbook steps held before a restart are free again"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot release this server's old step leases; they run out in two minutes")
+                }
+            }
             loop {
-                let store = self.store.clone();
-                let steps = match tokio::task::spawn_blocking(move || store.next_steps()).await {
-                    Ok(Ok(steps)) => steps,
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "cannot read the playbook journal");
-                        Vec::new()
+                let free = self.slots.available_permits();
+                if free > 0 {
+                    match self
+                        .store
+                        .claim_steps(&self.worker, crate::now(), LEASE, free)
+                        .await
+                    {
+                        Ok(claimed) => {
+                            if !claimed.is_empty() {
+                                fault::crash_point("claimed");
+                            }
+                            for step in claimed {
+                                let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                                    return;
+                                };
+                                let runner = self.clone();
+                                tokio::spawn(async move {
+                                    runner.work(step).await;
+                                    drop(permit);
+                                    runner.wake();
+                                });
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot claim playbook steps"),
                     }
+                }
+                let wait = match self.store.next_step_due().await {
+                    Ok(Some(due)) => (due - crate::now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .clamp(Duration::from_millis(5), IDLE_RECHECK),
+                    Ok(None) => IDLE_RECHECK,
                     Err(e) => {
-                        tracing::error!(error = %e, "journal read failed");
-                        Vec::new()
+                        tracing::error!(error = %e, "cannot read the playbook journal");
+                        IDLE_RECHECK
                     }
                 };
-                let now = now_ms();
-                let mut next_due = now + 1_000;
-                for step in steps {
-                    if step.next_attempt_ms > now {
-                        next_due = next_due.min(step.next_attempt_ms);
-                        continue;
-                    }
-                    {
-                        let mut in_flight =
-                            self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                        if in_flight.len() >= PARALLEL_RUNS || !in_flight.insert(step.run_id) {
-                            continue;
-                        }
-                    }
-                    let runner = self.clone();
-                    tokio::spawn(async move {
-                        let run_id = step.run_id;
-                        runner.work(step).await;
-                        runner
-                            .in_flight
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&run_id);
-                        runner.wake.notify_one();
-                    });
-                }
-                let wait = Duration::from_millis((next_due - now).clamp(10, 1_000) as u64);
                 let _ = tokio::time::timeout(wait, self.wake.notified()).await;
             }
         });
@@ -200,407 +229,342 @@ impl Runner {
 
     async fn work(&self, step: RunStep) {
         let key = step.incident_key.clone();
-        let store = self.store.clone();
-        let lookup = key.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            Ok::<_, vigil_store::StoreError>((
-                store.incident(&lookup)?,
-                store.tickets(&lookup)?,
-                store.jobs_settled(&lookup)?,
-                store.run_steps(&lookup)?,
-            ))
-        })
-        .await;
-        let (incident, tickets, settled, history) = match loaded {
-            Ok(Ok((Some(incident), tickets, settled, history))) => {
-                (incident, tickets, settled, history)
-            }
-            Ok(Ok((None, ..))) => {
-                self.record(
-                    &step,
-                    StepStatus::Failed,
-                    step.attempts,
-                    Some("the incident no longer exists"),
-                    None,
-                    None,
-                )
-                .await;
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::error!(incident = %key, error = %e, "cannot load the incident for a playbook step");
+        let context = match self.store.step_context(&key).await {
+            Ok(Some(context)) => context,
+            Ok(None) => {
+                let mut finish = StepFinish::new(StepStatus::Failed, step.attempts);
+                finish.error = Some("the incident no longer exists".into());
+                self.record(&step, finish).await;
                 return;
             }
             Err(e) => {
-                tracing::error!(incident = %key, error = %e, "playbook step task failed");
+                tracing::error!(incident = %key, error = %e, "cannot load the incident for a playbook step");
+                self.retry_later(&step, Duration::from_secs(1), None).await;
                 return;
             }
         };
-        // Comments and messages carry the diagnostics: give the probes time to answer.
-        let carries_diagnostics = matches!(step.name.as_str(), "comment" | "notify");
-        if carries_diagnostics
-            && step.kind == "opened"
-            && !settled
-            && !diagnostics_wait_over(&incident)
-        {
-            self.postpone(&step, DIAGNOSTICS_POLL_MS).await;
-            return;
-        }
-        let kind = if step.kind == "resolved" {
-            MessageKind::Resolved
-        } else {
-            MessageKind::Opened
-        };
+        let outcome = self.act(&step, &context).await;
+        self.settle(step, outcome).await;
+    }
+
+    /// Makes the step's external call.
+    async fn act(&self, step: &RunStep, context: &StepContext) -> Result<StepOutcome, ActionError> {
+        let incident = &context.incident;
+        let key = &incident.key;
         let idempotency = IdempotencyKey::new(
-            &key,
-            &format!("{}-{}-{}", step.name, step.channel, step.kind),
+            key,
+            &format!("{}-{}-{}", step.name, step.channel, step.kind.as_string()),
         );
-        let external: Vec<ExternalTicket> = tickets
+        let external: Vec<ExternalTicket> = context
+            .tickets
             .iter()
             .map(|t| ExternalTicket {
-                tracker: t.tracker.clone(),
+                tracker: t.tracker.to_string(),
                 id: t.id.clone(),
                 url: t.url.clone(),
             })
             .collect();
-        let outcome: Result<StepOutcome, ActionError> = match step.name.as_str() {
-            "ticket" => match self.tracker(&step.channel) {
-                Some(tracker) => tracker.open(&incident, &idempotency).await.map(|ticket| {
-                    self.crash_point("ticket");
-                    StepOutcome::Ticket(ticket)
-                }),
-                None => Err(ActionError::Permanent(format!(
-                    "tracker `{}` is no longer configured",
-                    step.channel
-                ))),
-            },
-            "comment" => {
-                let ticket = external.iter().find(|t| t.tracker == step.channel);
-                let text = diagnostics_text(&incident);
-                match (self.tracker(&step.channel), ticket, text) {
-                    (_, None, _) => Ok(StepOutcome::Skipped("no ticket was opened".into())),
-                    (_, _, None) => Ok(StepOutcome::Skipped("no diagnostics to attach".into())),
-                    (None, ..) => Err(ActionError::Permanent(format!(
-                        "tracker `{}` is no longer configured",
-                        step.channel
-                    ))),
-                    (Some(tracker), Some(ticket), Some(text)) => tracker
-                        .comment(ticket, &text, &idempotency)
-                        .await
-                        .map(|()| StepOutcome::Done {
-                            external_id: Some(ticket.id.clone()),
-                            link: Some(ticket.url.clone()),
-                        }),
-                }
+        // Comments and messages carry the diagnostics: give the probes time to answer; a
+        // follow-up waits for them however long they take (jobs always end: they expire).
+        let carries_diagnostics = matches!(step.name, StepName::Comment | StepName::Notify)
+            && matches!(step.kind, RunKind::Opened | RunKind::Diagnostics);
+        let mut pending = false;
+        if carries_diagnostics && !context.jobs_settled {
+            let until = diagnostics_deadline(incident);
+            if step.kind == RunKind::Diagnostics || crate::now() < until {
+                return Ok(StepOutcome::WaitForDiagnostics(until));
             }
-            "resolve_ticket" => {
-                let ticket = external.iter().find(|t| t.tracker == step.channel);
-                match (self.tracker(&step.channel), ticket) {
-                    (_, None) => Ok(StepOutcome::Skipped("no ticket was opened".into())),
-                    (None, _) => Err(ActionError::Permanent(format!(
-                        "tracker `{}` is no longer configured",
-                        step.channel
-                    ))),
-                    (Some(tracker), Some(ticket)) => tracker
-                        .resolve(ticket, &incident, &idempotency)
-                        .await
-                        .map(|()| StepOutcome::Done {
-                            external_id: Some(ticket.id.clone()),
-                            link: Some(ticket.url.clone()),
-                        }),
-                }
+            pending = true;
+        }
+        let followup = pending.then(|| NewRun {
+            kind: RunKind::Diagnostics,
+            steps: vec![NewStep {
+                name: step.name,
+                channel: step.channel,
+                recipients: step.recipients.clone(),
+                deadline: step.deadline,
+            }],
+        });
+        match step.name {
+            StepName::Ticket => {
+                let tracker = self.tracker(step.channel)?;
+                let ticket = tracker.open(incident, &idempotency).await?;
+                fault::crash_point("after_call:ticket");
+                Ok(StepOutcome::Ticket(ticket))
             }
-            "notify" => {
-                let told_before = history.iter().any(|h| {
-                    h.kind == "opened"
-                        && h.name == "notify"
+            StepName::Comment => {
+                let Some(ticket) = external.iter().find(|t| t.tracker == step.channel.as_str())
+                else {
+                    return Ok(StepOutcome::Skipped("no ticket was opened".into()));
+                };
+                let Some(text) = comment_text(context, pending, step.kind) else {
+                    return Ok(StepOutcome::Skipped("no diagnostics to attach".into()));
+                };
+                let tracker = self.tracker(step.channel)?;
+                tracker.comment(ticket, &text, &idempotency).await?;
+                fault::crash_point("after_call:comment");
+                Ok(StepOutcome::Done {
+                    external_id: Some(ticket.id.clone()),
+                    link: Some(ticket.url.clone()),
+                    followup,
+                })
+            }
+            StepName::ResolveTicket => {
+                let Some(ticket) = external.iter().find(|t| t.tracker == step.channel.as_str())
+                else {
+                    return Ok(StepOutcome::Skipped("no ticket was opened".into()));
+                };
+                let tracker = self.tracker(step.channel)?;
+                tracker.resolve(ticket, incident, &idempotency).await?;
+                fault::crash_point("after_call:resolve_ticket");
+                Ok(StepOutcome::Done {
+                    external_id: Some(ticket.id.clone()),
+                    link: Some(ticket.url.clone()),
+                    followup: None,
+                })
+            }
+            StepName::Notify => {
+                let told_before = context.history.iter().any(|h| {
+                    h.kind == RunKind::Opened
+                        && h.name == StepName::Notify
                         && h.channel == step.channel
                         && h.status == StepStatus::Done
                 });
-                if kind == MessageKind::Resolved && !told_before {
-                    Ok(StepOutcome::Skipped(
+                if step.kind == RunKind::Resolved && !told_before {
+                    return Ok(StepOutcome::Skipped(
                         "this channel was not told of the incident".into(),
-                    ))
-                } else {
-                    match self.notifier(&step.channel) {
-                        Some(notifier) => {
-                            let message = Message {
-                                key: idempotency.clone(),
-                                kind,
-                                diagnostics: diagnostics(&incident),
-                                tickets: external.clone(),
-                                incident_url: format!(
-                                    "{}{key}",
-                                    self.incident_base_url
-                                        .lock()
-                                        .unwrap_or_else(|p| p.into_inner())
-                                ),
-                                recipients: step
-                                    .recipients
-                                    .split(',')
-                                    .filter(|r| !r.is_empty())
-                                    .map(str::to_string)
-                                    .collect(),
-                                incident,
-                            };
-                            notifier
-                                .send(&message)
-                                .await
-                                .map(|delivery| StepOutcome::Done {
-                                    external_id: delivery.external_id,
-                                    link: delivery.detail,
-                                })
-                        }
-                        None => Err(ActionError::Permanent(format!(
-                            "channel `{}` is no longer configured",
-                            step.channel
-                        ))),
-                    }
+                    ));
                 }
+                let kind = match step.kind {
+                    RunKind::Resolved => MessageKind::Resolved,
+                    RunKind::Diagnostics => MessageKind::Diagnostics,
+                    RunKind::Opened | RunKind::Escalated(_) => MessageKind::Opened,
+                };
+                let notifier = self.notifier(step.channel)?;
+                let message = Message {
+                    key: idempotency.clone(),
+                    kind,
+                    diagnostics: diagnostics(incident),
+                    diagnostics_pending: pending,
+                    tickets: external.clone(),
+                    incident_url: format!(
+                        "{}{key}",
+                        self.incident_base_url
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                    ),
+                    recipients: step.recipients.clone(),
+                    incident: incident.clone(),
+                };
+                let delivery = notifier.send(&message).await?;
+                fault::crash_point("after_call:notify");
+                Ok(StepOutcome::Done {
+                    external_id: delivery.external_id,
+                    link: delivery.detail,
+                    followup,
+                })
             }
-            "undelivered" => Ok(StepOutcome::Undelivered),
-            other => Err(ActionError::Permanent(format!(
-                "unknown playbook step `{other}`"
-            ))),
-        };
-        self.settle(step, outcome).await;
+            StepName::Undelivered => Ok(StepOutcome::Undelivered),
+        }
     }
 
     async fn settle(&self, step: RunStep, outcome: Result<StepOutcome, ActionError>) {
         let attempts = step.attempts + 1;
-        let what = format!("{} via {}", step.name.replace('_', " "), step.channel);
+        let what = format!(
+            "{} via {}",
+            step.name.as_str().replace('_', " "),
+            step.channel
+        );
         match outcome {
+            Ok(StepOutcome::WaitForDiagnostics(until)) => {
+                // A job's end makes this step due at once (the store does that); the
+                // deadline is when it goes out regardless.
+                let wait = (until - crate::now()).to_std().unwrap_or(Duration::ZERO);
+                self.retry_later(&step, wait, None).await;
+            }
             Ok(StepOutcome::Ticket(ticket)) => {
-                let store = self.store.clone();
-                let incident = step.incident_key.clone();
-                let record = TicketRecord {
-                    tracker: ticket.tracker.clone(),
-                    id: ticket.id.clone(),
-                    url: ticket.url.clone(),
-                };
-                let saved =
-                    tokio::task::spawn_blocking(move || store.record_ticket(&incident, &record))
-                        .await;
-                if !matches!(saved, Ok(Ok(()))) {
-                    tracing::error!(incident = %step.incident_key, "could not record the ticket; the step will run again and find it");
-                    self.postpone(&step, 1_000).await;
+                let Some(tracker) = Channel::parse(&ticket.tracker) else {
+                    tracing::error!(incident = %step.incident_key, tracker = %ticket.tracker, "a tracker answered with an unknown name");
                     return;
-                }
-                self.note(
-                    &step.incident_key,
+                };
+                let mut finish = StepFinish::new(StepStatus::Done, attempts);
+                finish.note = Some(Note::new(
                     TimelineKind::Note,
                     format!(
                         "{} ticket {} opened: {}",
                         ticket.tracker, ticket.id, ticket.url
                     ),
-                )
-                .await;
-                self.record(
-                    &step,
-                    StepStatus::Done,
-                    attempts,
-                    None,
-                    Some(&ticket.id),
-                    Some(&ticket.url),
-                )
-                .await;
+                ));
+                finish.external_id = Some(ticket.id.clone());
+                finish.link = Some(ticket.url.clone());
+                finish.ticket = Some(TicketRecord {
+                    tracker,
+                    id: ticket.id,
+                    url: ticket.url,
+                });
+                self.record(&step, finish).await;
             }
-            Ok(StepOutcome::Done { external_id, link }) => {
-                self.note(
-                    &step.incident_key,
+            Ok(StepOutcome::Done {
+                external_id,
+                link,
+                followup,
+            }) => {
+                let mut finish = StepFinish::new(StepStatus::Done, attempts);
+                let pending_note = if followup.is_some() {
+                    " (probes still running; their results follow)"
+                } else {
+                    ""
+                };
+                finish.note = Some(Note::new(
                     TimelineKind::Note,
-                    format!("{what}: done after {attempts} attempt(s)"),
-                )
-                .await;
-                self.record(
-                    &step,
-                    StepStatus::Done,
-                    attempts,
-                    None,
-                    external_id.as_deref(),
-                    link.as_deref(),
-                )
-                .await;
+                    format!("{what}: done after {attempts} attempt(s){pending_note}"),
+                ));
+                finish.external_id = external_id;
+                finish.link = link;
+                finish.followup = followup;
+                self.record(&step, finish).await;
             }
             Ok(StepOutcome::Skipped(why)) => {
-                self.record(
-                    &step,
-                    StepStatus::Skipped,
-                    step.attempts,
-                    Some(&why),
-                    None,
-                    None,
-                )
-                .await;
+                let mut finish = StepFinish::new(StepStatus::Skipped, step.attempts);
+                finish.error = Some(why);
+                self.record(&step, finish).await;
             }
             Ok(StepOutcome::Undelivered) => {
                 let who = if step.recipients.is_empty() {
                     String::new()
                 } else {
-                    format!(" (for {})", step.recipients.replace(',', ", "))
+                    format!(" (for {})", step.recipients.join(", "))
                 };
                 let hint = format!("notification not delivered{who}: no channel is configured; set VIGIL_SMTP_URL and VIGIL_EMAIL_TO, VIGIL_SLACK_WEBHOOK_URL or VIGIL_WEBHOOK_URL (or [integrations] in the config)");
-                self.note(&step.incident_key, TimelineKind::Note, hint.clone())
-                    .await;
-                self.record(&step, StepStatus::Failed, 0, Some(&hint), None, None)
-                    .await;
+                let mut finish = StepFinish::new(StepStatus::Failed, 0);
+                finish.error = Some(hint.clone());
+                finish.note = Some(Note::new(TimelineKind::Note, hint));
+                self.record(&step, finish).await;
             }
             Err(ActionError::Transient {
                 what: error,
                 retry_after_ms,
-            }) if now_ms() < step.deadline_ms => {
+            }) if crate::now() < step.deadline => {
                 let delay = backoff(attempts, retry_after_ms);
                 // Attempts 1, 2, 4, 8, … go on the timeline, so a long outage stays
                 // readable; the delivery log counts every attempt.
-                if (attempts as u64).is_power_of_two() {
-                    self.note(
-                        &step.incident_key,
+                let note = attempts.is_power_of_two().then(|| {
+                    Note::new(
                         TimelineKind::Note,
                         format!(
                             "{what}: attempt {attempts} failed ({error}); retrying in {:.1} s",
                             delay.as_secs_f64()
                         ),
                     )
-                    .await;
-                }
-                let store = self.store.clone();
-                let now = (self.now)();
-                let next = now_ms() + delay.as_millis() as i64;
-                let (run, position) = (step.run_id, step.position);
-                let _ = tokio::task::spawn_blocking(move || {
-                    store.retry_step(run, position, attempts, &error, next, &now)
-                })
-                .await;
+                });
+                let retry = StepRetry {
+                    attempts,
+                    error: Some(error),
+                    next_attempt_at: later(delay),
+                    note,
+                };
+                self.retry(&step, retry).await;
             }
             Err(error) => {
                 let error = error.to_string();
-                self.note(
-                    &step.incident_key,
+                let mut finish = StepFinish::new(StepStatus::Failed, attempts);
+                finish.note = Some(Note::new(
                     TimelineKind::Note,
                     format!("{what}: gave up after {attempts} attempt(s): {error}"),
-                )
-                .await;
-                self.record(
-                    &step,
-                    StepStatus::Failed,
-                    attempts,
-                    Some(&error),
-                    None,
-                    None,
-                )
-                .await;
+                ));
+                finish.error = Some(error);
+                self.record(&step, finish).await;
             }
         }
     }
 
-    fn tracker(&self, name: &str) -> Option<&Arc<dyn Tracker>> {
-        self.trackers.iter().find(|t| t.name() == name)
+    fn tracker(&self, channel: Channel) -> Result<&Arc<dyn Tracker>, ActionError> {
+        self.trackers
+            .iter()
+            .find(|t| t.name() == channel.as_str())
+            .ok_or_else(|| {
+                ActionError::Permanent(format!("tracker `{channel}` is no longer configured"))
+            })
     }
 
-    fn notifier(&self, channel: &str) -> Option<&Arc<dyn Notifier>> {
-        self.notifiers.iter().find(|n| n.channel() == channel)
+    fn notifier(&self, channel: Channel) -> Result<&Arc<dyn Notifier>, ActionError> {
+        self.notifiers
+            .iter()
+            .find(|n| n.channel() == channel.as_str())
+            .ok_or_else(|| {
+                ActionError::Permanent(format!("channel `{channel}` is no longer configured"))
+            })
     }
 
-    fn crash_point(&self, step: &str) {
-        if self.crash_after.as_deref() == Some(step) {
-            tracing::error!(step, "{FAULT_CRASH_AFTER_ENV} is set: aborting on purpose");
-            std::process::abort();
+    /// Puts the step back to be claimed again after `delay`, attempts unchanged.
+    async fn retry_later(&self, step: &RunStep, delay: Duration, note: Option<Note>) {
+        let retry = StepRetry {
+            attempts: step.attempts,
+            error: step.last_error.clone(),
+            next_attempt_at: later(delay),
+            note,
+        };
+        self.retry(step, retry).await;
+    }
+
+    async fn retry(&self, step: &RunStep, retry: StepRetry) {
+        match self
+            .store
+            .retry_step(step.reference(&self.worker), retry, crate::now())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(incident = %step.incident_key, run = step.run_id, position = step.position, "lost the lease on a playbook step; another worker has it")
+            }
+            Err(e) => {
+                tracing::error!(incident = %step.incident_key, error = %e, "could not reschedule a playbook step; its lease will run out and it will run again")
+            }
         }
     }
 
-    async fn postpone(&self, step: &RunStep, millis: i64) {
-        let store = self.store.clone();
-        let (run, position, attempts) = (step.run_id, step.position, step.attempts);
-        let error = step.last_error.clone().unwrap_or_default();
-        let now = (self.now)();
-        let _ = tokio::task::spawn_blocking(move || {
-            store.retry_step(run, position, attempts, &error, now_ms() + millis, &now)
-        })
-        .await;
-    }
-
-    async fn record(
-        &self,
-        step: &RunStep,
-        status: StepStatus,
-        attempts: i64,
-        error: Option<&str>,
-        external_id: Option<&str>,
-        link: Option<&str>,
-    ) {
-        let store = self.store.clone();
-        let (run, position) = (step.run_id, step.position);
-        let (error, external_id, link) = (
-            error.map(str::to_string),
-            external_id.map(str::to_string),
-            link.map(str::to_string),
-        );
-        let now = (self.now)();
-        let saved = tokio::task::spawn_blocking(move || {
-            store.finish_step(
-                run,
-                position,
-                status,
-                attempts,
-                error.as_deref(),
-                external_id.as_deref(),
-                link.as_deref(),
-                &now,
-            )
-        })
-        .await;
-        if !matches!(saved, Ok(Ok(()))) {
-            tracing::error!(
-                run,
-                position,
-                "could not journal a playbook step; it will run again"
-            );
+    async fn record(&self, step: &RunStep, finish: StepFinish) {
+        match self
+            .store
+            .finish_step(step.reference(&self.worker), finish, crate::now())
+            .await
+        {
+            Ok(true) => fault::crash_point(&format!("journaled:{}", step.name)),
+            Ok(false) => {
+                tracing::warn!(incident = %step.incident_key, run = step.run_id, position = step.position, "lost the lease on a playbook step; another worker has it")
+            }
+            Err(e) => tracing::error!(
+                incident = %step.incident_key,
+                run = step.run_id,
+                position = step.position,
+                error = %e,
+                "could not journal a playbook step; it will run again (its idempotency key keeps that harmless)"
+            ),
         }
-    }
-
-    async fn note(&self, incident: &str, kind: TimelineKind, message: String) {
-        let store = self.store.clone();
-        let incident = incident.to_string();
-        let now = (self.now)();
-        let _ = tokio::task::spawn_blocking(move || {
-            store.add_timeline_entry(&incident, kind, &message, &now)
-        })
-        .await;
     }
 }
 
-enum StepOutcome {
-    Ticket(ExternalTicket),
-    Done {
-        external_id: Option<String>,
-        link: Option<String>,
-    },
-    Skipped(String),
-    Undelivered,
+fn later(delay: Duration) -> Timestamp {
+    crate::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero())
 }
 
 /// Capped exponential backoff with ±20 % jitter; when the server says when to come back
 /// (`Retry-After`), that, plus up to 20 % so retries do not arrive together.
-fn backoff(attempts: i64, retry_after_ms: Option<u64>) -> Duration {
+fn backoff(attempts: u32, retry_after_ms: Option<u64>) -> Duration {
     let mut rng = rand::thread_rng();
     if let Some(ms) = retry_after_ms {
         return Duration::from_millis(ms)
             .mul_f64(rng.gen_range(1.0..1.2))
             .min(BACKOFF_CAP.max(Duration::from_millis(ms)));
     }
-    let exponent = attempts.clamp(1, 16) as u32 - 1;
+    let exponent = attempts.clamp(1, 16) - 1;
     let base = BACKOFF_FIRST.saturating_mul(1 << exponent).min(BACKOFF_CAP);
     base.mul_f64(rng.gen_range(0.8..1.2))
 }
 
-fn diagnostics_wait_over(incident: &Incident) -> bool {
-    incident
-        .opened_at
-        .parse::<chrono::DateTime<chrono::Utc>>()
-        .map(|opened| {
-            (chrono::Utc::now() - opened).num_milliseconds() > DIAGNOSTICS_WAIT.as_millis() as i64
-        })
-        .unwrap_or(true)
+fn diagnostics_deadline(incident: &Incident) -> Timestamp {
+    incident.opened_at
+        + chrono::Duration::from_std(DIAGNOSTICS_WAIT).unwrap_or(chrono::Duration::zero())
 }
 
 /// The probe outputs on an incident's timeline.
@@ -628,14 +592,33 @@ pub fn diagnostics(incident: &Incident) -> Vec<Diagnostic> {
         .collect()
 }
 
-fn diagnostics_text(incident: &Incident) -> Option<String> {
-    let all = diagnostics(incident);
-    (!all.is_empty()).then(|| {
-        all.iter()
-            .map(|d| d.output.as_str())
-            .collect::<Vec<_>>()
-            .join("\n\n")
-    })
+/// A ticket comment: the probes' output, or what is known of the host when none answered;
+/// `None` when there is nothing to say.
+fn comment_text(context: &StepContext, pending: bool, kind: RunKind) -> Option<String> {
+    let incident = &context.incident;
+    let outputs: Vec<String> = diagnostics(incident)
+        .into_iter()
+        .map(|d| d.output)
+        .collect();
+    let host_checks: Vec<&str> = incident
+        .timeline
+        .iter()
+        .filter(|t| t.kind == TimelineKind::HostCheck)
+        .map(|t| t.message.as_str())
+        .collect();
+    let mut text = outputs.join("\n\n");
+    if pending {
+        if !text.is_empty() {
+            text.push_str("\n\n");
+        }
+        text.push_str(&format!(
+            "Diagnostics: probes were still running {} s after the incident opened; their results follow in another comment.",
+            DIAGNOSTICS_WAIT.as_secs()
+        ));
+    } else if outputs.is_empty() && kind == RunKind::Diagnostics && !host_checks.is_empty() {
+        text = host_checks.join("\n");
+    }
+    (!text.is_empty()).then_some(text)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use vigil_store::SnsSubscription;
+use vigil_store::{SnsStatus, SnsSubscription};
 
 use crate::metrics::labels;
 use crate::AppState;
@@ -56,12 +56,12 @@ pub fn spawn(state: AppState, subscription: SnsSubscription) {
             Err(e) => Err(e.to_string()),
         };
         let (status, detail) = match &outcome {
-            Ok(()) => ("confirmed", String::new()),
-            Err(e) => ("failed", e.clone()),
+            Ok(()) => (SnsStatus::Confirmed, String::new()),
+            Err(e) => (SnsStatus::Failed, e.clone()),
         };
         state.metrics.inc(
             "vigil_sns_subscriptions_total",
-            labels(&[("outcome", status)]),
+            labels(&[("outcome", status.as_str())]),
         );
         match &outcome {
             Ok(()) => tracing::info!(topic = %subscription.topic_arn, "SNS subscription confirmed"),
@@ -69,18 +69,12 @@ pub fn spawn(state: AppState, subscription: SnsSubscription) {
                 tracing::warn!(topic = %subscription.topic_arn, error = %e, "SNS subscription confirmation failed")
             }
         }
-        let store = state.store.clone();
-        let id = subscription.message_id.clone();
-        match tokio::task::spawn_blocking(move || {
-            store.set_sns_subscription_status(&id, status, &detail)
-        })
-        .await
+        if let Err(e) = state
+            .store
+            .set_sns_subscription_status(&subscription.message_id, status, &detail)
+            .await
         {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "could not record the SNS confirmation outcome")
-            }
-            Err(e) => tracing::error!(error = %e, "could not record the SNS confirmation outcome"),
+            tracing::error!(error = %e, "could not record the SNS confirmation outcome");
         }
     });
 }

@@ -98,7 +98,7 @@ async fn recovery_goes_to_the_messages_recipients_and_says_resolved() {
         let sink = SmtpSink::start(&[]);
         let email = notifier(format!("smtp://127.0.0.1:{}", sink.port), |_| {});
         let mut message = sample_message(MessageKind::Resolved);
-        message.incident.resolved_at = Some("2024-08-23T06:20:00Z".into());
+        message.incident.resolved_at = "2024-08-23T06:20:00Z".parse().ok();
         message.recipients = vec!["a@example.com".into(), "B <b@example.com>".into()];
         let delivery = email.send(&message).await.expect("send");
         assert!(
@@ -124,6 +124,57 @@ async fn recovery_goes_to_the_messages_recipients_and_says_resolved() {
             "{}",
             text(m, "text")
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_message_sent_before_the_probes_answered_says_so() {
+    bounded(async {
+        let sink = SmtpSink::start(&[]);
+        let email = notifier(format!("smtp://127.0.0.1:{}", sink.port), |_| {});
+        let mut message = sample_message(MessageKind::Opened);
+        message.diagnostics.clear();
+        message.diagnostics_pending = true;
+        email.send(&message).await.expect("send");
+        let m = &sink.wait_for(1).await[0];
+        assert_eq!(m["subject"], "High CPU Utilization Alert : web-01");
+        let note =
+            "Diagnostics: still running at the deadline; a follow-up message will carry them.";
+        assert!(text(m, "text").contains(note), "{}", text(m, "text"));
+        assert!(
+            text(m, "html").contains(&format!("<b>{note}</b>")),
+            "{}",
+            text(m, "html")
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_diagnostics_follow_up_has_its_own_subject_and_the_probe_output() {
+    bounded(async {
+        let sink = SmtpSink::start(&[]);
+        let email = notifier(format!("smtp://127.0.0.1:{}", sink.port), |_| {});
+        let message = sample_message(MessageKind::Diagnostics);
+        let delivery = email.send(&message).await.expect("send");
+        assert_eq!(
+            delivery.external_id.as_deref(),
+            Some("<vigil-INC-7-notify-diagnostics@vigil>")
+        );
+        let m = &sink.wait_for(1).await[0];
+        assert_eq!(
+            m["subject"],
+            format!("[vigil] INC-7 diagnostics: {}", message.incident.title)
+        );
+        let plain = text(m, "text");
+        for needle in [
+            "Probe results for incident INC-7 that were still running when the first message went out.",
+            "--- top_cpu on web-01 ---\n  PID USER     %CPU COMMAND",
+        ] {
+            assert!(plain.contains(needle), "text part lacks {needle:?}:\n{plain}");
+        }
+        assert!(!plain.contains("still running at the deadline"), "{plain}");
     })
     .await;
 }

@@ -209,7 +209,7 @@ async fn resolve_comments_and_transitions_once() {
             .open(&incident, &IdempotencyKey::new("INC-7", "ticket"))
             .await
             .expect("open");
-        incident.resolved_at = Some("2024-08-23T06:20:00Z".into());
+        incident.resolved_at = "2024-08-23T06:20:00Z".parse().ok();
         let key = IdempotencyKey::new("INC-7", "resolve_ticket");
         tracker
             .resolve(&ticket, &incident, &key)

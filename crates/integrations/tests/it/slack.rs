@@ -85,6 +85,60 @@ async fn a_configured_template_writes_the_main_text() {
 }
 
 #[tokio::test]
+async fn a_message_sent_before_the_probes_answered_says_so() {
+    bounded(async {
+        let mut receiver = Receiver::start(vec![Answer::new(200, "ok")]).await;
+        let slack = notifier(&receiver.base, None);
+        let mut message = sample_message(MessageKind::Opened);
+        message.diagnostics.clear();
+        message.diagnostics_pending = true;
+        slack.send(&message).await.expect("send");
+        let body = receiver.next().await.json();
+        let texts: Vec<String> = body["blocks"]
+            .as_array()
+            .expect("blocks")
+            .iter()
+            .filter_map(|b| b["text"]["text"].as_str().map(str::to_string))
+            .collect();
+        assert!(
+            texts.iter().any(|t| t
+                == "*Diagnostics: still running at the deadline; a follow-up message will carry them.*"),
+            "{texts:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_diagnostics_follow_up_carries_the_probe_output() {
+    bounded(async {
+        let mut receiver = Receiver::start(vec![Answer::new(200, "ok")]).await;
+        let slack = notifier(&receiver.base, None);
+        let message = sample_message(MessageKind::Diagnostics);
+        slack.send(&message).await.expect("send");
+        let body = receiver.next().await.json();
+        assert_eq!(
+            body["blocks"][0]["text"]["text"],
+            format!(
+                ":mag: [vigil] INC-7 diagnostics: {}",
+                message.incident.title
+            )
+        );
+        let all = body.to_string();
+        assert!(
+            all.contains("Probe results for incident INC-7 that were still running"),
+            "{all}"
+        );
+        assert!(
+            all.contains("*top_cpu on web-01*\\n```\\n  PID USER"),
+            "{all}"
+        );
+        assert!(!all.contains("still running at the deadline"), "{all}");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn slack_errors_are_sorted_and_never_show_the_hook_path() {
     bounded(async {
         let receiver = Receiver::start(vec![

@@ -113,6 +113,53 @@ async fn without_a_secret_deliveries_are_unsigned() {
 }
 
 #[tokio::test]
+async fn a_message_sent_before_the_probes_answered_says_so() {
+    bounded(async {
+        let mut receiver = Receiver::start(vec![Answer::new(200, "")]).await;
+        let mut message = sample_message(MessageKind::Opened);
+        message.diagnostics.clear();
+        message.diagnostics_pending = true;
+        notifier(receiver.base.clone(), Some(SECRET))
+            .send(&message)
+            .await
+            .expect("send");
+        let request = receiver.next().await;
+        assert!(verify(&request, SECRET));
+        let body = request.json();
+        assert_eq!(body["kind"], "opened");
+        assert_eq!(body["diagnostics_pending"], true);
+        assert_eq!(
+            body["diagnostics_note"],
+            "Diagnostics: still running at the deadline; a follow-up message will carry them."
+        );
+        assert_eq!(body["diagnostics"], serde_json::json!([]));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_diagnostics_follow_up_is_its_own_delivery() {
+    bounded(async {
+        let mut receiver = Receiver::start(vec![Answer::new(200, "")]).await;
+        notifier(receiver.base.clone(), None)
+            .send(&sample_message(MessageKind::Diagnostics))
+            .await
+            .expect("send");
+        let request = receiver.next().await;
+        assert_eq!(
+            request.header("x-vigil-delivery"),
+            Some("vigil-INC-7-notify-diagnostics")
+        );
+        let body = request.json();
+        assert_eq!(body["kind"], "diagnostics");
+        assert_eq!(body["diagnostics_pending"], false);
+        assert_eq!(body["diagnostics_note"], serde_json::Value::Null);
+        assert_eq!(body["diagnostics"][0]["probe"], "top_cpu");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn receiver_errors_are_sorted() {
     bounded(async {
         let receiver = Receiver::start(vec![

@@ -10,10 +10,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use vigil_core::{Heartbeat, JobResult, JobStatus, MetricBatch};
 
-use super::incidents::blocking;
 use super::ApiError;
 use crate::auth::{Principal, Role};
-use crate::jobs::{describe_result, now_ms};
+use crate::jobs::now_ms;
 use crate::metrics::labels;
 use crate::{now, AppState};
 
@@ -43,10 +42,10 @@ pub async fn heartbeat(
 ) -> Result<StatusCode, ApiError> {
     let host = host_of(&principal)?.to_string();
     let Json(heartbeat) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    blocking(&state, move |store| {
-        store.record_heartbeat(&host, &heartbeat, &now())
-    })
-    .await?;
+    state
+        .store
+        .record_heartbeat(&host, heartbeat, now())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -76,12 +75,8 @@ pub async fn metrics(
     }
     let count = batch.samples.len();
     let text = serde_json::to_string(&batch).map_err(ApiError::internal)?;
-    let owner = host.clone();
-    let appcode = blocking(&state, move |store| {
-        store.record_metrics(&owner, &text, &now())?;
-        Ok(store.host(&owner)?.and_then(|h| h.appcode))
-    })
-    .await?;
+    state.store.record_metrics(&host, text, now()).await?;
+    let appcode = state.store.host(&host).await?.and_then(|h| h.appcode);
     // Every agent series carries its host (and Appcode), so one alarm can watch every host,
     // or every host of an application, including hosts that report for the first time.
     let points: Vec<vigil_ingest::MetricPoint> = batch
@@ -126,11 +121,7 @@ pub async fn poll_jobs(
     let deadline = tokio::time::Instant::now() + wait;
     let doorbell = state.jobs.doorbell(&host);
     loop {
-        let claim_host = host.clone();
-        let jobs = blocking(&state, move |store| {
-            store.claim_jobs(&claim_host, &now(), now_ms(), JOBS_PER_POLL)
-        })
-        .await?;
+        let jobs = state.store.claim_jobs(&host, now(), JOBS_PER_POLL).await?;
         if !jobs.is_empty() {
             tracing::debug!(host = %host, jobs = jobs.len(), "jobs handed to agent");
             return Ok(Json(json!({"jobs": jobs})));
@@ -171,19 +162,19 @@ pub async fn job_result(
         result.truncated = true;
     }
     let status = result.status;
-    let owner = host.clone();
-    let ended = blocking(&state, move |store| {
-        store.finish_job(&owner, id, &result, &now(), |probe| {
-            describe_result(&owner, probe, &result)
-        })
-    })
-    .await?;
+    // The store writes the answer's timeline entry with it (`JobResult::describe`).
+    let ended = state.store.finish_job(&host, id, result, now()).await?;
+    if ended.is_some() {
+        crate::fault::crash_point("job_finished");
+    }
     let Some(ended) = ended else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no open job {id} for host {host}"),
         ));
     };
+    // Messages held back for this incident's diagnostics may go out now.
+    state.runner.wake();
     state.metrics.inc(
         "vigil_probe_jobs_total",
         labels(&[("status", status.as_str())]),

@@ -11,7 +11,6 @@ use axum::{Extension, Json};
 use serde_json::{json, Value};
 use vigil_ingest::remote_write;
 
-use super::incidents::blocking;
 use super::ApiError;
 use crate::alarm_engine::AlarmDefinition;
 use crate::auth::Principal;
@@ -20,7 +19,6 @@ use crate::metric_sources::count_push;
 use crate::metrics::labels;
 use crate::{now, AppState};
 
-/// `POST /api/v1/alarms`: create or replace an alarm.
 /// Whether a scoped caller may see an alarm: by its Appcode.
 fn alarm_visible(state: &AppState, who: &Principal, definition: &AlarmDefinition) -> bool {
     state
@@ -32,6 +30,7 @@ fn no_alarm(name: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("no alarm named `{name}`"))
 }
 
+/// `POST /api/v1/alarms`: create or replace an alarm.
 pub async fn put(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -55,11 +54,7 @@ pub async fn put(
     let name = alarm.spec.name.clone();
     let existed = state.engine.definition(&name).is_some();
     let text = serde_json::to_string(&definition).map_err(ApiError::internal)?;
-    let stored_name = name.clone();
-    blocking(&state, move |store| {
-        store.put_alarm(&stored_name, &text, &now())
-    })
-    .await?;
+    state.store.put_alarm(&name, &text, now()).await?;
     state.engine.put_alarm(alarm);
     tracing::info!(alarm = %name, replaced = existed, "alarm defined");
     let status = if existed {
@@ -121,8 +116,7 @@ pub async fn delete(
             return Err(no_alarm(&name));
         }
     }
-    let stored_name = name.clone();
-    let stored = blocking(&state, move |store| store.delete_alarm(&stored_name)).await?;
+    let stored = state.store.delete_alarm(&name).await?;
     let live = state.engine.delete_alarm(&name);
     if !stored && !live {
         return Err(ApiError::new(

@@ -12,9 +12,8 @@ use serde_json::{json, Value};
 use vigil_ownership::{
     export_csv, export_toml, import, report, AppNode, Appcode, Document, IncidentRecord,
 };
-use vigil_store::IncidentFilter;
+use vigil_store::{IncidentFilter, StoreError};
 
-use super::incidents::blocking;
 use super::ApiError;
 use crate::auth::{generate_token, hash_token, Principal};
 use crate::ownership::node_rows;
@@ -51,10 +50,7 @@ async fn save(
     nodes: Vec<(String, String)>,
     bindings: Vec<(String, String)>,
 ) -> Result<(), ApiError> {
-    blocking(state, move |store| {
-        store.save_apps(&nodes, &bindings, &now())
-    })
-    .await
+    Ok(state.store.save_apps(nodes, bindings, now()).await?)
 }
 
 /// `POST /api/v1/apps`: a new node. Its parent must be inside the caller's scope.
@@ -331,11 +327,8 @@ pub async fn import_tree(
     let (live, retired): (Vec<_>, Vec<_>) =
         rows.into_iter().partition(|(_, json)| !json.is_empty());
     let retired: Vec<String> = retired.into_iter().map(|(code, _)| code).collect();
-    blocking(&state, move |store| {
-        store.save_apps(&live, &bindings, &now())?;
-        store.retire_apps(&retired, &now())
-    })
-    .await?;
+    state.store.save_apps(live, bindings, now()).await?;
+    state.store.retire_apps(retired, now()).await?;
     tracing::info!(%report, "application tree imported");
     Ok(Json(
         json!({"report": report.to_string(), "changes": report.changes()}),
@@ -421,17 +414,20 @@ pub async fn add_token(
     }
     let token = generate_token();
     let hash = hash_token(&token);
-    let (name, scope) = (new.name.clone(), new.scope.clone());
-    blocking(&state, move |store| {
-        store.add_scoped_token(&name, &hash, scope.as_deref(), &now())
-    })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            format!("token `{}` could not be created: {}", new.name, e.message),
-        )
-    })?;
+    match state
+        .store
+        .add_scoped_token(&new.name, &hash, new.scope.as_deref(), now())
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("token `{}` already exists; choose another name", new.name),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok((
         StatusCode::CREATED,
         Json(json!({"name": new.name, "scope": new.scope, "token": token})),
@@ -470,19 +466,14 @@ pub async fn report_for(
         ApiError::bad_request(format!("since: `{since}` is not like 30d, 12h or 90m"))
     })?;
     let codes = state.ownership.subtree(&query.appcode);
-    let incidents = blocking(&state, move |store| {
-        store.list_incidents(&IncidentFilter {
+    let incidents = state
+        .store
+        .list_incidents(IncidentFilter {
             status: None,
             limit: 1_000_000,
             appcodes: Some(codes),
         })
-    })
-    .await?;
-    let ms = |t: &Option<String>| {
-        t.as_deref()
-            .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
-            .map(|t| t.timestamp_millis())
-    };
+        .await?;
     let records: Vec<IncidentRecord> = incidents
         .iter()
         .map(|i| IncidentRecord {
@@ -492,9 +483,9 @@ pub async fn report_for(
                 .as_deref()
                 .and_then(|a| Appcode::parse(a).ok()),
             alarm_name: i.alarm.alarm_name.clone(),
-            opened_at_ms: ms(&Some(i.opened_at.clone())).unwrap_or(0),
-            acknowledged_at_ms: ms(&i.acknowledged_at),
-            resolved_at_ms: ms(&i.resolved_at),
+            opened_at_ms: i.opened_at.timestamp_millis(),
+            acknowledged_at_ms: i.acknowledged_at.map(|t| t.timestamp_millis()),
+            resolved_at_ms: i.resolved_at.map(|t| t.timestamp_millis()),
         })
         .collect();
     let now_ms = state.clock.now_ms();
@@ -535,8 +526,7 @@ pub async fn approve(
     Extension(who): Extension<Principal>,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let lookup = key.clone();
-    let appcode = blocking(&state, move |store| store.incident_appcode(&lookup)).await?;
+    let appcode = state.store.incident_appcode(&key).await?;
     if !state
         .ownership
         .allowed(who.scope.as_deref(), appcode.as_deref())
@@ -563,11 +553,15 @@ pub async fn approve(
             ),
         ));
     }
-    let (name, lookup) = (who.name.clone(), key.clone());
-    let released = blocking(&state, move |store| {
-        store.approve_jobs(&lookup, &name, &now(), crate::jobs::now_ms())
-    })
-    .await?;
+    let released = state
+        .store
+        .approve_jobs(
+            &key,
+            &who.name,
+            crate::jobs::JobTimes::default().claim_within,
+            now(),
+        )
+        .await?;
     for host in &released {
         state.jobs.ring(host);
     }

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use vigil_store::Enrollment;
 
-use super::incidents::blocking;
 use super::ApiError;
 use crate::auth::{generate_token, hash_token, Principal};
 use crate::{now, AppState};
@@ -45,7 +44,6 @@ fn valid_instance_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// `POST /api/v1/hosts`: enrolls a host and returns its agent token, shown only here.
 fn host_visible(state: &AppState, who: &Principal, host: &vigil_core::Host) -> bool {
     let appcode = host
         .appcode
@@ -56,6 +54,7 @@ fn host_visible(state: &AppState, who: &Principal, host: &vigil_core::Host) -> b
         .allowed(who.scope.as_deref(), appcode.as_deref())
 }
 
+/// `POST /api/v1/hosts`: enrolls a host and returns its agent token, shown only here.
 pub async fn add(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -92,16 +91,13 @@ pub async fn add(
     let hash = hash_token(&token);
     let name = new.name.clone();
     let appcode = new.appcode.clone();
-    let outcome = blocking(&state, move |store| {
-        store.enroll_host(
-            &new.name,
-            new.appcode.as_deref(),
-            new.instance_id.as_deref(),
-            &hash,
-            &now(),
-        )
-    })
-    .await?;
+    let enrollment = vigil_store::NewHost {
+        name: new.name,
+        appcode: new.appcode,
+        instance_id: new.instance_id,
+        token_hash: hash,
+    };
+    let outcome = state.store.enroll_host(enrollment, now()).await?;
     // A renewed host's old token must stop working now, not when it falls out of a cache.
     state.auth.forget_cached();
     if let Some(appcode) = &appcode {
@@ -128,7 +124,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut hosts = blocking(&state, |store| store.hosts()).await?;
+    let mut hosts = state.store.hosts().await?;
     hosts.retain(|h| host_visible(&state, &who, h));
     Ok(Json(json!({"hosts": hosts})))
 }
@@ -138,14 +134,13 @@ pub async fn show(
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let lookup = name.clone();
-    let (host, metrics) = blocking(&state, move |store| {
-        Ok((store.host(&lookup)?, store.last_metrics(&lookup)?))
-    })
-    .await?;
-    let host = host
+    let host = state
+        .store
+        .host(&name)
+        .await?
         .filter(|h| host_visible(&state, &who, h))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no host named `{name}`")))?;
+    let metrics = state.store.last_metrics(&name).await?;
     let mut body = json!(host);
     body["last_metrics"] = metrics
         .and_then(|m| serde_json::from_str(&m).ok())
@@ -159,21 +154,14 @@ pub async fn revoke(
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let lookup = name.clone();
-    let host = blocking(&state, move |store| store.host(&lookup)).await?;
-    let known = host.as_ref().is_some_and(|h| host_visible(&state, &who, h));
-    let lookup = name.clone();
-    let revoked = if known {
-        blocking(&state, move |store| store.revoke_host(&lookup, &now())).await?
-    } else {
-        false
-    };
-    if !known {
+    let host = state.store.host(&name).await?;
+    if !host.as_ref().is_some_and(|h| host_visible(&state, &who, h)) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no host named `{name}`"),
         ));
     }
+    let revoked = state.store.revoke_host(&name, now()).await?;
     state.auth.forget_cached();
     tracing::info!(host = %name, "host revoked");
     Ok(Json(

@@ -4,7 +4,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use vigil_core::{Incident, IncidentStatus};
-use vigil_store::{IncidentFilter, Store};
+use vigil_store::{IncidentFilter, ManualChange, RunKind, StoreError, Work};
 
 use super::ApiError;
 use crate::auth::Principal;
@@ -22,24 +22,66 @@ pub struct ListQuery {
 const MAX_LIST: usize = 1000;
 
 /// A resolution by hand is told like a recovery: the ticket is resolved and every channel
-/// that heard of the incident hears it is over.
-pub(crate) fn announce_resolution(state: &AppState, incident: &Incident) {
+/// that heard of the incident hears it is over. The run is journaled with the status change,
+/// in one transaction, so a crash cannot leave a resolution nobody is told about.
+async fn resolution_work(state: &AppState, key: &str) -> Result<Work, StoreError> {
+    let appcode = state.store.incident_appcode(key).await?;
     let to = state.ownership.resolve_recipients(
         &["owners".to_string(), "oncall".to_string()],
-        incident.alarm.appcode.as_deref(),
+        appcode.as_deref(),
         0,
     );
     let steps = [
         vigil_actions::Step::Ticket,
         vigil_actions::Step::Notify { to },
     ];
-    if let Err(e) =
-        state
-            .runner
-            .start_run(&incident.key, vigil_actions::MessageKind::Resolved, &steps)
-    {
-        tracing::error!(incident = %incident.key, error = %e, "could not journal the resolution's notifications");
+    Ok(Work {
+        run: state.runner.plan(RunKind::Resolved, &steps),
+        ..Default::default()
+    })
+}
+
+/// Acknowledges or resolves an incident by hand, for the API and the web UI alike: the
+/// status change and the work it causes (a resolution's notifications) commit together.
+/// `by` is who the timeline names. `Ok(None)` for an unknown incident; acknowledging twice,
+/// or resolving a resolved incident, changes nothing and tells nobody.
+pub(crate) async fn change_by_hand(
+    state: &AppState,
+    key: &str,
+    to: IncidentStatus,
+    by: &str,
+) -> Result<Option<Incident>, StoreError> {
+    let work = match to {
+        IncidentStatus::Resolved => resolution_work(state, key).await?,
+        _ => Work::default(),
+    };
+    let journals_run = work.run.is_some();
+    let change = ManualChange {
+        key: key.to_string(),
+        to,
+        by: by.to_string(),
+        work,
+        now: now(),
+    };
+    let Some((incident, changed)) = state.store.transition(change).await? else {
+        return Ok(None);
+    };
+    if changed {
+        match to {
+            IncidentStatus::Resolved => {
+                crate::fault::crash_point("manual_resolve");
+                state
+                    .metrics
+                    .inc("vigil_incidents_resolved_total", labels(&[("by", "hand")]));
+                tracing::info!(incident = %incident.key, by, "incident resolved by hand");
+                if journals_run {
+                    state.runner.wake();
+                }
+            }
+            _ => tracing::info!(incident = %incident.key, by, "incident acknowledged"),
+        }
     }
+    Ok(Some(incident))
 }
 
 /// Answers 404 for an incident outside a scoped caller's subtree, as if it did not exist.
@@ -47,8 +89,7 @@ pub(super) async fn in_scope(state: &AppState, who: &Principal, key: &str) -> Re
     if who.scope.is_none() {
         return Ok(());
     }
-    let lookup = key.to_string();
-    let appcode = blocking(state, move |store| store.incident_appcode(&lookup)).await?;
+    let appcode = state.store.incident_appcode(key).await?;
     if state
         .ownership
         .allowed(who.scope.as_deref(), appcode.as_deref())
@@ -84,7 +125,7 @@ pub async fn list(
             .as_deref()
             .map(|scope| state.ownership.subtree(scope)),
     };
-    let incidents = blocking(&state, move |store| store.list_incidents(&filter)).await?;
+    let incidents = state.store.list_incidents(filter).await?;
     Ok(Json(json!({"incidents": incidents})))
 }
 
@@ -94,16 +135,11 @@ pub async fn show(
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     in_scope(&state, &who, &key).await?;
-    let lookup = key.clone();
-    let (incident, tickets, deliveries) = blocking(&state, move |store| {
-        Ok((
-            store.incident(&lookup)?,
-            store.tickets(&lookup)?,
-            store.run_steps(&lookup)?,
-        ))
-    })
-    .await?;
+    let store = &state.store;
+    let incident = store.incident(&key).await?;
     let Json(mut body) = found(incident, &key)?;
+    let tickets = store.tickets(&key).await?;
+    let deliveries = store.run_steps(&key).await?;
     body["tickets"] = json!(tickets);
     body["deliveries"] = json!(deliveries);
     Ok(Json(body))
@@ -115,15 +151,8 @@ pub async fn acknowledge(
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     in_scope(&state, &who, &key).await?;
-    let lookup = key.clone();
-    let outcome = blocking(&state, move |store| {
-        store.acknowledge(&lookup, &who.name, &now())
-    })
-    .await?;
-    if let Some((incident, true)) = &outcome {
-        tracing::info!(incident = %incident.key, "incident acknowledged");
-    }
-    found(outcome.map(|(incident, _)| incident), &key)
+    let incident = change_by_hand(&state, &key, IncidentStatus::Acknowledged, &who.name).await?;
+    found(incident, &key)
 }
 
 pub async fn resolve(
@@ -132,19 +161,8 @@ pub async fn resolve(
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     in_scope(&state, &who, &key).await?;
-    let lookup = key.clone();
-    let outcome = blocking(&state, move |store| {
-        store.resolve(&lookup, &who.name, &now())
-    })
-    .await?;
-    if let Some((incident, true)) = &outcome {
-        state
-            .metrics
-            .inc("vigil_incidents_resolved_total", labels(&[("by", "hand")]));
-        tracing::info!(incident = %incident.key, "incident resolved by hand");
-        announce_resolution(&state, incident);
-    }
-    found(outcome.map(|(incident, _)| incident), &key)
+    let incident = change_by_hand(&state, &key, IncidentStatus::Resolved, &who.name).await?;
+    found(incident, &key)
 }
 
 fn found(incident: Option<Incident>, key: &str) -> Result<Json<Value>, ApiError> {
@@ -154,16 +172,4 @@ fn found(incident: Option<Incident>, key: &str) -> Result<Json<Value>, ApiError>
             format!("no incident with key `{key}`"),
         )
     })
-}
-
-/// Runs a store call on the blocking pool; store errors are vigil's fault (500).
-pub(super) async fn blocking<T: Send + 'static>(
-    state: &AppState,
-    call: impl FnOnce(&Store) -> vigil_store::Result<T> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || call(&store))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)
 }

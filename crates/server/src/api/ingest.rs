@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use vigil_core::Event;
 use vigil_ingest::sns::SnsMessage;
 use vigil_ingest::{alertmanager, envelope, sns};
-use vigil_store::SnsSubscription;
+use vigil_store::{SnsStatus, SnsSubscription};
 
 use super::ApiError;
 use crate::metrics::labels;
@@ -18,10 +18,15 @@ use crate::{fresh_event_id, now, AppState};
 
 type Answer = Result<(StatusCode, Json<Value>), ApiError>;
 
+/// The time an event without one of its own is stamped with, as RFC 3339.
+fn received_at() -> String {
+    now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 pub async fn events(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Answer {
     let endpoint = "events";
     let body = read_body(&state, endpoint, body)?;
-    let events = envelope::decode(&body, &mut fresh_event_id, &now())
+    let events = envelope::decode(&body, &mut fresh_event_id, &received_at())
         .map_err(|e| reject(&state, endpoint, ApiError::bad_request(e.to_string())))?;
     accept(&state, endpoint, events).await
 }
@@ -32,7 +37,7 @@ pub async fn alertmanager(
 ) -> Answer {
     let endpoint = "alertmanager";
     let body = read_body(&state, endpoint, body)?;
-    let events = alertmanager::decode(&body, &mut fresh_event_id, &now())
+    let events = alertmanager::decode(&body, &mut fresh_event_id, &received_at())
         .map_err(|e| reject(&state, endpoint, ApiError::bad_request(e.to_string())))?;
     accept(&state, endpoint, events).await
 }
@@ -95,16 +100,20 @@ async fn confirm_subscription(state: &AppState, subscription: SnsSubscription) -
             .err()
     };
     let status = match &refusal {
-        Some(reason) => format!("refused: {reason}"),
-        None => "confirming".to_string(),
+        Some(_) => SnsStatus::Refused,
+        None => SnsStatus::Confirming,
     };
-    let store = state.store.clone();
-    let record = subscription.clone();
-    let stamp = now();
-    tokio::task::spawn_blocking(move || store.record_sns_subscription(&record, &status, &stamp))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    state
+        .store
+        .record_sns_subscription(subscription.clone(), status, now())
+        .await?;
+    if let Some(reason) = &refusal {
+        // The refusal's reason is kept with the subscription, for whoever looks later.
+        state
+            .store
+            .set_sns_subscription_status(&subscription.message_id, SnsStatus::Refused, reason)
+            .await?;
+    }
     match refusal {
         Some(reason) => {
             state.metrics.inc(
@@ -181,8 +190,7 @@ pub async fn show_event(
     State(state): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let lookup = id.clone();
-    let record = super::incidents::blocking(&state, move |store| store.event(&lookup)).await?;
+    let record = state.store.event(&id).await?;
     match record {
         Some(record) => Ok(Json(json!(record))),
         None => Err(ApiError::new(

@@ -9,7 +9,7 @@ mod incidents;
 mod ingest;
 
 pub use hosts::valid_host_name;
-pub(crate) use incidents::announce_resolution;
+pub(crate) use incidents::change_by_hand;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
@@ -161,6 +161,14 @@ impl ApiError {
                 format!("could not read the request body: {}", rejection.body_text()),
             )
         }
+    }
+}
+
+/// A store failure is vigil's own fault (500); handlers that expect a particular one (a
+/// name taken: 409) match it before this applies.
+impl From<vigil_store::StoreError> for ApiError {
+    fn from(error: vigil_store::StoreError) -> ApiError {
+        ApiError::internal(error)
     }
 }
 

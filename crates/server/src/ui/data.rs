@@ -15,9 +15,8 @@ use vigil_core::{Host, Incident, IncidentStatus};
 use vigil_store::{IncidentFilter, Store};
 
 use super::session::SessionInfo;
-use super::{blocking, UiError, UiState};
+use super::{UiError, UiState};
 use crate::jobs::now_ms;
-use crate::metrics::labels;
 use crate::now;
 
 /// Incidents one list call looks through, newest first; filters apply within them.
@@ -176,10 +175,8 @@ pub(super) async fn incidents(
             .as_deref()
             .map(|scope| state.app.ownership.subtree(scope)),
     };
-    let (incidents, hosts) = blocking(&state, move |store| {
-        Ok((store.list_incidents(&filter)?, store.hosts()?))
-    })
-    .await?;
+    let incidents = state.app.store.list_incidents(filter).await?;
+    let hosts = state.app.store.hosts().await?;
     let appcodes = Appcodes::load(&state, &hosts);
     let wanted = |v: &Option<String>| {
         v.as_deref()
@@ -239,19 +236,15 @@ async fn incident_body(
     session: &SessionInfo,
     key: String,
 ) -> Result<Json<Value>, UiError> {
-    let lookup = key.clone();
-    let (incident, tickets, deliveries, hosts) = blocking(state, move |store| {
-        Ok((
-            store.incident(&lookup)?,
-            store.tickets(&lookup)?,
-            store.run_steps(&lookup)?,
-            store.hosts()?,
-        ))
-    })
-    .await?;
-    let incident = incident
+    let store = state.app.store.as_ref();
+    let incident = store
+        .incident(&key)
+        .await?
         .filter(|i| visible(state, session, i.alarm.appcode.as_deref()))
         .ok_or_else(|| not_found(format!("no incident with key `{key}`")))?;
+    let tickets = store.tickets(&key).await?;
+    let deliveries = store.run_steps(&key).await?;
+    let hosts = store.hosts().await?;
     let appcodes = Appcodes::load(state, &hosts);
     let mut view = incident_view(&incident, &appcodes);
     for (field, mut value) in [
@@ -288,48 +281,24 @@ pub(super) async fn resolve(
     change(state, session, key, IncidentStatus::Resolved).await
 }
 
-/// Acknowledges or resolves as the token API does; the timeline names the web UI.
+/// Acknowledges or resolves through the token API's own code (the same transaction, the
+/// same notifications); the timeline names the web UI.
 async fn change(
     state: UiState,
     session: SessionInfo,
     key: String,
     to: IncidentStatus,
 ) -> Result<Json<Value>, UiError> {
-    let lookup = key.clone();
-    let appcode = blocking(&state, move |store| store.incident_appcode(&lookup)).await?;
+    let appcode = state.app.store.incident_appcode(&key).await?;
     if !visible(&state, &session, appcode.as_deref()) {
         return Err(not_found(format!("no incident with key `{key}`")));
     }
-    let lookup = key.clone();
     let by = format!("{} (web UI)", session.principal);
-    let outcome = blocking(&state, move |store: &Store| {
-        let at = now();
-        match to {
-            IncidentStatus::Resolved => store.resolve(&lookup, &by, &at),
-            _ => store.acknowledge(&lookup, &by, &at),
-        }
-    })
-    .await?;
-    match outcome {
-        None => {
-            return Err(UiError::new(
-                StatusCode::NOT_FOUND,
-                format!("no incident with key `{key}`"),
-            ))
-        }
-        Some((_, true)) => {
-            if to == IncidentStatus::Resolved {
-                state
-                    .app
-                    .metrics
-                    .inc("vigil_incidents_resolved_total", labels(&[("by", "hand")]));
-            }
-            if let (IncidentStatus::Resolved, Some((incident, _))) = (to, &outcome) {
-                crate::api::announce_resolution(&state.app, incident);
-            }
-            tracing::info!(incident = %key, status = to.as_str(), "incident changed in the web UI");
-        }
-        Some((_, false)) => {}
+    if crate::api::change_by_hand(&state.app, &key, to, &by)
+        .await?
+        .is_none()
+    {
+        return Err(not_found(format!("no incident with key `{key}`")));
     }
     incident_body(&state, &session, key).await
 }
@@ -423,7 +392,7 @@ pub(super) async fn series(
 }
 
 /// Unresolved incidents per host name.
-fn open_by_host(store: &Store) -> vigil_store::Result<HashMap<String, usize>> {
+async fn open_by_host(store: &dyn Store) -> vigil_store::Result<HashMap<String, usize>> {
     let mut counts = HashMap::new();
     for status in [IncidentStatus::Open, IncidentStatus::Acknowledged] {
         let filter = IncidentFilter {
@@ -431,7 +400,7 @@ fn open_by_host(store: &Store) -> vigil_store::Result<HashMap<String, usize>> {
             limit: SCAN,
             appcodes: None,
         };
-        for incident in store.list_incidents(&filter)? {
+        for incident in store.list_incidents(filter).await? {
             if let Some(host) = incident.alarm.host {
                 *counts.entry(host).or_insert(0) += 1;
             }
@@ -451,8 +420,8 @@ pub(super) async fn hosts(
     State(state): State<UiState>,
     Extension(session): Extension<SessionInfo>,
 ) -> Result<Json<Value>, UiError> {
-    let (hosts, open) =
-        blocking(&state, |store| Ok((store.hosts()?, open_by_host(store)?))).await?;
+    let hosts = state.app.store.hosts().await?;
+    let open = open_by_host(state.app.store.as_ref()).await?;
     let rows: Vec<Value> = hosts
         .iter()
         .filter(|h| visible(&state, &session, h.appcode.as_deref()))
@@ -468,8 +437,8 @@ pub(super) async fn apps(
     State(state): State<UiState>,
     Extension(session): Extension<SessionInfo>,
 ) -> Result<Json<Value>, UiError> {
-    let (hosts, open) =
-        blocking(&state, |store| Ok((store.hosts()?, open_by_host(store)?))).await?;
+    let hosts = state.app.store.hosts().await?;
+    let open = open_by_host(state.app.store.as_ref()).await?;
     let by_name: HashMap<&str, &Host> = hosts.iter().map(|h| (h.name.as_str(), h)).collect();
     let tree = state.app.ownership.read();
     let mut apps: Vec<Value> = tree

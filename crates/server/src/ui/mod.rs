@@ -8,8 +8,6 @@
 mod data;
 mod session;
 
-use std::sync::Arc;
-
 use axum::extract::{DefaultBodyLimit, Path};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware;
@@ -17,16 +15,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use vigil_store::Store;
 
 use crate::AppState;
-use session::Sessions;
 
-/// What the UI's handlers share: the server's state and the UI's own sessions.
+/// What the UI's handlers share: the server's state (sessions live in its store).
 #[derive(Clone)]
 pub(crate) struct UiState {
     app: AppState,
-    sessions: Arc<Sessions>,
 }
 
 /// Login requests and the UI's JSON posts are tiny; nothing bigger is read.
@@ -34,10 +29,7 @@ const BODY_LIMIT: usize = 16 * 1024;
 
 /// Routes for `/` and `/ui/…`; everything else belongs to the API.
 pub fn router(state: AppState) -> Router {
-    let ui = UiState {
-        app: state,
-        sessions: Arc::new(Sessions::default()),
-    };
+    let ui = UiState { app: state };
     let json_api = Router::new()
         .route("/ui/api/session", get(session::show))
         .route("/ui/api/logout", post(session::logout))
@@ -226,16 +218,11 @@ impl IntoResponse for UiError {
     }
 }
 
-/// Runs a store call on the blocking pool; store errors are vigil's fault (500).
-async fn blocking<T: Send + 'static>(
-    state: &UiState,
-    call: impl FnOnce(&Store) -> vigil_store::Result<T> + Send + 'static,
-) -> Result<T, UiError> {
-    let store = state.app.store.clone();
-    tokio::task::spawn_blocking(move || call(&store))
-        .await
-        .map_err(UiError::internal)?
-        .map_err(UiError::internal)
+/// A store failure is vigil's own fault (500).
+impl From<vigil_store::StoreError> for UiError {
+    fn from(error: vigil_store::StoreError) -> UiError {
+        UiError::internal(error)
+    }
 }
 
 #[cfg(test)]

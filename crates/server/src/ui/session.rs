@@ -1,12 +1,10 @@
 //! Browser sessions: an admin token is exchanged once for a random session id in an
-//! HttpOnly, SameSite=Strict cookie. Sessions live in memory (a restart logs everyone out)
-//! and are keyed by the id's SHA-256, so neither a dump of the map nor lookup timing gives
-//! away a usable id. Every state-changing request must also carry the session's CSRF
+//! HttpOnly, SameSite=Strict cookie. Sessions live in the store, so a restart logs nobody
+//! out, and are kept by the id's SHA-256: neither a copy of the database nor lookup timing
+//! gives away a usable id. Every state-changing request must also carry the session's CSRF
 //! token in `X-CSRF-Token`, compared in constant time.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Request, State};
@@ -18,22 +16,16 @@ use base64::Engine;
 use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use vigil_store::{SessionRecord, Store, StoreError, Timestamp, TokenRole};
 
 use super::{UiError, UiState};
 use crate::auth::hash_token;
+use crate::now;
 
 const COOKIE: &str = "vigil_session";
 const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a login lasts, whatever the activity: a stolen cookie is good for a day at most.
 const LIFETIME: Duration = Duration::from_secs(12 * 3600);
-
-struct Session {
-    principal: String,
-    scope: Option<String>,
-    csrf: String,
-    expires: Instant,
-    expires_at: String,
-}
 
 /// A logged-in caller, put in request extensions for handlers.
 #[derive(Debug, Clone)]
@@ -43,57 +35,58 @@ pub(super) struct SessionInfo {
     /// The Appcode subtree a scoped token is limited to; `None` sees everything.
     pub scope: Option<String>,
     csrf: String,
-    expires_at: String,
+    expires_at: Timestamp,
 }
 
-#[derive(Default)]
-pub(crate) struct Sessions {
-    by_hash: Mutex<HashMap<String, Session>>,
-}
-
-impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.by_hash.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Starts a session; returns its id, which only the cookie holds from now on.
-    fn create(&self, principal: &str, scope: Option<String>, now: Instant) -> String {
-        let id = random_text();
-        let session = Session {
-            principal: principal.to_string(),
-            scope,
-            csrf: random_text(),
-            expires: now + LIFETIME,
-            expires_at: (chrono::Utc::now() + LIFETIME)
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        };
-        let mut sessions = self.lock();
-        // Logins are rare, so this is where expired sessions are swept.
-        sessions.retain(|_, s| s.expires > now);
-        sessions.insert(hash_token(&id), session);
-        id
-    }
-
-    fn get(&self, id: &str, now: Instant) -> Option<SessionInfo> {
-        let hash = hash_token(id);
-        let mut sessions = self.lock();
-        match sessions.get(&hash) {
-            Some(s) if s.expires > now => Some(SessionInfo {
-                principal: s.principal.clone(),
-                scope: s.scope.clone(),
-                csrf: s.csrf.clone(),
-                expires_at: s.expires_at.clone(),
-            }),
-            Some(_) => {
-                sessions.remove(&hash);
-                None
-            }
-            None => None,
+impl From<SessionRecord> for SessionInfo {
+    fn from(record: SessionRecord) -> SessionInfo {
+        SessionInfo {
+            principal: record.principal,
+            scope: record.scope,
+            csrf: record.csrf,
+            expires_at: record.expires_at,
         }
     }
+}
 
-    fn remove(&self, id: &str) {
-        self.lock().remove(&hash_token(id));
+/// Starts a session for a token's holder; returns its id, which only the cookie holds
+/// from then on (the store keeps its hash).
+async fn start(
+    store: &dyn Store,
+    principal: &str,
+    scope: Option<String>,
+    now: Timestamp,
+) -> Result<String, StoreError> {
+    let id = random_text();
+    let lifetime = chrono::Duration::from_std(LIFETIME).unwrap_or(chrono::Duration::hours(12));
+    let record = SessionRecord {
+        id_hash: hash_token(&id),
+        principal: principal.to_string(),
+        scope,
+        csrf: random_text(),
+        expires_at: vigil_store::to_millis(now + lifetime),
+    };
+    store.create_session(record, now).await?;
+    Ok(id)
+}
+
+/// The unexpired session an id names.
+async fn find(
+    store: &dyn Store,
+    id: &str,
+    now: Timestamp,
+) -> Result<Option<SessionInfo>, StoreError> {
+    Ok(store
+        .session(&hash_token(id), now)
+        .await?
+        .map(SessionInfo::from))
+}
+
+/// The session the request's cookie names, if it is still good.
+async fn current(state: &UiState, headers: &HeaderMap) -> Result<Option<SessionInfo>, StoreError> {
+    match session_id(headers) {
+        Some(id) => find(state.app.store.as_ref(), &id, now()).await,
+        None => Ok(None),
     }
 }
 
@@ -150,19 +143,19 @@ pub(super) async fn login(
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Response, UiError> {
     let Json(request) = body.map_err(|e| UiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let hash = hash_token(request.token.trim());
-    let record = super::blocking(&state, move |store| store.token_by_hash(&hash)).await?;
+    let store = state.app.store.as_ref();
+    let record = store
+        .token_by_hash(&hash_token(request.token.trim()))
+        .await?;
     // Scoped tokens log in too: every page's data is filtered to their subtree.
-    let Some(record) = record.filter(|r| !r.revoked && r.role == "admin") else {
+    let Some(record) = record.filter(|r| !r.revoked && r.role == TokenRole::Admin) else {
         tracing::warn!("UI login refused: not a valid admin token");
         return Err(UiError::new(
             StatusCode::UNAUTHORIZED,
             "that is not a valid admin token",
         ));
     };
-    let id = state
-        .sessions
-        .create(&record.name, record.scope.clone(), Instant::now());
+    let id = start(store, &record.name, record.scope.clone(), now()).await?;
     tracing::info!(principal = %record.name, "UI login");
     let mut response = Json(json!({"logged_in": true})).into_response();
     response.headers_mut().insert(
@@ -177,14 +170,18 @@ pub(super) async fn show(Extension(session): Extension<SessionInfo>) -> Json<Val
     Json(json!({
         "user": session.principal,
         "csrf_token": session.csrf,
-        "expires_at": session.expires_at,
+        "expires_at": session
+            .expires_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }))
 }
 
 /// `POST /ui/api/logout`: ends the session here and in the browser.
 pub(super) async fn logout(State(state): State<UiState>, headers: HeaderMap) -> Response {
     if let Some(id) = session_id(&headers) {
-        state.sessions.remove(&id);
+        if let Err(e) = state.app.store.delete_session(&hash_token(&id)).await {
+            return UiError::from(e).into_response();
+        }
     }
     let mut response = Json(json!({"logged_out": true})).into_response();
     response
@@ -199,9 +196,11 @@ pub(super) async fn require_for_api(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let Some(session) =
-        session_id(req.headers()).and_then(|id| state.sessions.get(&id, Instant::now()))
-    else {
+    let session = match current(&state, req.headers()).await {
+        Ok(session) => session,
+        Err(e) => return UiError::from(e).into_response(),
+    };
+    let Some(session) = session else {
         return UiError::new(
             StatusCode::UNAUTHORIZED,
             "not logged in (or the session expired)",
@@ -234,34 +233,70 @@ pub(super) async fn require_for_page(
     req: Request,
     next: Next,
 ) -> Response {
-    match session_id(req.headers()).and_then(|id| state.sessions.get(&id, Instant::now())) {
-        Some(_) => next.run(req).await,
-        None => Redirect::to("/ui/login").into_response(),
+    match current(&state, req.headers()).await {
+        Ok(Some(_)) => next.run(req).await,
+        Ok(None) => Redirect::to("/ui/login").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "UI session lookup failed");
+            super::error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "vigil could not check your session; see the server log.",
+            )
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vigil_store::AccessStore;
 
-    #[test]
-    fn sessions_expire_and_are_keyed_by_hash() {
-        let sessions = Sessions::default();
-        let start = Instant::now();
-        let id = sessions.create("admin", None, start);
+    #[tokio::test]
+    async fn sessions_live_in_the_store_by_hash_and_expire() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = vigil_store::SqliteStore::open(&dir.path().join("vigil.db"))
+            .await
+            .expect("store opens");
+        let start_at = now();
+        let id = start(&store, "admin", Some("web".into()), start_at)
+            .await
+            .expect("session starts");
         assert!(
-            !sessions.lock().contains_key(&id),
+            store
+                .session(&id, start_at)
+                .await
+                .expect("lookup")
+                .is_none(),
             "the raw id is not stored"
         );
-        let info = sessions.get(&id, start).expect("fresh session");
+        let info = find(&store, &id, start_at)
+            .await
+            .expect("lookup")
+            .expect("fresh session");
         assert_eq!(info.principal, "admin");
+        assert_eq!(info.scope.as_deref(), Some("web"));
         assert_ne!(info.csrf, id);
-        assert!(sessions.get("forged", start).is_none());
-        assert!(sessions.get(&id, start + LIFETIME).is_none(), "expired");
-        assert!(sessions.lock().is_empty(), "an expired session is dropped");
-        let id = sessions.create("admin", None, start);
-        sessions.remove(&id);
-        assert!(sessions.get(&id, start).is_none());
+        assert!(find(&store, "forged", start_at)
+            .await
+            .expect("lookup")
+            .is_none());
+        let lifetime = chrono::Duration::from_std(LIFETIME).expect("lifetime");
+        assert!(
+            find(&store, &id, start_at + lifetime)
+                .await
+                .expect("lookup")
+                .is_none(),
+            "expired"
+        );
+        let id = start(&store, "admin", None, start_at)
+            .await
+            .expect("session starts");
+        store
+            .delete_session(&hash_token(&id))
+            .await
+            .expect("logout");
+        assert!(find(&store, &id, start_at).await.expect("lookup").is_none());
     }
 
     #[test]

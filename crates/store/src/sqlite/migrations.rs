@@ -148,18 +148,51 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE incidents ADD COLUMN escalation_level INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX incidents_appcode ON incidents (appcode, id);
     ALTER TABLE tokens ADD COLUMN scope TEXT;",
+    // 6: step claims (leases), recipients as JSON lists, web sessions, SNS statuses as
+    // enum text with the reason apart. Addresses never contain `"`, so the list is built
+    // by text replacement.
+    r#"ALTER TABLE run_steps ADD COLUMN lease_owner TEXT;
+    ALTER TABLE run_steps ADD COLUMN lease_until_ms INTEGER;
+    UPDATE run_steps SET recipients = CASE WHEN recipients = '' THEN '[]'
+        ELSE '["' || replace(recipients, ',', '","') || '"]' END;
+    CREATE INDEX run_steps_pending ON run_steps (run_id, position) WHERE status = 'pending';
+    CREATE INDEX jobs_incident ON jobs (incident_id, status);
+    ALTER TABLE jobs ADD COLUMN claim_within_ms INTEGER;
+    CREATE TABLE sessions (
+        id_hash TEXT PRIMARY KEY,
+        principal TEXT NOT NULL,
+        scope TEXT,
+        csrf TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    UPDATE sns_subscriptions SET detail = COALESCE(detail, trim(substr(status, 9))), status = 'refused'
+        WHERE status LIKE 'refused:%';"#,
 ];
 
+/// The schema version this vigil writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
 pub(crate) fn apply(conn: &Connection) -> Result<()> {
+    apply_up_to(conn, SCHEMA_VERSION)
+}
+
+/// Applies migrations up to `target` only: how tests build a database as an older vigil
+/// left it.
+pub(crate) fn apply_up_to(conn: &Connection, target: i64) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let known = MIGRATIONS.len() as i64;
+    let known = SCHEMA_VERSION;
     if version > known {
         return Err(StoreError::TooNew {
             found: version,
             known,
         });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    for (index, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(target.clamp(0, known) as usize)
+        .skip(version as usize)
+    {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
