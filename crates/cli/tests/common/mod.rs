@@ -19,6 +19,45 @@ pub struct Server {
     pub http: reqwest::Client,
 }
 
+/// The suite runs once more against PostgreSQL with `VIGIL_TEST_STORE_URL` set (scripts/test
+/// does): every data directory then keeps its state in a schema of its own there, the same
+/// schema across restarts of that directory.
+async fn test_store_url(data: &Path) -> Option<String> {
+    let base = std::env::var("VIGIL_TEST_STORE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    let marker = data.join("test-store.url");
+    if let Ok(url) = std::fs::read_to_string(&marker) {
+        return Some(url);
+    }
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let schema = format!(
+        "e2e_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    );
+    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "VIGIL_TEST_STORE_URL is set but PostgreSQL at {base} does not answer: {e}; start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+            )
+        });
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap_or_else(|e| panic!("cannot create schema {schema} on {base}: {e}"));
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+    std::fs::write(&marker, &url).expect("remember the test schema");
+    Some(url)
+}
+
 impl Server {
     /// `vigil up --listen 127.0.0.1:0 --data DATA`, waiting until it answers `/healthz`.
     pub async fn start(data: &Path) -> Server {
@@ -32,6 +71,7 @@ impl Server {
     /// As `start_with`, with extra environment variables for the server process.
     pub async fn start_env(data: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
         std::fs::create_dir_all(data).expect("create data dir");
+        let store = test_store_url(data).await;
         let url_file = data.join("server.url");
         let _ = std::fs::remove_file(&url_file);
         let log = std::fs::OpenOptions::new()
@@ -59,6 +99,7 @@ impl Server {
             .args(graphite)
             .args(extra_args)
             .envs(env.iter().copied())
+            .envs(store.iter().map(|url| ("VIGIL_STORE_URL", url.as_str())))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
