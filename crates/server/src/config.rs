@@ -137,12 +137,17 @@ pub struct IncidentsConfig {
     /// Alarm fields whose values form the group key. Default `["alarm_name", "resource"]`.
     /// Known: alarm_name, resource, host, source, account, region, metric_name, label:NAME.
     pub group_by: Vec<String>,
+    /// How long a new incident's ticket comment and messages wait for its probes. Past
+    /// it they go out saying the probes are still running, and a follow-up carries the
+    /// results. Default 30.
+    pub diagnostics_wait_secs: u64,
 }
 
 impl Default for IncidentsConfig {
     fn default() -> Self {
         IncidentsConfig {
             group_by: vec!["alarm_name".to_string(), "resource".to_string()],
+            diagnostics_wait_secs: 30,
         }
     }
 }

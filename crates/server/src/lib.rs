@@ -118,6 +118,7 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         integrations.trackers,
         integrations.notifiers,
         member,
+        std::time::Duration::from_secs(config.incidents.diagnostics_wait_secs),
     ));
     let hub = Arc::new(jobs::JobHub::default());
     let times = jobs::JobTimes::default();

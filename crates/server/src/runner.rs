@@ -27,9 +27,6 @@ use crate::fault;
 
 /// How long a step may keep retrying before the incident records the failure.
 const STEP_DEADLINE: Duration = Duration::from_secs(15 * 60);
-/// How long tickets' comments and notifications wait for the incident's probes; past it
-/// they go out saying the probes are still running, and a follow-up carries the results.
-const DIAGNOSTICS_WAIT: Duration = Duration::from_secs(30);
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 /// Short enough that a recovered service is noticed within seconds, long enough not to
 /// hammer one that is down.
@@ -51,6 +48,9 @@ pub struct Runner {
     wake: Notify,
     /// This process's name in step leases.
     worker: String,
+    /// How long tickets' comments and notifications wait for the incident's probes; past
+    /// it they go out saying the probes are still running, and a follow-up carries them.
+    diagnostics_wait: Duration,
     slots: Arc<Semaphore>,
     /// Where incident pages live, for links in tickets and messages.
     incident_base_url: Mutex<String>,
@@ -79,6 +79,7 @@ impl Runner {
         trackers: Vec<Arc<dyn Tracker>>,
         notifiers: Vec<Arc<dyn Notifier>>,
         worker: String,
+        diagnostics_wait: Duration,
     ) -> Runner {
         Runner {
             store,
@@ -86,6 +87,7 @@ impl Runner {
             notifiers,
             wake: Notify::new(),
             worker,
+            diagnostics_wait,
             slots: Arc::new(Semaphore::new(PARALLEL_STEPS)),
             incident_base_url: Mutex::new(String::new()),
         }
@@ -270,7 +272,9 @@ impl Runner {
             && matches!(step.kind, RunKind::Opened | RunKind::Diagnostics);
         let mut pending = false;
         if carries_diagnostics && !context.jobs_settled {
-            let until = diagnostics_deadline(incident);
+            let until = incident.opened_at
+                + chrono::Duration::from_std(self.diagnostics_wait)
+                    .unwrap_or(chrono::Duration::zero());
             if step.kind == RunKind::Diagnostics || crate::now() < until {
                 return Ok(StepOutcome::WaitForDiagnostics(until));
             }
@@ -297,7 +301,8 @@ impl Runner {
                 else {
                     return Ok(StepOutcome::Skipped("no ticket was opened".into()));
                 };
-                let Some(text) = comment_text(context, pending, step.kind) else {
+                let Some(text) = comment_text(context, pending, step.kind, self.diagnostics_wait)
+                else {
                     return Ok(StepOutcome::Skipped("no diagnostics to attach".into()));
                 };
                 let tracker = self.tracker(step.channel)?;
@@ -562,11 +567,6 @@ fn backoff(attempts: u32, retry_after_ms: Option<u64>) -> Duration {
     base.mul_f64(rng.gen_range(0.8..1.2))
 }
 
-fn diagnostics_deadline(incident: &Incident) -> Timestamp {
-    incident.opened_at
-        + chrono::Duration::from_std(DIAGNOSTICS_WAIT).unwrap_or(chrono::Duration::zero())
-}
-
 /// The probe outputs on an incident's timeline.
 pub fn diagnostics(incident: &Incident) -> Vec<Diagnostic> {
     incident
@@ -594,7 +594,12 @@ pub fn diagnostics(incident: &Incident) -> Vec<Diagnostic> {
 
 /// A ticket comment: the probes' output, or what is known of the host when none answered;
 /// `None` when there is nothing to say.
-fn comment_text(context: &StepContext, pending: bool, kind: RunKind) -> Option<String> {
+fn comment_text(
+    context: &StepContext,
+    pending: bool,
+    kind: RunKind,
+    waited: Duration,
+) -> Option<String> {
     let incident = &context.incident;
     let outputs: Vec<String> = diagnostics(incident)
         .into_iter()
@@ -613,7 +618,7 @@ fn comment_text(context: &StepContext, pending: bool, kind: RunKind) -> Option<S
         }
         text.push_str(&format!(
             "Diagnostics: probes were still running {} s after the incident opened; their results follow in another comment.",
-            DIAGNOSTICS_WAIT.as_secs()
+            waited.as_secs()
         ));
     } else if outputs.is_empty() && kind == RunKind::Diagnostics && !host_checks.is_empty() {
         text = host_checks.join("\n");
