@@ -352,6 +352,7 @@ async fn report_loop(
 /// so a slow probe never delays the next job's pickup.
 async fn job_loop(link: Link, host: String, context: Arc<ProbeContext>) {
     let mut backoff = Duration::from_millis(250);
+    let ran = Arc::new(std::sync::Mutex::new(RanJobs::default()));
     loop {
         let answer = link
             .http
@@ -390,15 +391,74 @@ async fn job_loop(link: Link, host: String, context: Arc<ProbeContext>) {
         let link = link.clone();
         let context = context.clone();
         let host = host.clone();
+        let ran = ran.clone();
         tokio::spawn(async move {
             for job in jobs {
                 let id = job.id;
+                // A server that restarted offers again what it handed out before: run a
+                // job once, and re-send its answer if it is offered again.
+                let earlier = ran.lock().unwrap_or_else(|p| p.into_inner()).start(id);
+                match earlier {
+                    Earlier::Finished(result) => {
+                        tracing::info!(host = %host, job = id, "job offered again; re-sending its answer");
+                        deliver_result(&link, id, &result).await;
+                        continue;
+                    }
+                    // Its first run answers when it ends.
+                    Earlier::Running => continue,
+                    Earlier::Never => {}
+                }
                 let probe = job.probe.clone();
                 let result = run_job(job, context.clone()).await;
                 tracing::info!(host = %host, job = id, probe = %probe, status = result.status.as_str(), "probe finished");
+                ran.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .finish(id, result.clone());
                 deliver_result(&link, id, &result).await;
             }
         });
+    }
+}
+
+/// Job ids this agent has started, newest last, with their answers once they end.
+/// Bounded: a job is offered again only right after a server restart.
+#[derive(Default)]
+struct RanJobs {
+    order: VecDeque<i64>,
+    answers: std::collections::HashMap<i64, Option<JobResult>>,
+}
+
+enum Earlier {
+    Never,
+    Running,
+    Finished(JobResult),
+}
+
+/// Job ids remembered; far more than a host is sent between two server restarts.
+const RAN_JOBS_KEPT: usize = 512;
+
+impl RanJobs {
+    /// Records that `id` starts now, or says what became of it before.
+    fn start(&mut self, id: i64) -> Earlier {
+        match self.answers.get(&id) {
+            Some(Some(result)) => return Earlier::Finished(result.clone()),
+            Some(None) => return Earlier::Running,
+            None => {}
+        }
+        self.answers.insert(id, None);
+        self.order.push_back(id);
+        while self.order.len() > RAN_JOBS_KEPT {
+            if let Some(oldest) = self.order.pop_front() {
+                self.answers.remove(&oldest);
+            }
+        }
+        Earlier::Never
+    }
+
+    fn finish(&mut self, id: i64, result: JobResult) {
+        if let Some(slot) = self.answers.get_mut(&id) {
+            *slot = Some(result);
+        }
     }
 }
 
@@ -469,5 +529,47 @@ async fn run_job(job: Job, context: Arc<ProbeContext>) -> JobResult {
             error: Some(format!("probe task failed: {e}")),
             ..base
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(output: &str) -> JobResult {
+        JobResult {
+            status: JobStatus::Done,
+            output: output.into(),
+            exit_code: Some(0),
+            truncated: false,
+            error: None,
+            queued_ms: None,
+            duration_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_job_offered_again_is_not_run_again() {
+        let mut ran = RanJobs::default();
+        assert!(matches!(ran.start(7), Earlier::Never));
+        assert!(matches!(ran.start(7), Earlier::Running));
+        ran.finish(7, answer("top"));
+        match ran.start(7) {
+            Earlier::Finished(result) => assert_eq!(result.output, "top"),
+            _ => panic!("a finished job is answered from memory"),
+        }
+    }
+
+    #[test]
+    fn the_memory_of_jobs_is_bounded() {
+        let mut ran = RanJobs::default();
+        for id in 0..(RAN_JOBS_KEPT as i64 + 10) {
+            assert!(matches!(ran.start(id), Earlier::Never));
+        }
+        assert_eq!(ran.answers.len(), RAN_JOBS_KEPT);
+        assert!(
+            matches!(ran.start(0), Earlier::Never),
+            "the oldest is forgotten"
+        );
     }
 }

@@ -198,7 +198,10 @@ pub trait HostStore: Send + Sync {
     ) -> Result<Vec<String>>;
 
     /// At start: jobs that waited on this server while it was down get their deadlines
-    /// counted from now, so a restart is not mistaken for an unreachable host.
+    /// counted from now, so a restart is not mistaken for an unreachable host; jobs handed
+    /// out before it are offered again (the answer carrying them may never have reached the
+    /// agent, which runs a job id once and re-sends a kept answer instead), with time for
+    /// the agent to take them or resend its answer.
     async fn renew_job_deadlines(&self, now: Timestamp, claim_within: Duration) -> Result<u64>;
 
     async fn job_status(&self, id: i64) -> Result<Option<JobStatus>>;

@@ -1919,7 +1919,8 @@ async fn job_deadlines_are_renewed_at_start(h: &dyn Harness) {
         ..Work::default()
     };
     open(&*store, "o", "g", work, t0).await;
-    store.claim_jobs("web-1", t0, 1).await.unwrap();
+    let handed_out = store.claim_jobs("web-1", t0, 1).await.unwrap();
+    assert_eq!(handed_out.len(), 1);
     // The server was down for an hour: neither job may be taken for unreachable yet.
     let restart = t0 + secs(3600);
     let renewed = store
@@ -1927,6 +1928,13 @@ async fn job_deadlines_are_renewed_at_start(h: &dyn Harness) {
         .await
         .unwrap();
     assert_eq!(renewed, 2);
+    // The job handed out before the crash is offered again: the answer that carried it
+    // may never have reached the agent (which runs a job id once, and re-sends a kept
+    // answer instead).
+    assert_eq!(
+        store.job_status(handed_out[0].id).await.unwrap(),
+        Some(JobStatus::Queued)
+    );
     assert!(store
         .expire_jobs(restart + secs(9))
         .await
@@ -1935,7 +1943,7 @@ async fn job_deadlines_are_renewed_at_start(h: &dyn Harness) {
     let queued = store.expire_jobs(restart + secs(10)).await.unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].probe, "top_mem");
-    // The running job gets time for its agent to resend the answer.
+    // The job offered again gets time for its agent to take it or resend the answer.
     assert!(store
         .expire_jobs(restart + secs(29))
         .await

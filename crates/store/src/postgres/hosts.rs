@@ -437,7 +437,7 @@ impl HostStore for PostgresStore {
             .await?;
         let running = tx
             .execute(
-                "UPDATE jobs SET finish_by = GREATEST(COALESCE(finish_by, $1), $1)
+                "UPDATE jobs SET status = 'queued', claim_by = GREATEST(claim_by, $1), finish_by = NULL
                  WHERE status = 'running'",
                 &[&answer_by],
             )

@@ -414,7 +414,8 @@ impl HostStore for SqliteStore {
                     params![now_ms, claim_within.as_millis() as i64],
                 )?;
                 let running = tx.execute(
-                    "UPDATE jobs SET finish_by_ms = MAX(COALESCE(finish_by_ms, 0), ?1 + ?2) WHERE status = 'running'",
+                    "UPDATE jobs SET status = 'queued', claim_by_ms = MAX(claim_by_ms, ?1 + ?2), finish_by_ms = NULL
+                     WHERE status = 'running'",
                     params![now_ms, ANSWER_KEPT_MS],
                 )?;
                 Ok((queued + running) as u64)
