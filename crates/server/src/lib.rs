@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod data_lock;
 pub mod escalation;
 pub mod fault;
 pub mod jobs;
@@ -60,6 +61,8 @@ pub enum ServerError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    DataDirLock(#[from] data_lock::DataDirLockError),
+    #[error(transparent)]
     Store(#[from] vigil_store::StoreError),
     #[error("cannot listen on {addr}: {source} (is another vigil running? choose another with --listen)")]
     Listen {
@@ -86,6 +89,8 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         source,
     };
     std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
+    // One vigil per data directory, held until serve() returns (the kernel frees it on exit).
+    let _data_lock = data_lock::DataDirLock::acquire(&data_dir)?;
     let location = store_location(&config);
     let store = vigil_store::open(&location).await?;
     tracing::info!(store = %location, "store open");
