@@ -218,6 +218,10 @@ pub struct Message {
     /// Probes were still running at the message's deadline: it says so, and a
     /// [`MessageKind::Diagnostics`] follow-up carries their results.
     pub diagnostics_pending: bool,
+    /// With `diagnostics_pending`: the probes not yet ended, as "probe on host"
+    /// (`top_cpu on web-01`), so the message can name them. May be empty when they could
+    /// not be read.
+    pub pending_probes: Vec<String>,
     pub tickets: Vec<ExternalTicket>,
     /// The incident's page in vigil's web UI.
     pub incident_url: String,

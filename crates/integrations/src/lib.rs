@@ -158,6 +158,7 @@ pub fn sample_message(kind: MessageKind) -> Message {
                     .into(),
         }],
         diagnostics_pending: false,
+        pending_probes: Vec::new(),
         tickets: vec![ExternalTicket {
             tracker: "jira".into(),
             id: "OPS-1".into(),

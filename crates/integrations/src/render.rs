@@ -32,19 +32,47 @@ pub(crate) fn rfc3339(at: Timestamp) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-/// What a message says when probes were still running as it went out; `None` when none
-/// were.
+/// Most probes a pending note names; the rest are counted.
+const PENDING_NAMED_MAX: usize = 10;
+
+/// The probes still running, as the pending note names them: "top_cpu on web-01,
+/// top_mem on web-01" (repeats once, at most [`PENDING_NAMED_MAX`], then "and N more");
+/// `None` when none are known.
+fn pending_names(probes: &[String]) -> Option<String> {
+    let mut names: Vec<String> = Vec::new();
+    for probe in probes {
+        let probe = one_line(probe);
+        if !probe.is_empty() && !names.contains(&probe) {
+            names.push(probe);
+        }
+    }
+    if names.is_empty() {
+        return None;
+    }
+    let more = names.len().saturating_sub(PENDING_NAMED_MAX);
+    names.truncate(PENDING_NAMED_MAX);
+    let mut text = names.join(", ");
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    Some(text)
+}
+
+/// What a message says when probes were still running as it went out, naming them when
+/// the message knows which ("…still running at the deadline: top_cpu on web-01; …");
+/// `None` when none were.
 pub(crate) fn pending_note(message: &Message) -> Option<String> {
     if !message.diagnostics_pending {
         return None;
     }
-    Some(if message.diagnostics.is_empty() {
-        "Diagnostics: still running at the deadline; a follow-up message will carry them."
-            .to_string()
+    let lead = if message.diagnostics.is_empty() {
+        "Diagnostics: still running at the deadline"
     } else {
-        "Diagnostics: more probes were still running at the deadline; a follow-up message will \
-         carry them."
-            .to_string()
+        "Diagnostics: more probes were still running at the deadline"
+    };
+    Some(match pending_names(&message.pending_probes) {
+        Some(names) => format!("{lead}: {names}; a follow-up message will carry them."),
+        None => format!("{lead}; a follow-up message will carry them."),
     })
 }
 
@@ -347,8 +375,9 @@ impl Facts {
 /// Everything a template sees: `kind` (`opened`, `resolved` or `diagnostics`), `key`,
 /// `incident` (every field of the incident, the alarm's flattened in, `timeline` always
 /// present, times as RFC 3339), `diagnostics`, `diagnostics_pending` (probes were still
-/// running when the message went out; `pending_note` says so in a sentence, null
-/// otherwise), `tickets`, `incident_url` and the derived `facts`.
+/// running when the message went out; `pending_note` says so in a sentence, naming them,
+/// null otherwise), `pending_probes` (those probes, "top_cpu on web-01"), `tickets`,
+/// `incident_url` and the derived `facts`.
 pub(crate) fn context(message: &Message) -> minijinja::Value {
     let mut incident = message.incident.to_value();
     if let Some(fields) = incident.as_object_mut() {
@@ -363,6 +392,7 @@ pub(crate) fn context(message: &Message) -> minijinja::Value {
         "diagnostics": message.diagnostics,
         "diagnostics_pending": message.diagnostics_pending,
         "pending_note": pending_note(message),
+        "pending_probes": message.pending_probes,
         "tickets": message.tickets,
         "incident_url": message.incident_url,
         "facts": Facts::of(&message.incident, message.kind),
@@ -441,6 +471,7 @@ impl Templates {
         let mut pending = sample_message(MessageKind::Opened);
         pending.diagnostics_pending = true;
         pending.diagnostics.clear();
+        pending.pending_probes = vec!["top_cpu on web-01".into()];
         let samples = [
             sample_message(MessageKind::Opened),
             sample_message(MessageKind::Resolved),
@@ -589,6 +620,69 @@ mod tests {
             Some(
                 "Diagnostics: still running at the deadline; a follow-up message will carry them."
             )
+        );
+    }
+
+    #[test]
+    fn pending_notes_name_the_probes_still_running() {
+        let mut message = sample_message(MessageKind::Opened);
+        message.diagnostics_pending = true;
+        message.pending_probes = vec!["top_cpu on web-01".into()];
+        message.diagnostics.clear();
+        assert_eq!(
+            pending_note(&message).as_deref(),
+            Some(
+                "Diagnostics: still running at the deadline: top_cpu on web-01; a follow-up \
+                 message will carry them."
+            )
+        );
+        message.diagnostics = sample_message(MessageKind::Opened).diagnostics;
+        message.pending_probes = vec![
+            "command:slow on web-01".into(),
+            "top_mem on web-01".into(),
+            "command:slow on web-01".into(),
+        ];
+        assert_eq!(
+            pending_note(&message).as_deref(),
+            Some(
+                "Diagnostics: more probes were still running at the deadline: command:slow on \
+                 web-01, top_mem on web-01; a follow-up message will carry them."
+            )
+        );
+        // Not pending: the names say nothing.
+        message.diagnostics_pending = false;
+        assert_eq!(pending_note(&message), None);
+    }
+
+    #[test]
+    fn a_long_list_of_pending_probes_is_cut_and_counted() {
+        let probes: Vec<String> = (0..13).map(|i| format!("p{i} on web-01")).collect();
+        let names = pending_names(&probes).expect("names");
+        assert!(names.starts_with("p0 on web-01, p1 on web-01"), "{names}");
+        assert!(names.ends_with("p9 on web-01 and 3 more"), "{names}");
+        assert_eq!(pending_names(&[]), None);
+        assert_eq!(pending_names(&[" \n".into()]), None);
+        assert_eq!(
+            pending_names(&["top_cpu\non  web-01".into()]).as_deref(),
+            Some("top_cpu on web-01")
+        );
+    }
+
+    #[test]
+    fn templates_see_the_pending_probes() {
+        let t = Templates::new(vec![(
+            "x.txt",
+            "{% for p in pending_probes %}[{{ p }}]{% endfor %}{{ pending_note }}".into(),
+        )])
+        .expect("templates load");
+        let mut message = sample_message(MessageKind::Opened);
+        message.diagnostics.clear();
+        message.diagnostics_pending = true;
+        message.pending_probes = vec!["top_cpu on web-01".into()];
+        assert_eq!(
+            t.render("x.txt", &context(&message)).unwrap(),
+            "[top_cpu on web-01]Diagnostics: still running at the deadline: top_cpu on web-01; \
+             a follow-up message will carry them."
         );
     }
 

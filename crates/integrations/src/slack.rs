@@ -346,6 +346,20 @@ mod tests {
     }
 
     #[test]
+    fn pending_notes_name_the_probes_escaped() {
+        let mut message = sample_message(MessageKind::Opened);
+        message.diagnostics.clear();
+        message.diagnostics_pending = true;
+        message.pending_probes = vec!["command:a<b> on web-01".into()];
+        let texts = section_texts(&payload(&message, "main"));
+        assert!(
+            texts.iter().any(|t| t
+                == "*Diagnostics: still running at the deadline: command:a&lt;b&gt; on web-01; a follow-up message will carry them.*"),
+            "{texts:?}"
+        );
+    }
+
+    #[test]
     fn notes_leave_room_within_the_block_limit() {
         let mut message = sample_message(MessageKind::Diagnostics);
         message.diagnostics_pending = true;

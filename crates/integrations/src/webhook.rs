@@ -2,14 +2,15 @@
 //!
 //! ```json
 //! {"kind": "opened", "incident": {…}, "diagnostics": [{"probe","host","output"}],
-//!  "diagnostics_pending": false, "diagnostics_note": null,
+//!  "diagnostics_pending": false, "diagnostics_note": null, "pending_probes": [],
 //!  "tickets": [{"tracker","id","url"}], "incident_url": "…", "delivery_id": "vigil-INC-7-…"}
 //! ```
 //!
 //! `kind` is `opened`, `resolved` or `diagnostics` (a follow-up carrying probe results that
 //! were still running when the first message went out). `diagnostics_pending` is true when
 //! the message went out before every probe answered; `diagnostics_note` then says so in a
-//! sentence, and a `diagnostics` delivery follows.
+//! sentence, `pending_probes` lists the probes still running (`"top_cpu on web-01"`), and a
+//! `diagnostics` delivery follows.
 //!
 //! Headers: `X-Vigil-Delivery: <delivery id>` (the same on every retry of one notification,
 //! so receivers can drop repeats) and, with a secret, `X-Vigil-Signature: sha256=<hex
@@ -81,6 +82,7 @@ fn body(message: &Message) -> Vec<u8> {
         "diagnostics": message.diagnostics,
         "diagnostics_pending": message.diagnostics_pending,
         "diagnostics_note": crate::render::pending_note(message),
+        "pending_probes": message.pending_probes,
         "tickets": message.tickets,
         "incident_url": message.incident_url,
         "delivery_id": message.key.0,
@@ -164,6 +166,26 @@ mod tests {
         assert_eq!(
             value["incident_url"],
             "https://vigil.example.com/ui/incidents/INC-7"
+        );
+        assert_eq!(value["pending_probes"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn body_names_the_probes_still_running() {
+        let mut message = sample_message(MessageKind::Opened);
+        message.diagnostics.clear();
+        message.diagnostics_pending = true;
+        message.pending_probes = vec!["top_cpu on web-01".into()];
+        let value: serde_json::Value = serde_json::from_slice(&body(&message)).unwrap();
+        assert_eq!(value["diagnostics_pending"], true);
+        assert_eq!(
+            value["pending_probes"],
+            serde_json::json!(["top_cpu on web-01"])
+        );
+        assert_eq!(
+            value["diagnostics_note"],
+            "Diagnostics: still running at the deadline: top_cpu on web-01; a follow-up message \
+             will carry them."
         );
     }
 }

@@ -346,11 +346,34 @@ impl Runner {
                     RunKind::Opened | RunKind::Escalated(_) => MessageKind::Opened,
                 };
                 let notifier = self.notifier(step.channel)?;
+                // The context is a snapshot: read the jobs now so the message names the
+                // probes still running as it goes out (unreadable: named by none).
+                let pending_probes = if pending {
+                    self.store
+                        .incident_jobs(key)
+                        .await
+                        .unwrap_or_else(|e| {
+                            tracing::warn!(incident = %key, error = %e, "cannot read the incident's probe jobs; the message names none");
+                            Vec::new()
+                        })
+                        .into_iter()
+                        .filter(|j| {
+                            matches!(
+                                j.status,
+                                vigil_core::JobStatus::Queued | vigil_core::JobStatus::Running
+                            )
+                        })
+                        .map(|j| format!("{} on {}", j.probe, j.host))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 let message = Message {
                     key: idempotency.clone(),
                     kind,
                     diagnostics: diagnostics(incident),
                     diagnostics_pending: pending,
+                    pending_probes,
                     tickets: external.clone(),
                     incident_url: format!(
                         "{}{key}",

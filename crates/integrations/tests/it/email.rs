@@ -152,6 +152,30 @@ async fn a_message_sent_before_the_probes_answered_says_so() {
 }
 
 #[tokio::test]
+async fn a_pending_message_names_the_probes_still_running() {
+    bounded(async {
+        let sink = SmtpSink::start(&[]);
+        let email = notifier(format!("smtp://127.0.0.1:{}", sink.port), |_| {});
+        let mut message = sample_message(MessageKind::Opened);
+        message.diagnostics_pending = true;
+        message.pending_probes = vec!["top_mem on web-01".into(), "command:slow on web-01".into()];
+        email.send(&message).await.expect("send");
+        let m = &sink.wait_for(1).await[0];
+        let note = "Diagnostics: more probes were still running at the deadline: top_mem on \
+                    web-01, command:slow on web-01; a follow-up message will carry them.";
+        assert!(text(m, "text").contains(note), "{}", text(m, "text"));
+        assert!(
+            text(m, "html").contains(&format!("<b>{note}</b>")),
+            "{}",
+            text(m, "html")
+        );
+        // The output that did arrive is there too.
+        assert!(text(m, "text").contains("--- top_cpu on web-01 ---"));
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_diagnostics_follow_up_has_its_own_subject_and_the_probe_output() {
     bounded(async {
         let sink = SmtpSink::start(&[]);

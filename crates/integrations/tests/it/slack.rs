@@ -110,6 +110,32 @@ async fn a_message_sent_before_the_probes_answered_says_so() {
 }
 
 #[tokio::test]
+async fn a_pending_message_names_the_probes_still_running() {
+    bounded(async {
+        let mut receiver = Receiver::start(vec![Answer::new(200, "ok")]).await;
+        let slack = notifier(&receiver.base, None);
+        let mut message = sample_message(MessageKind::Opened);
+        message.diagnostics.clear();
+        message.diagnostics_pending = true;
+        message.pending_probes = vec!["top_cpu on web-01".into()];
+        slack.send(&message).await.expect("send");
+        let body = receiver.next().await.json();
+        let texts: Vec<String> = body["blocks"]
+            .as_array()
+            .expect("blocks")
+            .iter()
+            .filter_map(|b| b["text"]["text"].as_str().map(str::to_string))
+            .collect();
+        assert!(
+            texts.iter().any(|t| t
+                == "*Diagnostics: still running at the deadline: top_cpu on web-01; a follow-up message will carry them.*"),
+            "{texts:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_diagnostics_follow_up_carries_the_probe_output() {
     bounded(async {
         let mut receiver = Receiver::start(vec![Answer::new(200, "ok")]).await;

@@ -138,6 +138,34 @@ async fn a_message_sent_before_the_probes_answered_says_so() {
 }
 
 #[tokio::test]
+async fn a_pending_delivery_lists_the_probes_still_running() {
+    bounded(async {
+        let mut receiver = Receiver::start(vec![Answer::new(200, "")]).await;
+        let mut message = sample_message(MessageKind::Opened);
+        message.diagnostics.clear();
+        message.diagnostics_pending = true;
+        message.pending_probes = vec!["top_cpu on web-01".into()];
+        notifier(receiver.base.clone(), Some(SECRET))
+            .send(&message)
+            .await
+            .expect("send");
+        let request = receiver.next().await;
+        assert!(verify(&request, SECRET));
+        let body = request.json();
+        assert_eq!(
+            body["pending_probes"],
+            serde_json::json!(["top_cpu on web-01"])
+        );
+        assert_eq!(
+            body["diagnostics_note"],
+            "Diagnostics: still running at the deadline: top_cpu on web-01; a follow-up message \
+             will carry them."
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_diagnostics_follow_up_is_its_own_delivery() {
     bounded(async {
         let mut receiver = Receiver::start(vec![Answer::new(200, "")]).await;
