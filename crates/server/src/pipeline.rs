@@ -149,7 +149,7 @@ pub struct Processor {
 
 /// Events read and committed together per round: one transaction (one fsync) for up to
 /// this many events.
-const PROCESS_BATCH: usize = 256;
+const PROCESS_BATCH: usize = 64;
 /// Safety net: look for work this often even without a wake-up.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// After a store error, wait before retrying so a broken disk doesn't spin a core.

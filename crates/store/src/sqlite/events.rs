@@ -32,7 +32,7 @@ impl EventStore for SqliteStore {
         now: Timestamp,
     ) -> Result<Vec<crate::Processed>> {
         self.blocking(move |db| {
-            db.write(|tx| {
+            db.write_journal(|tx| {
                 let mut out = Vec::with_capacity(decisions.len());
                 for decision in &decisions {
                     out.push(process_one(tx, decision, now)?);

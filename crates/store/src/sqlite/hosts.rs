@@ -138,7 +138,7 @@ impl HostStore for SqliteStore {
                 .as_ref()
                 .map(serde_json::Value::to_string);
             let labels = json_text(&heartbeat.labels, "labels")?;
-            db.write(|tx| {
+            db.write_journal(|tx| {
                 tx.execute(
                     "UPDATE hosts SET last_seen_at = ?2, agent_version = ?3, uptime_secs = ?4,
                        interval_secs = ?5, collector = ?6, labels = ?7,
@@ -163,7 +163,7 @@ impl HostStore for SqliteStore {
     async fn record_metrics(&self, name: &str, batch_json: String, now: Timestamp) -> Result<()> {
         let name = name.to_string();
         self.blocking(move |db| {
-            db.write(|tx| {
+            db.write_journal(|tx| {
                 tx.execute(
                     "UPDATE hosts SET last_metrics = ?2, last_seen_at = ?3 WHERE name = ?1",
                     params![name, batch_json, text(now)],
@@ -194,7 +194,7 @@ impl HostStore for SqliteStore {
     async fn claim_jobs(&self, host: &str, now: Timestamp, limit: usize) -> Result<Vec<Job>> {
         let host = host.to_string();
         self.blocking(move |db| {
-            db.write(|tx| {
+            db.write_journal(|tx| {
                 let raw: Vec<(i64, String, String, i64, String)> = {
                     let mut stmt = tx.prepare_cached(
                         "SELECT id, probe, args, timeout_ms, created_at FROM jobs
@@ -241,7 +241,7 @@ impl HostStore for SqliteStore {
     ) -> Result<Option<JobEnd>> {
         let host = host.to_string();
         self.blocking(move |db| {
-            db.write(|tx| {
+            db.write_journal(|tx| {
                 let found: Option<(String, Option<i64>, String, i64, Option<i64>, Option<String>)> = tx
                     .query_row(
                         "SELECT j.probe, j.incident_id, j.created_at, j.claim_by_ms, j.claim_within_ms, h.last_seen_at
@@ -294,7 +294,7 @@ impl HostStore for SqliteStore {
 
     async fn expire_jobs(&self, now: Timestamp) -> Result<Vec<JobEnd>> {
         self.blocking(move |db| {
-            db.write(|tx| {
+            db.write_journal(|tx| {
                 type Overdue = (i64, String, String, String, Option<i64>, Option<String>, String, i64, Option<i64>);
                 let overdue: Vec<Overdue> = {
                     let mut stmt = tx.prepare_cached(

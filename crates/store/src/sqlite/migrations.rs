@@ -157,6 +157,7 @@ const MIGRATIONS: &[&str] = &[
         ELSE '["' || replace(recipients, ',', '","') || '"]' END;
     CREATE INDEX run_steps_pending ON run_steps (run_id, position) WHERE status = 'pending';
     CREATE INDEX jobs_incident ON jobs (incident_id, status);
+    CREATE INDEX runs_incident ON runs (incident_id, id);
     ALTER TABLE jobs ADD COLUMN claim_within_ms INTEGER;
     CREATE TABLE sessions (
         id_hash TEXT PRIMARY KEY,

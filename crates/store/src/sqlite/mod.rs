@@ -1,10 +1,18 @@
 //! The embedded backend: one SQLite file in WAL mode.
 //!
 //! SQLite allows one writer at a time. Every write of this process goes through one
-//! connection behind one lock, so writers queue on a mutex and never meet SQLite's busy
-//! handler (which sleeps in growing steps up to 100 ms: the seconds-long stalls ingest
-//! used to see). Reads use a small pool of their own connections; WAL lets them run beside
-//! the writer. Checkpoints run on a thread of their own, never inside a commit.
+//! connection behind one first-come-first-served lock, so writers queue in order and never
+//! meet SQLite's busy handler (which sleeps in growing steps up to 100 ms: the seconds-long
+//! stalls ingest used to see). Reads use a small pool of their own connections; WAL lets
+//! them run beside the writer. Checkpoints run on a thread of their own, never inside a
+//! commit.
+//!
+//! Durability per write: what the outside world was promised — accepted events, tokens,
+//! configuration — commits with `synchronous = FULL` (fsync before the answer). The busy
+//! journal — processing, step claims and outcomes, job and heartbeat updates — commits
+//! with `NORMAL`: a process crash loses none of it (the WAL is in the OS), and a power cut
+//! can only lose a tail of it, in order, which replays (the events are not marked processed
+//! either); the next FULL commit makes all of it durable.
 //!
 //! The contract is async; SQLite is not. Every call runs on tokio's blocking pool, never on
 //! a worker thread.
@@ -33,8 +41,22 @@ pub struct SqliteStore {
 
 pub(crate) struct Db {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: tokio::sync::Mutex<Writer>,
     readers: Mutex<Vec<Connection>>,
+}
+
+/// The one write connection and the durability it is set to.
+struct Writer {
+    conn: Connection,
+    synchronous: Durability,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// fsync at every commit: survives power loss.
+    Full,
+    /// fsync at checkpoints: survives a crash of the process.
+    Normal,
 }
 
 /// How often the checkpoint thread folds the WAL back into the database file.
@@ -57,7 +79,10 @@ impl SqliteStore {
         migrations::apply(&writer)?;
         let db = Arc::new(Db {
             path: path.to_path_buf(),
-            writer: Mutex::new(writer),
+            writer: tokio::sync::Mutex::new(Writer {
+                conn: writer,
+                synchronous: Durability::Full,
+            }),
             readers: Mutex::new(Vec::new()),
         });
         spawn_checkpointer(Arc::downgrade(&db), connect(path)?);
@@ -90,12 +115,38 @@ impl crate::Store for SqliteStore {
 }
 
 impl Db {
-    /// Runs `work` in one write transaction (taking the write lock up front).
+    /// Runs `work` in one write transaction that is on disk when this returns (FULL).
     pub(crate) fn write<T>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        // A panic while holding the lock leaves SQLite consistent (the transaction rolls
-        // back on drop), so a poisoned lock is still safe to use.
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.write_with(Durability::Full, work)
+    }
+
+    /// Runs `work` in one write transaction of the busy journal (NORMAL; see the module).
+    pub(crate) fn write_journal<T>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.write_with(Durability::Normal, work)
+    }
+
+    fn write_with<T>(
+        &self,
+        synchronous: Durability,
+        work: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        // A FIFO lock (tokio's, taken from a blocking-pool thread): writers are served in
+        // the order they came, so a burst of journal writes cannot starve ingest.
+        let mut writer = self.writer.blocking_lock();
+        if writer.synchronous != synchronous {
+            let mode = match synchronous {
+                Durability::Full => "FULL",
+                Durability::Normal => "NORMAL",
+            };
+            writer.conn.pragma_update(None, "synchronous", mode)?;
+            writer.synchronous = synchronous;
+        }
+        let tx = writer
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = work(&tx)?;
         tx.commit()?;
         Ok(out)
@@ -135,8 +186,11 @@ fn connect(path: &Path) -> Result<Connection> {
     // this wait: this process's writers queue on the writer lock.
     conn.busy_timeout(Duration::from_secs(10))?;
     // FULL: an acknowledged event survives power loss, not only a killed process.
+    // Pages through a memory map and a larger cache: reads cost memory accesses, not a
+    // pread and a copy each.
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+         PRAGMA mmap_size = 268435456; PRAGMA cache_size = -32768;",
     )?;
     Ok(conn)
 }

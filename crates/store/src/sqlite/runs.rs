@@ -29,7 +29,7 @@ impl RunStore for SqliteStore {
     ) -> Result<Vec<RunStep>> {
         let worker = worker.to_string();
         self.blocking(move |db| {
-            db.write(|tx| {
+            db.write_journal(|tx| {
                 let now_ms = millis(now);
                 let due: Vec<(i64, i64)> = {
                     let mut stmt = tx.prepare_cached(&format!(
@@ -89,13 +89,13 @@ impl RunStore for SqliteStore {
     }
 
     async fn finish_step(&self, step: StepRef, finish: StepFinish, now: Timestamp) -> Result<bool> {
-        self.blocking(move |db| db.write(|tx| finish_step(tx, &step, &finish, now)))
+        self.blocking(move |db| db.write_journal(|tx| finish_step(tx, &step, &finish, now)))
             .await
     }
 
     async fn retry_step(&self, step: StepRef, retry: StepRetry, now: Timestamp) -> Result<bool> {
         self.blocking(move |db| {
-            db.write(|tx| {
+            db.write_journal(|tx| {
                 let changed = tx.execute(
                     "UPDATE run_steps SET attempts = ?4, last_error = ?5, next_attempt_ms = ?6, updated_at = ?7,
                        lease_owner = NULL, lease_until_ms = NULL
