@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{known, PostgresStore};
+use super::{exec, known, query, query_opt, PostgresStore};
 use crate::contract::AccessStore;
 use crate::types::*;
 use crate::{Result, StoreError};
@@ -11,12 +11,12 @@ use crate::{Result, StoreError};
 impl AccessStore for PostgresStore {
     async fn apps(&self) -> Result<Vec<(String, String, bool)>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT appcode, definition, retired FROM apps ORDER BY appcode",
-                &[],
-            )
-            .await?;
+        let rows = query(
+            &client,
+            "SELECT appcode, definition, retired FROM apps ORDER BY appcode",
+            &[],
+        )
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             out.push((
@@ -37,7 +37,8 @@ impl AccessStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         for (appcode, definition) in &nodes {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO apps (appcode, definition, updated_at) VALUES ($1, $2, $3)
                  ON CONFLICT (appcode) DO UPDATE SET definition = EXCLUDED.definition,
                    updated_at = EXCLUDED.updated_at",
@@ -48,7 +49,8 @@ impl AccessStore for PostgresStore {
         for (host, appcode) in &bindings {
             // Binding a host not enrolled yet keeps the binding for when it is: the row
             // exists revoked, with no token, until the host enrolls.
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO hosts (name, appcode, enrolled_at, revoked_at) VALUES ($1, $2, $3, $3)
                  ON CONFLICT (name) DO UPDATE SET appcode = EXCLUDED.appcode",
                 &[host, appcode, &now],
@@ -63,8 +65,7 @@ impl AccessStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         for code in &codes {
-            tx.execute(
-                "INSERT INTO apps (appcode, definition, retired, updated_at) VALUES ($1, '{}', true, $2)
+            exec(&tx, "INSERT INTO apps (appcode, definition, retired, updated_at) VALUES ($1, '{}', true, $2)
                  ON CONFLICT (appcode) DO UPDATE SET retired = true, updated_at = EXCLUDED.updated_at",
                 &[code, &now],
             )
@@ -76,12 +77,12 @@ impl AccessStore for PostgresStore {
 
     async fn host_bindings(&self) -> Result<Vec<(String, String)>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT name, appcode FROM hosts WHERE appcode IS NOT NULL ORDER BY name",
-                &[],
-            )
-            .await?;
+        let rows = query(
+            &client,
+            "SELECT name, appcode FROM hosts WHERE appcode IS NOT NULL ORDER BY name",
+            &[],
+        )
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             out.push((row.try_get("name")?, row.try_get("appcode")?));
@@ -97,14 +98,14 @@ impl AccessStore for PostgresStore {
         now: Timestamp,
     ) -> Result<()> {
         let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO tokens (name, hash, role, created_at) VALUES ($1, $2, $3, $4)
+        exec(
+            &client,
+            "INSERT INTO tokens (name, hash, role, created_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (name) DO UPDATE SET hash = EXCLUDED.hash, role = EXCLUDED.role,
                    created_at = EXCLUDED.created_at, revoked_at = NULL",
-                &[&name, &hash, &role.as_str(), &now],
-            )
-            .await?;
+            &[&name, &hash, &role.as_str(), &now],
+        )
+        .await?;
         Ok(())
     }
 
@@ -116,9 +117,7 @@ impl AccessStore for PostgresStore {
         now: Timestamp,
     ) -> Result<()> {
         let client = self.client().await?;
-        let added = client
-            .execute(
-                "INSERT INTO tokens (name, hash, role, created_at, scope) VALUES ($1, $2, 'admin', $3, $4)
+        let added = exec(&client, "INSERT INTO tokens (name, hash, role, created_at, scope) VALUES ($1, $2, 'admin', $3, $4)
                  ON CONFLICT (name) DO NOTHING",
                 &[&name, &hash, &now, &scope],
             )
@@ -131,9 +130,7 @@ impl AccessStore for PostgresStore {
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
         let client = self.client().await?;
-        let Some(row) = client
-            .query_opt(
-                "SELECT name, role, revoked_at IS NOT NULL AS revoked, scope FROM tokens WHERE hash = $1",
+        let Some(row) = query_opt(&client, "SELECT name, role, revoked_at IS NOT NULL AS revoked, scope FROM tokens WHERE hash = $1",
                 &[&hash],
             )
             .await?
@@ -158,10 +155,8 @@ impl AccessStore for PostgresStore {
     async fn create_session(&self, session: SessionRecord, now: Timestamp) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute("DELETE FROM sessions WHERE expires_at <= $1", &[&now])
-            .await?;
-        tx.execute(
-            "INSERT INTO sessions (id_hash, principal, scope, csrf, expires_at) VALUES ($1, $2, $3, $4, $5)
+        exec(&tx, "DELETE FROM sessions WHERE expires_at <= $1", &[&now]).await?;
+        exec(&tx, "INSERT INTO sessions (id_hash, principal, scope, csrf, expires_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (id_hash) DO UPDATE SET principal = EXCLUDED.principal,
                scope = EXCLUDED.scope, csrf = EXCLUDED.csrf, expires_at = EXCLUDED.expires_at",
             &[
@@ -179,13 +174,13 @@ impl AccessStore for PostgresStore {
 
     async fn session(&self, id_hash: &str, now: Timestamp) -> Result<Option<SessionRecord>> {
         let client = self.client().await?;
-        let Some(row) = client
-            .query_opt(
-                "SELECT id_hash, principal, scope, csrf, expires_at FROM sessions
+        let Some(row) = query_opt(
+            &client,
+            "SELECT id_hash, principal, scope, csrf, expires_at FROM sessions
                  WHERE id_hash = $1 AND expires_at > $2",
-                &[&id_hash, &now],
-            )
-            .await?
+            &[&id_hash, &now],
+        )
+        .await?
         else {
             return Ok(None);
         };
@@ -200,9 +195,12 @@ impl AccessStore for PostgresStore {
 
     async fn delete_session(&self, id_hash: &str) -> Result<()> {
         let client = self.client().await?;
-        client
-            .execute("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])
-            .await?;
+        exec(
+            &client,
+            "DELETE FROM sessions WHERE id_hash = $1",
+            &[&id_hash],
+        )
+        .await?;
         Ok(())
     }
 }

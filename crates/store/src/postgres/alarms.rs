@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use vigil_core::{AlarmState, Event};
 
-use super::{events, known, PostgresStore};
+use super::{events, exec, known, query, PostgresStore};
 use crate::contract::AlarmStore;
 use crate::types::*;
 use crate::Result;
@@ -12,34 +12,34 @@ use crate::Result;
 impl AlarmStore for PostgresStore {
     async fn put_alarm(&self, name: &str, definition: &str, now: Timestamp) -> Result<()> {
         let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO alarms (name, definition, updated_at) VALUES ($1, $2, $3)
+        exec(
+            &client,
+            "INSERT INTO alarms (name, definition, updated_at) VALUES ($1, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET definition = EXCLUDED.definition,
                    updated_at = EXCLUDED.updated_at",
-                &[&name, &definition, &now],
-            )
-            .await?;
+            &[&name, &definition, &now],
+        )
+        .await?;
         Ok(())
     }
 
     async fn delete_alarm(&self, name: &str) -> Result<bool> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let deleted = tx
-            .execute("DELETE FROM alarms WHERE name = $1", &[&name])
-            .await?;
-        tx.execute("DELETE FROM alarm_states WHERE alarm = $1", &[&name])
-            .await?;
+        let deleted = exec(&tx, "DELETE FROM alarms WHERE name = $1", &[&name]).await?;
+        exec(&tx, "DELETE FROM alarm_states WHERE alarm = $1", &[&name]).await?;
         tx.commit().await?;
         Ok(deleted > 0)
     }
 
     async fn alarms(&self) -> Result<Vec<(String, String)>> {
         let client = self.client().await?;
-        let rows = client
-            .query("SELECT name, definition FROM alarms ORDER BY name", &[])
-            .await?;
+        let rows = query(
+            &client,
+            "SELECT name, definition FROM alarms ORDER BY name",
+            &[],
+        )
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             out.push((row.try_get("name")?, row.try_get("definition")?));
@@ -49,12 +49,12 @@ impl AlarmStore for PostgresStore {
 
     async fn alarm_states(&self) -> Result<Vec<AlarmStateRecord>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT alarm, series, state, since FROM alarm_states ORDER BY alarm, series",
-                &[],
-            )
-            .await?;
+        let rows = query(
+            &client,
+            "SELECT alarm, series, state, since FROM alarm_states ORDER BY alarm, series",
+            &[],
+        )
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let alarm: String = row.try_get("alarm")?;
@@ -88,7 +88,8 @@ impl AlarmStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         for s in &states {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO alarm_states (alarm, series, state, since) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (alarm, series) DO UPDATE SET state = EXCLUDED.state,
                    since = EXCLUDED.since",

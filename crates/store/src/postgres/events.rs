@@ -1,10 +1,16 @@
 //! Accepted events and SNS subscription requests.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
 use vigil_core::Event;
 
-use super::{create_run, incident_id, incidents, known, unsigned, PostgresStore};
+use super::{
+    exec, incidents, known, query, query_one, query_opt, unsigned, Journal, PostgresStore,
+};
 use crate::contract::EventStore;
 use crate::types::*;
 use crate::{Result, StoreError};
@@ -22,16 +28,49 @@ pub(crate) async fn insert_event<C: GenericClient>(
 ) -> Result<bool> {
     let body = serde_json::to_string(event)
         .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", event.id)))?;
-    let statement = client.prepare_cached(INSERT_EVENT).await?;
-    let inserted = client
-        .execute(&statement, &[&event.id, &endpoint, &received_at, &body])
-        .await?;
+    let inserted = exec(
+        client,
+        INSERT_EVENT,
+        &[&event.id, &endpoint, &received_at, &body],
+    )
+    .await?;
     Ok(inserted == 1)
 }
 
 fn event_body(body: &str, row: impl std::fmt::Display) -> Result<Event> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("{row}: {e}")))
 }
+
+/// Stores a burst of events in one statement, in order; the ids it inserted.
+const INSERT_EVENTS: &str = "INSERT INTO events (id, endpoint, received_at, body)
+     SELECT e.id, e.endpoint, $3, e.body
+     FROM unnest($1::text[], $2::text[], $4::text[]) WITH ORDINALITY AS e (id, endpoint, body, n)
+     ORDER BY e.n
+     ON CONFLICT (id) DO NOTHING
+     RETURNING id";
+
+/// Marks events processed, locking their rows in `seq` order (so two servers marking the
+/// same events wait for each other instead of deadlocking); the seqs it marked. A row
+/// another server marked first is skipped once that server commits.
+const MARK_PROCESSED: &str = "WITH m AS (
+       SELECT seq FROM events WHERE seq = ANY($1) AND NOT processed ORDER BY seq FOR UPDATE
+     )
+     UPDATE events e SET processed = true FROM m WHERE e.seq = m.seq
+     RETURNING e.seq";
+
+/// Takes the advisory lock of every group key given, in the locks' own order, so that
+/// processors locking overlapping sets of groups never deadlock.
+const LOCK_GROUPS: &str = "SELECT pg_advisory_xact_lock(l.h)
+     FROM (SELECT DISTINCT hashtext('vigil group ' || k) AS h FROM unnest($1::text[]) AS k
+           ORDER BY h) AS l";
+
+/// The unresolved incident of each group given, locked against manual transitions.
+const UNRESOLVED: &str = "SELECT group_key, id, key, count FROM incidents
+     WHERE group_key = ANY($1) AND status <> 'resolved'
+     FOR NO KEY UPDATE";
+
+static JOURNAL_BY_KEY: LazyLock<String> =
+    LazyLock::new(|| Journal::sql("i AS (SELECT id, key FROM incidents WHERE key = $1)", 1));
 
 #[async_trait]
 impl EventStore for PostgresStore {
@@ -40,29 +79,54 @@ impl EventStore for PostgresStore {
         batches: Vec<EventBatch>,
         received_at: Timestamp,
     ) -> Result<Vec<Vec<bool>>> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let mut out = Vec::with_capacity(batches.len());
+        let total = batches.iter().map(|b| b.events.len()).sum();
+        let mut ids = Vec::with_capacity(total);
+        let mut endpoints = Vec::with_capacity(total);
+        let mut bodies = Vec::with_capacity(total);
         for batch in &batches {
-            let mut fresh = Vec::with_capacity(batch.events.len());
             for event in &batch.events {
-                fresh.push(insert_event(&tx, &batch.endpoint, event, received_at).await?);
+                ids.push(event.id.as_str());
+                endpoints.push(batch.endpoint.as_str());
+                bodies.push(
+                    serde_json::to_string(event)
+                        .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", event.id)))?,
+                );
             }
-            out.push(fresh);
         }
-        tx.commit().await?;
-        Ok(out)
+        let client = self.client().await?;
+        // One statement, so no transaction: every event is stored or none is.
+        let rows = query(
+            &client,
+            INSERT_EVENTS,
+            &[&ids, &endpoints, &received_at, &bodies],
+        )
+        .await?;
+        let mut inserted = HashSet::with_capacity(rows.len());
+        for row in &rows {
+            inserted.insert(row.try_get::<_, &str>(0)?);
+        }
+        // An id given twice was inserted once: its first occurrence is the fresh one.
+        Ok(batches
+            .iter()
+            .map(|batch| {
+                batch
+                    .events
+                    .iter()
+                    .map(|event| inserted.remove(event.id.as_str()))
+                    .collect()
+            })
+            .collect())
     }
 
     async fn pending_events(&self, limit: usize) -> Result<Vec<StoredEvent>> {
         let client = self.client().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = client
-            .query(
-                "SELECT seq, endpoint, body FROM events WHERE NOT processed ORDER BY seq LIMIT $1",
-                &[&limit],
-            )
-            .await?;
+        let rows = query(
+            &client,
+            "SELECT seq, endpoint, body FROM events WHERE NOT processed ORDER BY seq LIMIT $1",
+            &[&limit],
+        )
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let seq: i64 = row.try_get("seq")?;
@@ -81,34 +145,71 @@ impl EventStore for PostgresStore {
         decisions: Vec<Decision>,
         now: Timestamp,
     ) -> Result<Vec<Processed>> {
+        if decisions.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // The marks come first: they lock the events' rows, so when two servers process
+        // the same events, the second finds them processed and applies nothing.
+        let seqs: Vec<i64> = decisions.iter().map(|d| d.seq).collect();
+        let mut marked = HashSet::with_capacity(seqs.len());
+        for row in query(&tx, MARK_PROCESSED, &[&seqs]).await? {
+            marked.insert(row.try_get::<_, i64>(0)?);
+        }
+        // Everyone deciding about a group waits for its lock, taken for all the batch's
+        // groups at once; only then are their unresolved incidents looked up (a statement
+        // of its own, so it sees what the lock's previous holder committed). The lookup and
+        // the inserts that may follow are one step: two servers cannot both open an
+        // incident for a group.
+        let mut groups: Vec<&str> = decisions
+            .iter()
+            .filter(|d| marked.contains(&d.seq))
+            .filter_map(|d| match &d.effect {
+                Effect::Alarm(update) => Some(update.group_key.as_str()),
+                _ => None,
+            })
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let mut unresolved: HashMap<&str, Option<incidents::Unresolved>> =
+            groups.iter().map(|g| (*g, None)).collect();
+        if !groups.is_empty() {
+            exec(&tx, LOCK_GROUPS, &[&groups]).await?;
+            for row in query(&tx, UNRESOLVED, &[&groups]).await? {
+                let group: String = row.try_get("group_key")?;
+                if let Some(slot) = unresolved.get_mut(group.as_str()) {
+                    *slot = Some(incidents::Unresolved {
+                        id: row.try_get("id")?,
+                        key: row.try_get("key")?,
+                        count: row.try_get("count")?,
+                    });
+                }
+            }
+        }
         let mut out = Vec::with_capacity(decisions.len());
         for decision in &decisions {
-            // The mark comes first: it locks the event's row, so when two servers process
-            // the same event, the second finds it processed and applies nothing.
-            let marked = tx
-                .execute(
-                    "UPDATE events SET processed = true WHERE seq = $1 AND NOT processed",
-                    &[&decision.seq],
-                )
-                .await?;
-            let change = if marked == 0 {
+            // A seq given twice is applied once.
+            let change = if !marked.remove(&decision.seq) {
                 IncidentChange::Unchanged
             } else {
                 match &decision.effect {
                     Effect::Nothing => IncidentChange::Unchanged,
                     Effect::Alarm(update) => {
-                        incidents::apply_alarm(&tx, &decision.event_id, update, now).await?
+                        let slot = unresolved
+                            .get_mut(update.group_key.as_str())
+                            .expect("every marked alarm's group is looked up");
+                        incidents::apply_alarm(&tx, &decision.event_id, update, slot, now).await?
                     }
                     Effect::Run { incident_key, run } => {
-                        match incident_id(&tx, incident_key).await? {
-                            Some(incident) => {
-                                create_run(&tx, incident, run, now).await?;
-                                IncidentChange::RunJournaled {
-                                    key: incident_key.clone(),
-                                }
-                            }
+                        let mut journal = Journal::default();
+                        journal.run(run);
+                        let mut params: Vec<&(dyn ToSql + Sync)> = vec![incident_key];
+                        params.extend(journal.params(&now));
+                        match query_opt(&tx, &JOURNAL_BY_KEY, &params).await? {
+                            Some(_) => IncidentChange::RunJournaled {
+                                key: incident_key.clone(),
+                            },
                             None => IncidentChange::Unchanged,
                         }
                     }
@@ -125,12 +226,12 @@ impl EventStore for PostgresStore {
 
     async fn event(&self, id: &str) -> Result<Option<EventRecord>> {
         let client = self.client().await?;
-        let Some(row) = client
-            .query_opt(
-                "SELECT endpoint, received_at, processed, body FROM events WHERE id = $1",
-                &[&id],
-            )
-            .await?
+        let Some(row) = query_opt(
+            &client,
+            "SELECT endpoint, received_at, processed, body FROM events WHERE id = $1",
+            &[&id],
+        )
+        .await?
         else {
             return Ok(None);
         };
@@ -145,8 +246,7 @@ impl EventStore for PostgresStore {
 
     async fn event_count(&self) -> Result<u64> {
         let client = self.client().await?;
-        let count: i64 = client
-            .query_one("SELECT COUNT(*) FROM events", &[])
+        let count: i64 = query_one(&client, "SELECT COUNT(*) FROM events", &[])
             .await?
             .try_get(0)?;
         unsigned(count, "events", "count")
@@ -159,9 +259,7 @@ impl EventStore for PostgresStore {
         now: Timestamp,
     ) -> Result<()> {
         let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO sns_subscriptions (topic_arn, message_id, subscribe_url, received_at, status)
+        exec(&client, "INSERT INTO sns_subscriptions (topic_arn, message_id, subscribe_url, received_at, status)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING",
                 &[
                     &subscription.topic_arn,
@@ -182,24 +280,24 @@ impl EventStore for PostgresStore {
         detail: &str,
     ) -> Result<()> {
         let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE sns_subscriptions SET status = $2, detail = $3 WHERE message_id = $1",
-                &[&message_id, &status.as_str(), &detail],
-            )
-            .await?;
+        exec(
+            &client,
+            "UPDATE sns_subscriptions SET status = $2, detail = $3 WHERE message_id = $1",
+            &[&message_id, &status.as_str(), &detail],
+        )
+        .await?;
         Ok(())
     }
 
     async fn sns_subscriptions(&self) -> Result<Vec<(String, SnsStatus)>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT message_id, topic_arn, status FROM sns_subscriptions
+        let rows = query(
+            &client,
+            "SELECT message_id, topic_arn, status FROM sns_subscriptions
                  ORDER BY received_at DESC, id DESC",
-                &[],
-            )
-            .await?;
+            &[],
+        )
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let message_id: String = row.try_get("message_id")?;

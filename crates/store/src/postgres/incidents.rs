@@ -1,137 +1,126 @@
 //! Incidents, their timelines and escalation levels.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
 use vigil_core::{Incident, IncidentStatus, TimelineKind};
 
 use super::{
-    add_timeline, events, incident_row, journal_work, known, load_incident, PostgresStore,
-    INCIDENT_COLUMNS,
+    add_timeline, events, exec, incident_row, known, load_incident, query, query_one, query_opt,
+    write_journal, Journal, PostgresStore, INCIDENT_COLUMNS,
 };
 use crate::contract::IncidentStore;
 use crate::types::*;
 use crate::{Result, StoreError};
 
-/// Applies one alarm event to its group's incidents, with the work the outcome causes.
+/// A group's unresolved incident, as processing knows it while it holds the group's lock.
+pub(crate) struct Unresolved {
+    pub(crate) id: i64,
+    pub(crate) key: String,
+    pub(crate) count: i64,
+}
+
+static OPEN: LazyLock<String> = LazyLock::new(|| {
+    Journal::sql(
+        "i AS (INSERT INTO incidents (key, group_key, status, severity, title, count, host, appcode,
+           opened_at, last_event_at, facts)
+         VALUES ('INC-' || nextval('incident_key_seq'), $1, 'open', $2, $3, 1, $4, $5, $6, $6, $7)
+         RETURNING id, key)",
+        7,
+    )
+});
+
+static REPEAT: LazyLock<String> = LazyLock::new(|| {
+    Journal::sql(
+        "i AS (UPDATE incidents SET count = $2, last_event_at = $3, facts = $4 WHERE id = $1
+           RETURNING id, key)",
+        4,
+    )
+});
+
+static RESOLVE: LazyLock<String> = LazyLock::new(|| {
+    Journal::sql(
+        "i AS (UPDATE incidents SET status = 'resolved', resolved_at = $2, last_event_at = $2
+           WHERE id = $1 RETURNING id, key)",
+        2,
+    )
+});
+
+/// Applies one alarm event to its group's incidents, with the work the outcome causes, in
+/// one statement. The caller holds the group's advisory lock and has looked up its
+/// unresolved incident (`unresolved`, kept up to date here for the batch's next events).
 pub(crate) async fn apply_alarm<C: GenericClient>(
     client: &C,
     event_id: &str,
     update: &AlarmUpdate,
+    unresolved: &mut Option<Unresolved>,
     now: Timestamp,
 ) -> Result<IncidentChange> {
     let facts = &update.facts;
-    // Everyone deciding about this group waits here, so the lookup below and the insert
-    // that may follow are one step: two servers cannot both open an incident for it.
-    client
-        .execute(
-            "SELECT pg_advisory_xact_lock(hashtext('vigil group ' || $1::text))",
-            &[&update.group_key],
-        )
-        .await?;
-    let unresolved = client
-        .query_opt(
-            "SELECT id, key, count FROM incidents WHERE group_key = $1 AND status <> 'resolved'
-             FOR UPDATE",
-            &[&update.group_key],
-        )
-        .await?;
-    let unresolved = match unresolved {
-        Some(row) => Some((
-            row.try_get::<_, i64>("id")?,
-            row.try_get::<_, String>("key")?,
-            row.try_get::<_, i64>("count")?,
-        )),
-        None => None,
-    };
     let facts_json = serde_json::to_value(facts)
         .map_err(|e| StoreError::Corrupt(format!("alarm facts of event {event_id}: {e}")))?;
     let state = facts.state.map(|s| s.as_str()).unwrap_or("unknown");
-    let change = match (update.action, unresolved) {
-        (AlarmAction::OpenOrRepeat, Some((id, key, count))) => {
-            let count = count + 1;
-            client
-                .execute(
-                    "UPDATE incidents SET count = $2, last_event_at = $3, facts = $4 WHERE id = $1",
-                    &[&id, &count, &now, &facts_json],
-                )
-                .await?;
+    let mut journal = Journal::default();
+    let change = match (update.action, unresolved.as_mut()) {
+        (AlarmAction::OpenOrRepeat, Some(open)) => {
+            let count = open.count + 1;
             let message = format!(
                 "repeat #{count}: {state} — {}",
                 facts.reason.as_deref().unwrap_or("no reason given")
             );
-            add_timeline(
-                client,
-                id,
-                now,
-                TimelineKind::Repeat,
-                &message,
-                Some(event_id),
-            )
-            .await?;
+            journal.entry(TimelineKind::Repeat, message, Some(event_id));
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&open.id, &count, &now, &facts_json];
+            params.extend(journal.params(&now));
+            query_one(client, &REPEAT, &params).await?;
+            open.count = count;
             IncidentChange::Repeated {
-                key,
+                key: open.key.clone(),
                 count: count.max(0) as u64,
             }
         }
         (AlarmAction::OpenOrRepeat, None) => {
-            let row = client
-                .query_one(
-                    "INSERT INTO incidents (key, group_key, status, severity, title, count, host,
-                       appcode, opened_at, last_event_at, facts)
-                     VALUES ('INC-' || nextval('incident_key_seq'), $1, 'open', $2, $3, 1, $4, $5,
-                       $6, $6, $7)
-                     RETURNING id, key",
-                    &[
-                        &update.group_key,
-                        &update.severity.as_str(),
-                        &facts.title(),
-                        &facts.host,
-                        &facts.appcode,
-                        &now,
-                        &facts_json,
-                    ],
-                )
-                .await?;
-            let id: i64 = row.try_get("id")?;
-            let key: String = row.try_get("key")?;
             let message = format!(
                 "opened: {state} — {}",
                 facts.reason.as_deref().unwrap_or("no reason given")
             );
-            add_timeline(
-                client,
+            journal.entry(TimelineKind::Opened, message, Some(event_id));
+            journal.work(&update.on_open, now)?;
+            let title = facts.title();
+            let severity = update.severity.as_str();
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+                &update.group_key,
+                &severity,
+                &title,
+                &facts.host,
+                &facts.appcode,
+                &now,
+                &facts_json,
+            ];
+            params.extend(journal.params(&now));
+            let row = query_one(client, &OPEN, &params).await?;
+            let id: i64 = row.try_get("id")?;
+            let key: String = row.try_get("key")?;
+            *unresolved = Some(Unresolved {
                 id,
-                now,
-                TimelineKind::Opened,
-                &message,
-                Some(event_id),
-            )
-            .await?;
-            journal_work(client, id, &update.on_open, now).await?;
+                key: key.clone(),
+                count: 1,
+            });
             IncidentChange::Opened { key }
         }
-        (AlarmAction::Resolve, Some((id, key, _))) => {
-            client
-                .execute(
-                    "UPDATE incidents SET status = 'resolved', resolved_at = $2, last_event_at = $2
-                     WHERE id = $1",
-                    &[&id, &now],
-                )
-                .await?;
+        (AlarmAction::Resolve, Some(open)) => {
             let message = format!(
                 "resolved: alarm is {state} — {}",
                 facts.reason.as_deref().unwrap_or("recovered")
             );
-            add_timeline(
-                client,
-                id,
-                now,
-                TimelineKind::Resolved,
-                &message,
-                Some(event_id),
-            )
-            .await?;
-            journal_work(client, id, &update.on_resolve, now).await?;
+            journal.entry(TimelineKind::Resolved, message, Some(event_id));
+            journal.work(&update.on_resolve, now)?;
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&open.id, &now];
+            params.extend(journal.params(&now));
+            query_one(client, &RESOLVE, &params).await?;
+            let key = open.key.clone();
+            *unresolved = None;
             IncidentChange::Resolved { key }
         }
         (AlarmAction::Resolve, None) => IncidentChange::NothingToResolve,
@@ -155,9 +144,7 @@ impl IncidentStore for PostgresStore {
                AND ($2::text[] IS NULL OR appcode = ANY($2))
              ORDER BY id DESC LIMIT $3"
         );
-        let rows = client
-            .query(sql.as_str(), &[&status, &filter.appcodes, &limit])
-            .await?;
+        let rows = query(&client, sql.as_str(), &[&status, &filter.appcodes, &limit]).await?;
         rows.iter()
             .map(|row| incident_row(row).map(|(_, incident)| incident))
             .collect()
@@ -180,12 +167,12 @@ impl IncidentStore for PostgresStore {
     async fn transition(&self, change: ManualChange) -> Result<Option<(Incident, bool)>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let Some(row) = tx
-            .query_opt(
-                "SELECT id, status FROM incidents WHERE key = $1 FOR UPDATE",
-                &[&change.key],
-            )
-            .await?
+        let Some(row) = query_opt(
+            &tx,
+            "SELECT id, status FROM incidents WHERE key = $1 FOR UPDATE",
+            &[&change.key],
+        )
+        .await?
         else {
             return Ok(None);
         };
@@ -193,18 +180,15 @@ impl IncidentStore for PostgresStore {
         let status: String = row.try_get("status")?;
         let status = known(&status, IncidentStatus::parse, &change.key, "status")?;
         let changed = match (change.to, status) {
-            (IncidentStatus::Acknowledged, IncidentStatus::Open) => {
-                tx.execute(
-                    "UPDATE incidents SET status = 'acknowledged', acknowledged_at = $2 WHERE id = $1",
-                    &[&id, &change.now],
-                )
-                .await?
-            }
-            (
-                IncidentStatus::Resolved,
-                IncidentStatus::Open | IncidentStatus::Acknowledged,
-            ) => {
-                tx.execute(
+            (IncidentStatus::Acknowledged, IncidentStatus::Open) => exec(
+                &tx,
+                "UPDATE incidents SET status = 'acknowledged', acknowledged_at = $2 WHERE id = $1",
+                &[&id, &change.now],
+            )
+            .await?,
+            (IncidentStatus::Resolved, IncidentStatus::Open | IncidentStatus::Acknowledged) => {
+                exec(
+                    &tx,
                     "UPDATE incidents SET status = 'resolved', resolved_at = $2 WHERE id = $1",
                     &[&id, &change.now],
                 )
@@ -219,9 +203,14 @@ impl IncidentStore for PostgresStore {
             } else {
                 TimelineKind::Acknowledged
             };
-            let message = format!("{} by {}", change.to.as_str(), change.by);
-            add_timeline(&tx, id, change.now, kind, &message, None).await?;
-            journal_work(&tx, id, &change.work, change.now).await?;
+            let mut journal = Journal::default();
+            journal.entry(
+                kind,
+                format!("{} by {}", change.to.as_str(), change.by),
+                None,
+            );
+            journal.work(&change.work, change.now)?;
+            write_journal(&tx, id, &journal, change.now).await?;
         }
         let incident = load_incident(&tx, &change.key).await?;
         tx.commit().await?;
@@ -230,21 +219,24 @@ impl IncidentStore for PostgresStore {
 
     async fn add_timeline_entry(&self, key: &str, note: Note, now: Timestamp) -> Result<bool> {
         let client = self.client().await?;
-        let added = client
-            .execute(
-                "INSERT INTO timeline (incident_id, at, kind, message)
+        let added = exec(
+            &client,
+            "INSERT INTO timeline (incident_id, at, kind, message)
                  SELECT id, $2, $3, $4 FROM incidents WHERE key = $1",
-                &[&key, &now, &note.kind.as_str(), &note.message],
-            )
-            .await?;
+            &[&key, &now, &note.kind.as_str(), &note.message],
+        )
+        .await?;
         Ok(added > 0)
     }
 
     async fn incident_appcode(&self, key: &str) -> Result<Option<String>> {
         let client = self.client().await?;
-        let row = client
-            .query_opt("SELECT appcode FROM incidents WHERE key = $1", &[&key])
-            .await?;
+        let row = query_opt(
+            &client,
+            "SELECT appcode FROM incidents WHERE key = $1",
+            &[&key],
+        )
+        .await?;
         Ok(match row {
             Some(row) => row.try_get(0)?,
             None => None,
@@ -253,13 +245,13 @@ impl IncidentStore for PostgresStore {
 
     async fn unacknowledged(&self) -> Result<Vec<Unacknowledged>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT key, opened_at, escalation_level FROM incidents WHERE status = 'open'
+        let rows = query(
+            &client,
+            "SELECT key, opened_at, escalation_level FROM incidents WHERE status = 'open'
                  ORDER BY id",
-                &[],
-            )
-            .await?;
+            &[],
+        )
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let key: String = row.try_get("key")?;
@@ -280,14 +272,14 @@ impl IncidentStore for PostgresStore {
             .map_err(|_| StoreError::Task(format!("escalation level {}", escalation.to)))?;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let Some(row) = tx
-            .query_opt(
-                "UPDATE incidents SET escalation_level = $3
+        let Some(row) = query_opt(
+            &tx,
+            "UPDATE incidents SET escalation_level = $3
                  WHERE key = $1 AND status = 'open' AND escalation_level = $2
                  RETURNING id",
-                &[&escalation.key, &from, &to],
-            )
-            .await?
+            &[&escalation.key, &from, &to],
+        )
+        .await?
         else {
             return Ok(false);
         };

@@ -5,9 +5,14 @@
 //! Concurrency is the database's job here, not a process lock's:
 //! * migrations run under a transaction-scoped advisory lock, so servers starting together
 //!   apply them once;
-//! * an alarm event locks its group key (advisory lock) before looking up the group's
-//!   unresolved incident, so two servers never open two incidents for one group;
+//! * processing locks the group keys of a batch's alarm events (advisory locks, taken
+//!   together in one order) before looking up the groups' unresolved incidents, so two
+//!   servers never open two incidents for one group;
 //! * run steps and probe jobs are claimed with `FOR UPDATE SKIP LOCKED`.
+//!
+//! Statements are prepared once per pooled connection (deadpool's statement cache, through
+//! [`exec`], [`query`], [`query_one`] and [`query_opt`]), and what one operation writes is
+//! gathered into as few statements as it can: each costs a round trip.
 
 mod access;
 mod alarms;
@@ -18,9 +23,11 @@ mod migrations;
 mod runs;
 
 use std::fmt::Display;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use vigil_core::{Incident, IncidentStatus, Severity, TimelineEntry, TimelineKind};
 
@@ -230,23 +237,71 @@ pub(crate) fn incident_row(row: &Row) -> Result<(i64, Incident)> {
     ))
 }
 
+/// Runs `sql` as a statement prepared once per connection (deadpool's statement cache):
+/// one round trip instead of two. Only for statement text drawn from a fixed set.
+pub(crate) async fn exec<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<u64> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.execute(&statement, params).await?)
+}
+
+/// [`exec`] for the rows of a query.
+pub(crate) async fn query<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query(&statement, params).await?)
+}
+
+/// [`exec`] for a query answering exactly one row.
+pub(crate) async fn query_one<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Row> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query_one(&statement, params).await?)
+}
+
+/// [`exec`] for a query answering at most one row.
+pub(crate) async fn query_opt<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Option<Row>> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query_opt(&statement, params).await?)
+}
+
+static LOAD_INCIDENT: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE key = $1"));
+
 /// An incident with its whole timeline, read through `client` (a transaction when the
-/// caller needs one snapshot).
+/// caller needs one snapshot). The two queries go out together: one round trip.
 pub(crate) async fn load_incident<C: GenericClient>(
     client: &C,
     key: &str,
 ) -> Result<Option<(i64, Incident)>> {
-    let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE key = $1");
-    let Some(row) = client.query_opt(sql.as_str(), &[&key]).await? else {
+    let by_key: &[&(dyn ToSql + Sync)] = &[&key];
+    let (row, rows) = tokio::try_join!(
+        query_opt(client, &LOAD_INCIDENT, by_key),
+        query(
+            client,
+            "SELECT t.id, t.at, t.kind, t.message, t.event_id
+             FROM timeline t JOIN incidents i ON i.id = t.incident_id
+             WHERE i.key = $1 ORDER BY t.id",
+            by_key,
+        ),
+    )?;
+    let Some(row) = row else {
         return Ok(None);
     };
     let (id, mut incident) = incident_row(&row)?;
-    let rows = client
-        .query(
-            "SELECT id, at, kind, message, event_id FROM timeline WHERE incident_id = $1 ORDER BY id",
-            &[&id],
-        )
-        .await?;
     for row in rows {
         let entry: i64 = row.try_get("id")?;
         let kind: String = row.try_get("kind")?;
@@ -267,11 +322,12 @@ pub(crate) async fn load_incident<C: GenericClient>(
 }
 
 pub(crate) async fn incident_id<C: GenericClient>(client: &C, key: &str) -> Result<Option<i64>> {
-    Ok(client
-        .query_opt("SELECT id FROM incidents WHERE key = $1", &[&key])
-        .await?
-        .map(|row| row.try_get::<_, i64>(0))
-        .transpose()?)
+    Ok(
+        query_opt(client, "SELECT id FROM incidents WHERE key = $1", &[&key])
+            .await?
+            .map(|row| row.try_get::<_, i64>(0))
+            .transpose()?,
+    )
 }
 
 pub(crate) async fn add_timeline<C: GenericClient>(
@@ -282,91 +338,183 @@ pub(crate) async fn add_timeline<C: GenericClient>(
     message: &str,
     event_id: Option<&str>,
 ) -> Result<()> {
-    client
-        .execute(
-            "INSERT INTO timeline (incident_id, at, kind, message, event_id) VALUES ($1, $2, $3, $4, $5)",
-            &[&incident, &at, &kind.as_str(), &message, &event_id],
-        )
-        .await?;
+    exec(
+        client,
+        "INSERT INTO timeline (incident_id, at, kind, message, event_id) VALUES ($1, $2, $3, $4, $5)",
+        &[&incident, &at, &kind.as_str(), &message, &event_id],
+    )
+    .await?;
     Ok(())
 }
 
-/// Journals the work an incident change causes: its notes, its probe jobs and its run.
-pub(crate) async fn journal_work<C: GenericClient>(
+/// What one statement writes about an incident: timeline entries (in the order added),
+/// probe jobs, and a run with its steps, all pending and due at once. The incident itself
+/// comes from the statement's head (see [`Journal::sql`]), so opening an incident and
+/// journaling what that causes is one round trip.
+#[derive(Default)]
+pub(crate) struct Journal<'a> {
+    kinds: Vec<&'static str>,
+    messages: Vec<String>,
+    event_ids: Vec<Option<&'a str>>,
+    job_hosts: Vec<&'a str>,
+    job_probes: Vec<&'a str>,
+    job_args: Vec<&'a serde_json::Value>,
+    job_timeouts: Vec<i64>,
+    job_statuses: Vec<&'static str>,
+    job_claim_by: Vec<Timestamp>,
+    job_claim_within: Vec<i64>,
+    run_kind: Option<String>,
+    step_names: Vec<&'static str>,
+    step_channels: Vec<&'static str>,
+    step_recipients: Vec<serde_json::Value>,
+    step_deadlines: Vec<Timestamp>,
+}
+
+/// How many parameters [`Journal::sql`] adds after the head's.
+const JOURNAL_PARAMS: usize = 16;
+
+impl<'a> Journal<'a> {
+    pub(crate) fn entry(&mut self, kind: TimelineKind, message: String, event_id: Option<&'a str>) {
+        self.kinds.push(kind.as_str());
+        self.messages.push(message);
+        self.event_ids.push(event_id);
+    }
+
+    /// The notes, probe jobs and run `work` causes, queued at `now`.
+    pub(crate) fn work(&mut self, work: &'a Work, now: Timestamp) -> Result<()> {
+        for note in &work.notes {
+            self.entry(note.kind, note.message.clone(), None);
+        }
+        for job in &work.jobs {
+            let status = if job.needs_approval {
+                JobStatus::AwaitingApproval
+            } else {
+                JobStatus::Queued
+            };
+            self.job_hosts.push(&job.host);
+            self.job_probes.push(&job.probe);
+            self.job_args.push(&job.args);
+            self.job_timeouts.push(millis(job.timeout));
+            self.job_statuses.push(status.as_str());
+            self.job_claim_by.push(after(now, job.claim_within)?);
+            self.job_claim_within.push(millis(job.claim_within));
+        }
+        if let Some(run) = &work.run {
+            self.run(run);
+        }
+        Ok(())
+    }
+
+    /// A run to journal. One per statement.
+    pub(crate) fn run(&mut self, run: &NewRun) {
+        debug_assert!(self.run_kind.is_none(), "one run per journal");
+        self.run_kind = Some(run.kind.as_string());
+        for step in &run.steps {
+            self.step_names.push(step.name.as_str());
+            self.step_channels.push(step.channel.as_str());
+            self.step_recipients
+                .push(serde_json::Value::from(step.recipients.clone()));
+            self.step_deadlines.push(step.deadline);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.kinds.is_empty() && self.job_hosts.is_empty() && self.run_kind.is_none()
+    }
+
+    /// The statement: `head`, its first common table expressions, defines `i (id, key)`,
+    /// the incident journaled about (no row: nothing is written), with parameters `$1` to
+    /// `$head_params`; the journal's own follow. Answers `i`'s row.
+    pub(crate) fn sql(head: &str, head_params: usize) -> String {
+        // In the order of `params`.
+        let [at, kinds, messages, events, hosts, probes, args, timeouts, statuses, claim_by, claim_within, run_kind, names, channels, recipients, deadlines] =
+            std::array::from_fn::<String, JOURNAL_PARAMS, _>(|n| {
+                format!("${}", head_params + n + 1)
+            });
+        format!(
+            "WITH {head},
+             tl AS (
+               INSERT INTO timeline (incident_id, at, kind, message, event_id)
+               SELECT i.id, {at}, t.kind, t.message, t.event_id
+               FROM i, unnest({kinds}::text[], {messages}::text[], {events}::text[])
+                 WITH ORDINALITY AS t (kind, message, event_id, n)
+               ORDER BY t.n
+             ),
+             jb AS (
+               INSERT INTO jobs (host, incident_id, probe, args, timeout_ms, status, created_at,
+                 claim_by, claim_within_ms)
+               SELECT j.host, i.id, j.probe, j.args, j.timeout_ms, j.status, {at}, j.claim_by,
+                 j.claim_within_ms
+               FROM i, unnest({hosts}::text[], {probes}::text[], {args}::jsonb[],
+                   {timeouts}::bigint[], {statuses}::text[], {claim_by}::timestamptz[],
+                   {claim_within}::bigint[])
+                 WITH ORDINALITY AS j (host, probe, args, timeout_ms, status, claim_by,
+                   claim_within_ms, n)
+               ORDER BY j.n
+             ),
+             r AS (
+               INSERT INTO runs (incident_id, kind, created_at)
+               SELECT i.id, {run_kind}, {at} FROM i WHERE {run_kind}::text IS NOT NULL
+               RETURNING id
+             ),
+             st AS (
+               INSERT INTO run_steps (run_id, position, name, channel, recipients, status,
+                 attempts, next_attempt_at, deadline, updated_at)
+               SELECT r.id, s.n - 1, s.name, s.channel,
+                 ARRAY(SELECT jsonb_array_elements_text(s.recipients)), 'pending', 0, {at},
+                 s.deadline, {at}
+               FROM r, unnest({names}::text[], {channels}::text[], {recipients}::jsonb[],
+                   {deadlines}::timestamptz[])
+                 WITH ORDINALITY AS s (name, channel, recipients, deadline, n)
+               ORDER BY s.n
+             )
+             SELECT i.id, i.key FROM i"
+        )
+    }
+
+    /// The journal's parameters, to follow the head's.
+    pub(crate) fn params<'p>(
+        &'p self,
+        now: &'p Timestamp,
+    ) -> [&'p (dyn ToSql + Sync); JOURNAL_PARAMS] {
+        [
+            now,
+            &self.kinds,
+            &self.messages,
+            &self.event_ids,
+            &self.job_hosts,
+            &self.job_probes,
+            &self.job_args,
+            &self.job_timeouts,
+            &self.job_statuses,
+            &self.job_claim_by,
+            &self.job_claim_within,
+            &self.run_kind,
+            &self.step_names,
+            &self.step_channels,
+            &self.step_recipients,
+            &self.step_deadlines,
+        ]
+    }
+}
+
+static JOURNAL_BY_ID: LazyLock<String> =
+    LazyLock::new(|| Journal::sql("i AS (SELECT $1::bigint AS id, NULL::text AS key)", 1));
+
+/// Writes `journal` for the incident with row id `incident`, in one statement.
+pub(crate) async fn write_journal<C: GenericClient>(
     client: &C,
     incident: i64,
-    work: &Work,
+    journal: &Journal<'_>,
     now: Timestamp,
 ) -> Result<()> {
-    for note in &work.notes {
-        add_timeline(client, incident, now, note.kind, &note.message, None).await?;
+    if journal.is_empty() {
+        return Ok(());
     }
-    for job in &work.jobs {
-        let status = if job.needs_approval {
-            JobStatus::AwaitingApproval
-        } else {
-            JobStatus::Queued
-        };
-        let claim_by = after(now, job.claim_within)?;
-        client
-            .execute(
-                "INSERT INTO jobs (host, incident_id, probe, args, timeout_ms, status, created_at,
-                   claim_by, claim_within_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                &[
-                    &job.host,
-                    &incident,
-                    &job.probe,
-                    &job.args,
-                    &millis(job.timeout),
-                    &status.as_str(),
-                    &now,
-                    &claim_by,
-                    &millis(job.claim_within),
-                ],
-            )
-            .await?;
-    }
-    if let Some(run) = &work.run {
-        create_run(client, incident, run, now).await?;
-    }
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&incident];
+    params.extend(journal.params(&now));
+    exec(client, &JOURNAL_BY_ID, &params).await?;
     Ok(())
-}
-
-/// Journals a run and its steps, all pending and due at once. Returns the run's id.
-pub(crate) async fn create_run<C: GenericClient>(
-    client: &C,
-    incident: i64,
-    run: &NewRun,
-    now: Timestamp,
-) -> Result<i64> {
-    let row = client
-        .query_one(
-            "INSERT INTO runs (incident_id, kind, created_at) VALUES ($1, $2, $3) RETURNING id",
-            &[&incident, &run.kind.as_string(), &now],
-        )
-        .await?;
-    let run_id: i64 = row.try_get(0)?;
-    for (position, step) in run.steps.iter().enumerate() {
-        let position = position as i64;
-        client
-            .execute(
-                "INSERT INTO run_steps (run_id, position, name, channel, recipients, status, attempts,
-                   next_attempt_at, deadline, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $6)",
-                &[
-                    &run_id,
-                    &position,
-                    &step.name.as_str(),
-                    &step.channel.as_str(),
-                    &step.recipients,
-                    &now,
-                    &step.deadline,
-                ],
-            )
-            .await?;
-    }
-    Ok(run_id)
 }
 
 /// The text timestamps take in timeline messages.

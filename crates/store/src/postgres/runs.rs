@@ -1,12 +1,17 @@
 //! Durable playbook runs: one journal row per step, leased to one worker at a time.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::{add_timeline, after, create_run, known, load_incident, unsigned, PostgresStore};
+use super::{
+    after, exec, known, load_incident, query, query_one, query_opt, unsigned, Journal,
+    PostgresStore,
+};
 use crate::contract::RunStore;
 use crate::types::*;
 use crate::Result;
@@ -49,7 +54,7 @@ async fn incident_steps<C: GenericClient>(client: &C, incident_key: &str) -> Res
     let sql = format!(
         "SELECT {STEP_COLUMNS} FROM {STEP_FROM} WHERE i.key = $1 ORDER BY s.run_id, s.position"
     );
-    let rows = client.query(sql.as_str(), &[&incident_key]).await?;
+    let rows = query(client, sql.as_str(), &[&incident_key]).await?;
     rows.iter().map(step_row).collect()
 }
 
@@ -57,9 +62,7 @@ async fn incident_tickets<C: GenericClient>(
     client: &C,
     incident_key: &str,
 ) -> Result<Vec<TicketRecord>> {
-    let rows = client
-        .query(
-            "SELECT t.tracker, t.ticket_id, t.url FROM tickets t JOIN incidents i ON i.id = t.incident_id
+    let rows = query(client, "SELECT t.tracker, t.ticket_id, t.url FROM tickets t JOIN incidents i ON i.id = t.incident_id
              WHERE i.key = $1 ORDER BY t.tracker",
             &[&incident_key],
         )
@@ -81,24 +84,80 @@ async fn incident_tickets<C: GenericClient>(
     Ok(out)
 }
 
-/// Closes a run when none of its steps is pending any more.
-async fn close_if_done<C: GenericClient>(client: &C, run_id: i64, now: Timestamp) -> Result<()> {
-    client
-        .execute(
-            "UPDATE runs SET finished_at = $2 WHERE id = $1 AND finished_at IS NULL
-               AND NOT EXISTS (SELECT 1 FROM run_steps WHERE run_id = $1 AND status = 'pending')",
-            &[&run_id, &now],
-        )
-        .await?;
-    Ok(())
-}
+/// Leases the first pending step of each open run; of those, the due and unleased ones,
+/// locked (skipping any another worker is claiming right now) and leased at once. The
+/// conditions on `s` in `due` are checked again on the latest row version when a
+/// concurrent claim committed first, so a step is never leased twice. One statement: the
+/// claim and the claimed steps' rows.
+static CLAIM_STEPS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH firsts AS (
+           SELECT DISTINCT ON (s.run_id) s.run_id, s.position
+           FROM run_steps s JOIN runs r ON r.id = s.run_id
+           WHERE r.finished_at IS NULL AND s.status = 'pending'
+           ORDER BY s.run_id, s.position
+         ), due AS (
+           SELECT s.run_id, s.position FROM run_steps s
+           JOIN firsts f ON f.run_id = s.run_id AND f.position = s.position
+           WHERE s.status = 'pending' AND s.next_attempt_at <= $1
+             AND (s.lease_until IS NULL OR s.lease_until <= $1)
+           ORDER BY s.next_attempt_at, s.run_id
+           LIMIT $4
+           FOR UPDATE OF s SKIP LOCKED
+         ), claimed AS (
+           UPDATE run_steps s SET lease_owner = $2, lease_until = $3
+           FROM due WHERE s.run_id = due.run_id AND s.position = due.position
+           RETURNING s.*
+         )
+         SELECT {STEP_COLUMNS}
+         FROM claimed s JOIN runs r ON r.id = s.run_id JOIN incidents i ON i.id = r.incident_id
+         ORDER BY s.next_attempt_at, s.run_id"
+    )
+});
 
-async fn run_incident<C: GenericClient>(client: &C, run_id: i64) -> Result<i64> {
-    Ok(client
-        .query_one("SELECT incident_id FROM runs WHERE id = $1", &[&run_id])
-        .await?
-        .try_get(0)?)
-}
+/// Ends a step the worker holds, with what it leaves on its incident, in one statement:
+/// `i` is the incident of the step updated (none when the worker lost the step: then
+/// nothing else is written). The run closes when no other step of it is pending (this
+/// statement's snapshot still shows the step itself pending).
+static FINISH_STEP: LazyLock<String> = LazyLock::new(|| {
+    Journal::sql(
+        "i AS (
+           UPDATE run_steps s SET status = $3, attempts = $4, last_error = $5,
+             external_id = $6, link = $7, updated_at = $8, lease_owner = NULL,
+             lease_until = NULL
+           FROM runs r
+           WHERE r.id = s.run_id AND s.run_id = $1 AND s.position = $2 AND s.status = 'pending'
+             AND s.lease_owner = $9
+           RETURNING r.incident_id AS id, NULL::text AS key
+         ), tk AS (
+           INSERT INTO tickets (incident_id, tracker, ticket_id, url)
+           SELECT i.id, $10::text, $11::text, $12::text FROM i WHERE $10::text IS NOT NULL
+           ON CONFLICT (incident_id, tracker)
+           DO UPDATE SET ticket_id = EXCLUDED.ticket_id, url = EXCLUDED.url
+         ), closed AS (
+           UPDATE runs SET finished_at = $8
+           WHERE id = $1 AND finished_at IS NULL AND $3 <> 'pending' AND EXISTS (SELECT 1 FROM i)
+             AND NOT EXISTS (SELECT 1 FROM run_steps
+                             WHERE run_id = $1 AND position <> $2 AND status = 'pending')
+         )",
+        12,
+    )
+});
+
+/// Puts a step the worker holds back for a later attempt, with its note, in one statement.
+static RETRY_STEP: LazyLock<String> = LazyLock::new(|| {
+    Journal::sql(
+        "i AS (
+           UPDATE run_steps s SET attempts = $3, last_error = $4, next_attempt_at = $5,
+             updated_at = $6, lease_owner = NULL, lease_until = NULL
+           FROM runs r
+           WHERE r.id = s.run_id AND s.run_id = $1 AND s.position = $2 AND s.status = 'pending'
+             AND s.lease_owner = $7
+           RETURNING r.incident_id AS id, NULL::text AS key
+         )",
+        7,
+    )
+});
 
 #[async_trait]
 impl RunStore for PostgresStore {
@@ -111,158 +170,87 @@ impl RunStore for PostgresStore {
     ) -> Result<Vec<RunStep>> {
         let until = after(now, lease)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        // The first pending step of each open run; of those, the due and unleased ones,
-        // locked (skipping any another worker is claiming right now) and leased at once.
-        // The conditions on `s` in `due` are checked again on the latest row version when
-        // a concurrent claim committed first, so a step is never leased twice.
-        let claimed = tx
-            .query(
-                "WITH firsts AS (
-                   SELECT DISTINCT ON (s.run_id) s.run_id, s.position
-                   FROM run_steps s JOIN runs r ON r.id = s.run_id
-                   WHERE r.finished_at IS NULL AND s.status = 'pending'
-                   ORDER BY s.run_id, s.position
-                 ), due AS (
-                   SELECT s.run_id, s.position FROM run_steps s
-                   JOIN firsts f ON f.run_id = s.run_id AND f.position = s.position
-                   WHERE s.status = 'pending' AND s.next_attempt_at <= $1
-                     AND (s.lease_until IS NULL OR s.lease_until <= $1)
-                   ORDER BY s.next_attempt_at, s.run_id
-                   LIMIT $4
-                   FOR UPDATE OF s SKIP LOCKED
-                 )
-                 UPDATE run_steps s SET lease_owner = $2, lease_until = $3
-                 FROM due WHERE s.run_id = due.run_id AND s.position = due.position
-                 RETURNING s.run_id, s.position",
-                &[&now, &worker, &until, &limit],
-            )
-            .await?;
-        let mut steps = Vec::with_capacity(claimed.len());
-        if !claimed.is_empty() {
-            let runs: Vec<i64> = claimed
-                .iter()
-                .map(|row| row.try_get::<_, i64>(0))
-                .collect::<std::result::Result<_, _>>()?;
-            let positions: Vec<i64> = claimed
-                .iter()
-                .map(|row| row.try_get::<_, i64>(1))
-                .collect::<std::result::Result<_, _>>()?;
-            let sql = format!(
-                "SELECT {STEP_COLUMNS} FROM {STEP_FROM}
-                 JOIN unnest($1::bigint[], $2::bigint[]) AS c (run_id, position)
-                   ON c.run_id = s.run_id AND c.position = s.position
-                 ORDER BY s.next_attempt_at, s.run_id"
-            );
-            for row in tx.query(sql.as_str(), &[&runs, &positions]).await? {
-                steps.push(step_row(&row)?);
-            }
-        }
-        tx.commit().await?;
-        Ok(steps)
+        let client = self.client().await?;
+        let rows = query(&client, &CLAIM_STEPS, &[&now, &worker, &until, &limit]).await?;
+        rows.iter().map(step_row).collect()
     }
 
     async fn release_leases(&self, worker: &str) -> Result<u64> {
         let client = self.client().await?;
-        Ok(client
-            .execute(
-                "UPDATE run_steps SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
-                &[&worker],
-            )
-            .await?)
+        Ok(exec(
+            &client,
+            "UPDATE run_steps SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+            &[&worker],
+        )
+        .await?)
     }
 
     async fn next_step_due(&self) -> Result<Option<Timestamp>> {
         let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT MIN(GREATEST(s.next_attempt_at, COALESCE(s.lease_until, s.next_attempt_at)))
+        let row = query_one(
+            &client,
+            "SELECT MIN(GREATEST(s.next_attempt_at, COALESCE(s.lease_until, s.next_attempt_at)))
                  FROM run_steps s JOIN runs r ON r.id = s.run_id
                  WHERE r.finished_at IS NULL AND s.status = 'pending'
                    AND s.position = (SELECT MIN(p.position) FROM run_steps p
                                      WHERE p.run_id = s.run_id AND p.status = 'pending')",
-                &[],
-            )
-            .await?;
+            &[],
+        )
+        .await?;
         Ok(row.try_get(0)?)
     }
 
     async fn finish_step(&self, step: StepRef, finish: StepFinish, now: Timestamp) -> Result<bool> {
         let attempts = i32::try_from(finish.attempts).unwrap_or(i32::MAX);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let updated = tx
-            .execute(
-                "UPDATE run_steps SET status = $3, attempts = $4, last_error = $5, external_id = $6,
-                   link = $7, updated_at = $8, lease_owner = NULL, lease_until = NULL
-                 WHERE run_id = $1 AND position = $2 AND status = 'pending' AND lease_owner = $9",
-                &[
-                    &step.run_id,
-                    &step.position,
-                    &finish.status.as_str(),
-                    &attempts,
-                    &finish.error,
-                    &finish.external_id,
-                    &finish.link,
-                    &now,
-                    &step.worker,
-                ],
-            )
-            .await?;
-        if updated == 0 {
-            return Ok(false);
-        }
-        let incident = run_incident(&tx, step.run_id).await?;
-        if let Some(ticket) = &finish.ticket {
-            tx.execute(
-                "INSERT INTO tickets (incident_id, tracker, ticket_id, url) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (incident_id, tracker)
-                 DO UPDATE SET ticket_id = EXCLUDED.ticket_id, url = EXCLUDED.url",
-                &[&incident, &ticket.tracker.as_str(), &ticket.id, &ticket.url],
-            )
-            .await?;
-        }
+        let mut journal = Journal::default();
         if let Some(note) = &finish.note {
-            add_timeline(&tx, incident, now, note.kind, &note.message, None).await?;
+            journal.entry(note.kind, note.message.clone(), None);
         }
         if let Some(run) = &finish.followup {
-            create_run(&tx, incident, run, now).await?;
+            journal.run(run);
         }
-        close_if_done(&tx, step.run_id, now).await?;
-        tx.commit().await?;
-        Ok(true)
+        let ticket = finish.ticket.as_ref();
+        let tracker = ticket.map(|t| t.tracker.as_str());
+        let ticket_id = ticket.map(|t| t.id.as_str());
+        let url = ticket.map(|t| t.url.as_str());
+        let status = finish.status.as_str();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &step.run_id,
+            &step.position,
+            &status,
+            &attempts,
+            &finish.error,
+            &finish.external_id,
+            &finish.link,
+            &now,
+            &step.worker,
+            &tracker,
+            &ticket_id,
+            &url,
+        ];
+        params.extend(journal.params(&now));
+        let client = self.client().await?;
+        Ok(query_opt(&client, &FINISH_STEP, &params).await?.is_some())
     }
 
     async fn retry_step(&self, step: StepRef, retry: StepRetry, now: Timestamp) -> Result<bool> {
         let attempts = i32::try_from(retry.attempts).unwrap_or(i32::MAX);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let updated = tx
-            .execute(
-                "UPDATE run_steps SET attempts = $3, last_error = $4, next_attempt_at = $5,
-                   updated_at = $6, lease_owner = NULL, lease_until = NULL
-                 WHERE run_id = $1 AND position = $2 AND status = 'pending' AND lease_owner = $7",
-                &[
-                    &step.run_id,
-                    &step.position,
-                    &attempts,
-                    &retry.error,
-                    &retry.next_attempt_at,
-                    &now,
-                    &step.worker,
-                ],
-            )
-            .await?;
-        if updated == 0 {
-            return Ok(false);
-        }
+        let mut journal = Journal::default();
         if let Some(note) = &retry.note {
-            let incident = run_incident(&tx, step.run_id).await?;
-            add_timeline(&tx, incident, now, note.kind, &note.message, None).await?;
+            journal.entry(note.kind, note.message.clone(), None);
         }
-        tx.commit().await?;
-        Ok(true)
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &step.run_id,
+            &step.position,
+            &attempts,
+            &retry.error,
+            &retry.next_attempt_at,
+            &now,
+            &step.worker,
+        ];
+        params.extend(journal.params(&now));
+        let client = self.client().await?;
+        Ok(query_opt(&client, &RETRY_STEP, &params).await?.is_some())
     }
 
     async fn step_context(&self, incident_key: &str) -> Result<Option<StepContext>> {
@@ -273,19 +261,24 @@ impl RunStore for PostgresStore {
             .read_only(true)
             .start()
             .await?;
-        let Some((id, incident)) = load_incident(&tx, incident_key).await? else {
+        // One snapshot, and the reads go out together: one round trip.
+        let by_key: &[&(dyn ToSql + Sync)] = &[&incident_key];
+        let (found, tickets, open, history) = tokio::try_join!(
+            load_incident(&tx, incident_key),
+            incident_tickets(&tx, incident_key),
+            query_one(
+                &tx,
+                "SELECT COUNT(*) FROM jobs j JOIN incidents i ON i.id = j.incident_id
+                 WHERE i.key = $1 AND j.status IN ('queued', 'running')",
+                by_key,
+            ),
+            incident_steps(&tx, incident_key),
+        )?;
+        tx.commit().await?;
+        let Some((_, incident)) = found else {
             return Ok(None);
         };
-        let tickets = incident_tickets(&tx, incident_key).await?;
-        let open: i64 = tx
-            .query_one(
-                "SELECT COUNT(*) FROM jobs WHERE incident_id = $1 AND status IN ('queued', 'running')",
-                &[&id],
-            )
-            .await?
-            .try_get(0)?;
-        let history = incident_steps(&tx, incident_key).await?;
-        tx.commit().await?;
+        let open: i64 = open.try_get(0)?;
         Ok(Some(StepContext {
             incident,
             tickets,
