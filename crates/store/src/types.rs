@@ -77,6 +77,39 @@ pub struct AlarmUpdate {
     pub on_resolve: Work,
 }
 
+impl AlarmUpdate {
+    fn state(&self) -> &'static str {
+        self.facts.state.map(|s| s.as_str()).unwrap_or("unknown")
+    }
+
+    /// The timeline entry of the event that opens an incident.
+    pub fn opened_message(&self) -> String {
+        format!(
+            "opened: {} — {}",
+            self.state(),
+            self.facts.reason.as_deref().unwrap_or("no reason given")
+        )
+    }
+
+    /// The timeline entry of a repeat, the incident's `count`th event.
+    pub fn repeat_message(&self, count: u64) -> String {
+        format!(
+            "repeat #{count}: {} — {}",
+            self.state(),
+            self.facts.reason.as_deref().unwrap_or("no reason given")
+        )
+    }
+
+    /// The timeline entry of the recovery that resolves an incident.
+    pub fn resolved_message(&self) -> String {
+        format!(
+            "resolved: alarm is {} — {}",
+            self.state(),
+            self.facts.reason.as_deref().unwrap_or("recovered")
+        )
+    }
+}
+
 /// What an alarm event does to incidents, decided by the playbook step its rule names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlarmAction {

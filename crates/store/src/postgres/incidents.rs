@@ -61,15 +61,11 @@ pub(crate) async fn apply_alarm<C: GenericClient>(
     let facts = &update.facts;
     let facts_json = serde_json::to_value(facts)
         .map_err(|e| StoreError::Corrupt(format!("alarm facts of event {event_id}: {e}")))?;
-    let state = facts.state.map(|s| s.as_str()).unwrap_or("unknown");
     let mut journal = Journal::default();
     let change = match (update.action, unresolved.as_mut()) {
         (AlarmAction::OpenOrRepeat, Some(open)) => {
             let count = open.count + 1;
-            let message = format!(
-                "repeat #{count}: {state} — {}",
-                facts.reason.as_deref().unwrap_or("no reason given")
-            );
+            let message = update.repeat_message(count.max(0) as u64);
             journal.entry(TimelineKind::Repeat, message, Some(event_id));
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&open.id, &count, &now, &facts_json];
             params.extend(journal.params(&now));
@@ -81,10 +77,7 @@ pub(crate) async fn apply_alarm<C: GenericClient>(
             }
         }
         (AlarmAction::OpenOrRepeat, None) => {
-            let message = format!(
-                "opened: {state} — {}",
-                facts.reason.as_deref().unwrap_or("no reason given")
-            );
+            let message = update.opened_message();
             journal.entry(TimelineKind::Opened, message, Some(event_id));
             journal.work(&update.on_open, now)?;
             let title = facts.title();
@@ -110,10 +103,7 @@ pub(crate) async fn apply_alarm<C: GenericClient>(
             IncidentChange::Opened { key }
         }
         (AlarmAction::Resolve, Some(open)) => {
-            let message = format!(
-                "resolved: alarm is {state} — {}",
-                facts.reason.as_deref().unwrap_or("recovered")
-            );
+            let message = update.resolved_message();
             journal.entry(TimelineKind::Resolved, message, Some(event_id));
             journal.work(&update.on_resolve, now)?;
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&open.id, &now];

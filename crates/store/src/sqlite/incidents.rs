@@ -130,7 +130,6 @@ pub(super) fn apply_alarm(
         .optional()?;
     let facts: &AlarmFacts = &update.facts;
     let facts_json = json_text(facts, "alarm facts")?;
-    let state = facts.state.map(|s| s.as_str()).unwrap_or("unknown");
     let stamp = text(now);
     Ok(match (update.action, unresolved) {
         (AlarmAction::OpenOrRepeat, Some((id, key, count))) => {
@@ -139,10 +138,7 @@ pub(super) fn apply_alarm(
                 "UPDATE incidents SET count = ?2, last_event_at = ?3, facts = ?4 WHERE id = ?1",
             )?
             .execute(params![id, count as i64, stamp, facts_json])?;
-            let message = format!(
-                "repeat #{count}: {state} — {}",
-                facts.reason.as_deref().unwrap_or("no reason given")
-            );
+            let message = update.repeat_message(count);
             add_timeline(tx, id, now, TimelineKind::Repeat, &message, Some(event_id))?;
             IncidentChange::Repeated { key, count }
         }
@@ -168,10 +164,7 @@ pub(super) fn apply_alarm(
                 facts_json,
                 facts.appcode
             ])?;
-            let message = format!(
-                "opened: {state} — {}",
-                facts.reason.as_deref().unwrap_or("no reason given")
-            );
+            let message = update.opened_message();
             add_timeline(
                 tx,
                 next_id,
@@ -188,10 +181,7 @@ pub(super) fn apply_alarm(
                 "UPDATE incidents SET status = 'resolved', resolved_at = ?2, last_event_at = ?2 WHERE id = ?1",
             )?
             .execute(params![id, stamp])?;
-            let message = format!(
-                "resolved: alarm is {state} — {}",
-                facts.reason.as_deref().unwrap_or("recovered")
-            );
+            let message = update.resolved_message();
             add_timeline(
                 tx,
                 id,
