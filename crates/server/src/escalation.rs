@@ -18,6 +18,9 @@ use crate::ownership::Ownership;
 use crate::pipeline::Wake;
 
 pub const UNACKNOWLEDGED: &str = "Incident Unacknowledged";
+/// Incidents escalated per check at most; the rest follow on the next (a storm's worth of
+/// escalations must not hold the store in one round).
+const ESCALATIONS_PER_ROUND: usize = 500;
 pub const SOURCE: &str = "vigil.incidents";
 
 pub fn spawn(
@@ -52,14 +55,21 @@ async fn escalate_due(
     after_minutes: &[u64],
 ) -> Result<usize, vigil_store::StoreError> {
     let now_ms = clock.now_ms();
+    let cutoffs = after_minutes
+        .iter()
+        .map(|minutes| {
+            let ms = now_ms.saturating_sub((*minutes as i64).saturating_mul(60_000));
+            chrono::DateTime::from_timestamp_millis(ms).unwrap_or(chrono::DateTime::UNIX_EPOCH)
+        })
+        .collect::<Vec<_>>();
     let mut escalated = 0;
-    for open in store.unacknowledged().await? {
+    for open in store
+        .escalations_due(&cutoffs, ESCALATIONS_PER_ROUND)
+        .await?
+    {
         let Some(minutes) = after_minutes.get(open.level as usize) else {
             continue;
         };
-        if now_ms - open.opened_at.timestamp_millis() < (*minutes as i64) * 60_000 {
-            continue;
-        }
         let key = open.key;
         let appcode = store.incident_appcode(&key).await?;
         let next = open.level + 1;

@@ -86,8 +86,14 @@ pub trait IncidentStore: Send + Sync {
     /// The Appcode an incident belongs to.
     async fn incident_appcode(&self, key: &str) -> Result<Option<String>>;
 
-    /// Open (unacknowledged) incidents with their escalation level.
-    async fn unacknowledged(&self) -> Result<Vec<Unacknowledged>>;
+    /// Open (unacknowledged) incidents due to escalate: at a level `L` below
+    /// `cutoffs.len()` and opened at or before `cutoffs[L]`. The oldest first, at most
+    /// `limit`.
+    async fn escalations_due(
+        &self,
+        cutoffs: &[Timestamp],
+        limit: usize,
+    ) -> Result<Vec<Unacknowledged>>;
 
     /// Raises an open incident's escalation level from `from` to `to`, records the note and
     /// stores the escalation event for processing, in one transaction. False (nothing

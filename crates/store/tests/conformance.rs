@@ -203,6 +203,7 @@ macro_rules! conformance_suite {
             incidents_are_listed_by_status_appcode_and_limit,
             manual_transitions_journal_work_only_when_they_change,
             escalation_writes_its_event_once_per_level,
+            escalations_come_oldest_first_per_level,
             concurrent_workers_never_claim_the_same_step,
             an_expired_lease_lets_another_worker_claim,
             steps_of_a_run_go_in_order,
@@ -1014,7 +1015,11 @@ async fn manual_transitions_journal_work_only_when_they_change(h: &dyn Harness) 
     assert!(changed);
     assert_eq!(inc.status, IncidentStatus::Acknowledged);
     assert_eq!(inc.acknowledged_at, Some(t1));
-    assert!(store.unacknowledged().await.unwrap().is_empty());
+    assert!(store
+        .escalations_due(&[t2 + secs(3600)], 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Acknowledging twice changes nothing and journals nothing.
     let (_, changed) = store
@@ -1095,8 +1100,14 @@ async fn escalation_writes_its_event_once_per_level(h: &dyn Harness) {
     let t0 = now();
     let t1 = t0 + secs(300);
     let key = open(&*store, "x", "g", Work::default(), t0).await;
+    // Due once its level's cutoff reaches its opening, not before.
+    assert!(store
+        .escalations_due(&[t0 - secs(1)], 10)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
-        store.unacknowledged().await.unwrap(),
+        store.escalations_due(&[t0], 10).await.unwrap(),
         [Unacknowledged {
             key: key.clone(),
             opened_at: t0,
@@ -1125,7 +1136,17 @@ async fn escalation_writes_its_event_once_per_level(h: &dyn Harness) {
     // Another server escalating from the same level is refused and writes nothing.
     assert!(!store.escalate(escalation(0, 1, "esc-1b")).await.unwrap());
     assert!(store.event("esc-1b").await.unwrap().is_none());
-    assert_eq!(store.unacknowledged().await.unwrap()[0].level, 1);
+    // At level 1 it waits for the second cutoff; past the last level it is never due.
+    assert!(store.escalations_due(&[t1], 10).await.unwrap().is_empty());
+    assert!(store
+        .escalations_due(&[t1, t0 - secs(1)], 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.escalations_due(&[t1, t0], 10).await.unwrap()[0].level,
+        1
+    );
     let inc = store.incident(&key).await.unwrap().unwrap();
     assert_eq!(
         messages(&inc)[1],
@@ -1145,6 +1166,75 @@ async fn escalation_writes_its_event_once_per_level(h: &dyn Harness) {
         .unwrap();
     assert!(!store.escalate(escalation(1, 2, "esc-2")).await.unwrap());
     assert!(store.event("esc-2").await.unwrap().is_none());
+}
+
+async fn escalations_come_oldest_first_per_level(h: &dyn Harness) {
+    let store = h.store();
+    let t0 = now();
+    let mut keys = Vec::new();
+    for n in 0..4i64 {
+        let key = open(
+            &*store,
+            &format!("e{n}"),
+            &format!("g{n}"),
+            Work::default(),
+            t0 + secs(n),
+        )
+        .await;
+        keys.push(key);
+    }
+    // The second one is already at level 1.
+    assert!(store
+        .escalate(Escalation {
+            key: keys[1].clone(),
+            from: 0,
+            to: 1,
+            note: Note::new(TimelineKind::Note, "escalated to level 1"),
+            event: event("esc-e1"),
+            now: t0 + secs(10),
+        })
+        .await
+        .unwrap());
+    let due = |list: Vec<Unacknowledged>| {
+        list.into_iter()
+            .map(|u| (u.key, u.level))
+            .collect::<Vec<_>>()
+    };
+    // Level 0 due up to t0+2, level 1 not yet: the oldest first, at most the limit.
+    let found = store
+        .escalations_due(&[t0 + secs(2), t0 - secs(1)], 10)
+        .await
+        .unwrap();
+    assert_eq!(due(found), [(keys[0].clone(), 0), (keys[2].clone(), 0)]);
+    let found = store
+        .escalations_due(&[t0 + secs(60), t0 + secs(60)], 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        due(found),
+        [
+            (keys[0].clone(), 0),
+            (keys[1].clone(), 1),
+            (keys[2].clone(), 0)
+        ]
+    );
+    // Resolved incidents are never due.
+    store
+        .transition(ManualChange {
+            key: keys[0].clone(),
+            to: IncidentStatus::Resolved,
+            by: "alice".into(),
+            work: Work::default(),
+            now: t0 + secs(20),
+        })
+        .await
+        .unwrap();
+    let found = store
+        .escalations_due(&[t0 + secs(60), t0 + secs(60)], 10)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 3);
+    assert!(found.iter().all(|u| u.key != keys[0]));
 }
 
 // ---------------------------------------------------------------------------------------

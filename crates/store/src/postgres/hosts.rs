@@ -61,7 +61,8 @@ fn job_status(text: &str, id: i64) -> Result<JobStatus> {
 const JOB_ENDED: &str = "WITH tl AS (
        INSERT INTO timeline (incident_id, at, kind, message) VALUES ($1, $2, $3, $4)
      )
-     UPDATE run_steps SET next_attempt_at = $2
+     UPDATE run_steps SET next_attempt_at = $2,
+       due_at = CASE WHEN due_at IS NOT NULL THEN GREATEST($2, COALESCE(lease_until, $2)) END
      WHERE status = 'pending' AND name IN ('comment', 'notify') AND next_attempt_at > $2
        AND run_id IN (SELECT id FROM runs WHERE incident_id = $1 AND finished_at IS NULL)";
 
@@ -70,7 +71,8 @@ const JOB_ENDED: &str = "WITH tl AS (
 const JOBS_EXPIRED: &str = "WITH ex AS (
        UPDATE jobs SET status = 'expired', finished_at = $2 WHERE id = ANY($1)
      ), wake AS (
-       UPDATE run_steps SET next_attempt_at = $2
+       UPDATE run_steps SET next_attempt_at = $2,
+         due_at = CASE WHEN due_at IS NOT NULL THEN GREATEST($2, COALESCE(lease_until, $2)) END
        WHERE status = 'pending' AND name IN ('comment', 'notify') AND next_attempt_at > $2
          AND run_id IN (SELECT id FROM runs WHERE incident_id = ANY($3) AND finished_at IS NULL)
      )

@@ -233,13 +233,25 @@ impl IncidentStore for PostgresStore {
         })
     }
 
-    async fn unacknowledged(&self) -> Result<Vec<Unacknowledged>> {
+    async fn escalations_due(
+        &self,
+        cutoffs: &[Timestamp],
+        limit: usize,
+    ) -> Result<Vec<Unacknowledged>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let client = self.client().await?;
+        // One index range per level.
         let rows = query(
             &client,
-            "SELECT key, opened_at, escalation_level FROM incidents WHERE status = 'open'
-                 ORDER BY id",
-            &[],
+            "SELECT d.key, d.opened_at, d.escalation_level
+             FROM unnest($1::timestamptz[]) WITH ORDINALITY AS c (cutoff, n)
+             CROSS JOIN LATERAL (
+               SELECT key, opened_at, escalation_level FROM incidents
+               WHERE status = 'open' AND escalation_level = c.n - 1 AND opened_at <= c.cutoff
+               ORDER BY opened_at, id LIMIT $2
+             ) d
+             ORDER BY d.opened_at LIMIT $2",
+            &[&cutoffs, &limit],
         )
         .await?;
         let mut out = Vec::with_capacity(rows.len());

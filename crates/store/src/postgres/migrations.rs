@@ -174,6 +174,18 @@ const MIGRATIONS: &[&str] = &[
         retired boolean NOT NULL DEFAULT false,
         updated_at timestamptz NOT NULL
     );",
+    // 2: the head of each open run (its first pending step) carries when it may next be
+    // claimed, and open incidents are indexed by escalation level and age: claiming, "when
+    // is the next step due" and "which incidents escalate now" are index lookups, not
+    // scans of everything pending or open.
+    "ALTER TABLE run_steps ADD COLUMN due_at timestamptz;
+    UPDATE run_steps s SET due_at = GREATEST(s.next_attempt_at, COALESCE(s.lease_until, s.next_attempt_at))
+    FROM runs r
+    WHERE r.id = s.run_id AND r.finished_at IS NULL AND s.status = 'pending'
+      AND s.position = (SELECT MIN(p.position) FROM run_steps p
+                        WHERE p.run_id = s.run_id AND p.status = 'pending');
+    CREATE INDEX run_steps_due ON run_steps (due_at, run_id) WHERE due_at IS NOT NULL;
+    CREATE INDEX incidents_escalation ON incidents (escalation_level, opened_at) WHERE status = 'open';",
 ];
 
 /// The schema version this vigil knows.

@@ -459,10 +459,10 @@ impl<'a> Journal<'a> {
              ),
              st AS (
                INSERT INTO run_steps (run_id, position, name, channel, recipients, status,
-                 attempts, next_attempt_at, deadline, updated_at)
+                 attempts, next_attempt_at, deadline, updated_at, due_at)
                SELECT r.id, s.n - 1, s.name, s.channel,
                  ARRAY(SELECT jsonb_array_elements_text(s.recipients)), 'pending', 0, {at},
-                 s.deadline, {at}
+                 s.deadline, {at}, CASE WHEN s.n = 1 THEN {at} END
                FROM r, unnest({names}::text[], {channels}::text[], {recipients}::jsonb[],
                    {deadlines}::timestamptz[])
                  WITH ORDINALITY AS s (name, channel, recipients, deadline, n)

@@ -84,28 +84,21 @@ async fn incident_tickets<C: GenericClient>(
     Ok(out)
 }
 
-/// Leases the first pending step of each open run; of those, the due and unleased ones,
-/// locked (skipping any another worker is claiming right now) and leased at once. The
-/// conditions on `s` in `due` are checked again on the latest row version when a
-/// concurrent claim committed first, so a step is never leased twice. One statement: the
-/// claim and the claimed steps' rows.
+/// Leases the due heads of open runs (a run's head, its first pending step, carries
+/// `due_at`: when its next attempt is and any lease has run out), locked (skipping any
+/// another worker is claiming right now) and leased at once. The condition on `due_at` is
+/// checked again on the latest row version when a concurrent claim committed first, so a
+/// step is never leased twice. One statement: the claim and the claimed steps' rows.
 static CLAIM_STEPS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH firsts AS (
-           SELECT DISTINCT ON (s.run_id) s.run_id, s.position
-           FROM run_steps s JOIN runs r ON r.id = s.run_id
-           WHERE r.finished_at IS NULL AND s.status = 'pending'
-           ORDER BY s.run_id, s.position
-         ), due AS (
+        "WITH due AS (
            SELECT s.run_id, s.position FROM run_steps s
-           JOIN firsts f ON f.run_id = s.run_id AND f.position = s.position
-           WHERE s.status = 'pending' AND s.next_attempt_at <= $1
-             AND (s.lease_until IS NULL OR s.lease_until <= $1)
-           ORDER BY s.next_attempt_at, s.run_id
+           WHERE s.due_at <= $1
+           ORDER BY s.due_at, s.run_id
            LIMIT $4
            FOR UPDATE OF s SKIP LOCKED
          ), claimed AS (
-           UPDATE run_steps s SET lease_owner = $2, lease_until = $3
+           UPDATE run_steps s SET lease_owner = $2, lease_until = $3, due_at = $3
            FROM due WHERE s.run_id = due.run_id AND s.position = due.position
            RETURNING s.*
          )
@@ -117,14 +110,15 @@ static CLAIM_STEPS: LazyLock<String> = LazyLock::new(|| {
 
 /// Ends a step the worker holds, with what it leaves on its incident, in one statement:
 /// `i` is the incident of the step updated (none when the worker lost the step: then
-/// nothing else is written). The run closes when no other step of it is pending (this
-/// statement's snapshot still shows the step itself pending).
+/// nothing else is written). The run's next pending step becomes its head, or the run
+/// closes when no other step of it is pending (this statement's snapshot still shows the
+/// step itself pending).
 static FINISH_STEP: LazyLock<String> = LazyLock::new(|| {
     Journal::sql(
         "i AS (
            UPDATE run_steps s SET status = $3, attempts = $4, last_error = $5,
              external_id = $6, link = $7, updated_at = $8, lease_owner = NULL,
-             lease_until = NULL
+             lease_until = NULL, due_at = CASE WHEN $3 = 'pending' THEN s.next_attempt_at END
            FROM runs r
            WHERE r.id = s.run_id AND s.run_id = $1 AND s.position = $2 AND s.status = 'pending'
              AND s.lease_owner = $9
@@ -134,6 +128,11 @@ static FINISH_STEP: LazyLock<String> = LazyLock::new(|| {
            SELECT i.id, $10::text, $11::text, $12::text FROM i WHERE $10::text IS NOT NULL
            ON CONFLICT (incident_id, tracker)
            DO UPDATE SET ticket_id = EXCLUDED.ticket_id, url = EXCLUDED.url
+         ), head AS (
+           UPDATE run_steps SET due_at = GREATEST(next_attempt_at, COALESCE(lease_until, next_attempt_at))
+           WHERE run_id = $1 AND $3 <> 'pending' AND EXISTS (SELECT 1 FROM i)
+             AND position = (SELECT MIN(position) FROM run_steps
+                             WHERE run_id = $1 AND position <> $2 AND status = 'pending')
          ), closed AS (
            UPDATE runs SET finished_at = $8
            WHERE id = $1 AND finished_at IS NULL AND $3 <> 'pending' AND EXISTS (SELECT 1 FROM i)
@@ -149,7 +148,7 @@ static RETRY_STEP: LazyLock<String> = LazyLock::new(|| {
     Journal::sql(
         "i AS (
            UPDATE run_steps s SET attempts = $3, last_error = $4, next_attempt_at = $5,
-             updated_at = $6, lease_owner = NULL, lease_until = NULL
+             updated_at = $6, lease_owner = NULL, lease_until = NULL, due_at = $5
            FROM runs r
            WHERE r.id = s.run_id AND s.run_id = $1 AND s.position = $2 AND s.status = 'pending'
              AND s.lease_owner = $7
@@ -179,7 +178,9 @@ impl RunStore for PostgresStore {
         let client = self.client().await?;
         Ok(exec(
             &client,
-            "UPDATE run_steps SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
+            "UPDATE run_steps SET lease_owner = NULL, lease_until = NULL,
+               due_at = CASE WHEN due_at IS NOT NULL THEN next_attempt_at END
+             WHERE lease_owner = $1",
             &[&worker],
         )
         .await?)
@@ -189,11 +190,7 @@ impl RunStore for PostgresStore {
         let client = self.client().await?;
         let row = query_one(
             &client,
-            "SELECT MIN(GREATEST(s.next_attempt_at, COALESCE(s.lease_until, s.next_attempt_at)))
-                 FROM run_steps s JOIN runs r ON r.id = s.run_id
-                 WHERE r.finished_at IS NULL AND s.status = 'pending'
-                   AND s.position = (SELECT MIN(p.position) FROM run_steps p
-                                     WHERE p.run_id = s.run_id AND p.status = 'pending')",
+            "SELECT MIN(due_at) FROM run_steps WHERE due_at IS NOT NULL",
             &[],
         )
         .await?;

@@ -509,7 +509,8 @@ pub(super) fn insert_jobs(
 /// now instead of at their wait's deadline.
 fn wake_waiting_steps(tx: &Transaction<'_>, incident: i64, now: Timestamp) -> Result<()> {
     tx.prepare_cached(
-        "UPDATE run_steps SET next_attempt_ms = ?2
+        "UPDATE run_steps SET next_attempt_ms = ?2,
+           due_ms = CASE WHEN due_ms IS NOT NULL THEN MAX(?2, COALESCE(lease_until_ms, 0)) END
          WHERE status = 'pending' AND name IN ('comment', 'notify') AND next_attempt_ms > ?2
            AND run_id IN (SELECT id FROM runs WHERE incident_id = ?1 AND finished_at IS NULL)",
     )?

@@ -68,24 +68,39 @@ impl IncidentStore for SqliteStore {
         .await
     }
 
-    async fn unacknowledged(&self) -> Result<Vec<Unacknowledged>> {
-        self.blocking(|db| {
+    async fn escalations_due(
+        &self,
+        cutoffs: &[Timestamp],
+        limit: usize,
+    ) -> Result<Vec<Unacknowledged>> {
+        let cutoffs: Vec<String> = cutoffs.iter().map(|c| text(*c)).collect();
+        self.blocking(move |db| {
             db.read(|tx| {
+                // One index range per level (opened_at is sortable text).
                 let mut stmt = tx.prepare_cached(
-                    "SELECT key, opened_at, escalation_level FROM incidents WHERE status = 'open' ORDER BY id",
+                    "SELECT key, opened_at FROM incidents
+                     WHERE status = 'open' AND escalation_level = ?1 AND opened_at <= ?2
+                     ORDER BY opened_at, id LIMIT ?3",
                 )?;
-                let rows = stmt.query_map([], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
-                })?;
                 let mut out = Vec::new();
-                for row in rows {
-                    let (key, opened_at, level) = row?;
-                    out.push(Unacknowledged {
-                        opened_at: parse_time(&opened_at, || format!("incident {key}: opened_at"))?,
-                        level: level.max(0) as u32,
-                        key,
-                    });
+                for (level, cutoff) in cutoffs.iter().enumerate() {
+                    let rows = stmt
+                        .query_map(params![level as i64, cutoff, limit as i64], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                        })?;
+                    for row in rows {
+                        let (key, opened_at) = row?;
+                        out.push(Unacknowledged {
+                            opened_at: parse_time(&opened_at, || {
+                                format!("incident {key}: opened_at")
+                            })?,
+                            level: level as u32,
+                            key,
+                        });
+                    }
                 }
+                out.sort_by_key(|u| u.opened_at);
+                out.truncate(limit);
                 Ok(out)
             })
         })
@@ -230,8 +245,8 @@ pub(super) fn journal_run(
     let run_id = tx.last_insert_rowid();
     for (position, step) in run.steps.iter().enumerate() {
         tx.prepare_cached(
-            "INSERT INTO run_steps (run_id, position, name, channel, recipients, status, deadline_ms, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+            "INSERT INTO run_steps (run_id, position, name, channel, recipients, status, deadline_ms, updated_at, due_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8)",
         )?
         .execute(params![
             run_id,
@@ -240,7 +255,9 @@ pub(super) fn journal_run(
             step.channel.as_str(),
             json_text(&step.recipients, "recipients")?,
             millis(step.deadline),
-            text(now)
+            text(now),
+            // The first step is the run's head: due at once.
+            (position == 0).then_some(0i64)
         ])?;
     }
     Ok(())

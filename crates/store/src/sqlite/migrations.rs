@@ -168,6 +168,18 @@ const MIGRATIONS: &[&str] = &[
     );
     UPDATE sns_subscriptions SET detail = COALESCE(detail, trim(substr(status, 9))), status = 'refused'
         WHERE status LIKE 'refused:%';"#,
+    // 7: the head of each unfinished run (its first pending step) carries when it may next
+    // be claimed, and open incidents are indexed by escalation level and age: claiming,
+    // "when is the next step due" and "which incidents escalate now" are index lookups,
+    // not scans of everything pending or open.
+    "ALTER TABLE run_steps ADD COLUMN due_ms INTEGER;
+    UPDATE run_steps SET due_ms = MAX(next_attempt_ms, COALESCE(lease_until_ms, 0))
+        WHERE status = 'pending'
+          AND run_id IN (SELECT id FROM runs WHERE finished_at IS NULL)
+          AND position = (SELECT MIN(p.position) FROM run_steps p
+                          WHERE p.run_id = run_steps.run_id AND p.status = 'pending');
+    CREATE INDEX run_steps_due ON run_steps (due_ms, run_id) WHERE due_ms IS NOT NULL;
+    CREATE INDEX incidents_escalation ON incidents (escalation_level, opened_at) WHERE status = 'open';",
 ];
 
 /// The schema version this vigil writes.

@@ -14,9 +14,11 @@ use crate::{
 
 const STEP_COLUMNS: &str = "s.run_id, s.position, i.key, r.kind, s.name, s.channel, s.recipients, s.status, s.attempts, s.last_error, s.external_id, s.link, s.next_attempt_ms, s.deadline_ms, s.updated_at, s.lease_owner";
 
-/// The first unfinished step of each unfinished run: steps of one run go in order.
-const FIRST_PENDING: &str = "r.finished_at IS NULL AND s.status = 'pending'
-    AND s.position = (SELECT MIN(position) FROM run_steps WHERE run_id = s.run_id AND status = 'pending')";
+/// Makes the first pending step of a run its head: due when its next attempt is and any
+/// lease has run out. Steps of one run go in order, so only heads are ever claimed.
+const PROMOTE_HEAD: &str = "UPDATE run_steps SET due_ms = MAX(next_attempt_ms, COALESCE(lease_until_ms, 0))
+    WHERE run_id = ?1 AND status = 'pending'
+      AND position = (SELECT MIN(position) FROM run_steps WHERE run_id = ?1 AND status = 'pending')";
 
 #[async_trait]
 impl RunStore for SqliteStore {
@@ -32,12 +34,11 @@ impl RunStore for SqliteStore {
             db.write_journal(|tx| {
                 let now_ms = millis(now);
                 let due: Vec<(i64, i64)> = {
-                    let mut stmt = tx.prepare_cached(&format!(
-                        "SELECT s.run_id, s.position FROM run_steps s JOIN runs r ON r.id = s.run_id
-                         WHERE {FIRST_PENDING} AND s.next_attempt_ms <= ?1
-                           AND (s.lease_until_ms IS NULL OR s.lease_until_ms <= ?1)
-                         ORDER BY s.next_attempt_ms, s.run_id LIMIT ?2"
-                    ))?;
+                    let mut stmt = tx.prepare_cached(
+                        "SELECT run_id, position FROM run_steps
+                         WHERE due_ms IS NOT NULL AND due_ms <= ?1
+                         ORDER BY due_ms, run_id LIMIT ?2",
+                    )?;
                     let rows =
                         stmt.query_map(params![now_ms, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
                     rows.collect::<rusqlite::Result<_>>()?
@@ -46,7 +47,7 @@ impl RunStore for SqliteStore {
                 let mut claimed = Vec::with_capacity(due.len());
                 for (run, position) in due {
                     tx.prepare_cached(
-                        "UPDATE run_steps SET lease_owner = ?3, lease_until_ms = ?4 WHERE run_id = ?1 AND position = ?2",
+                        "UPDATE run_steps SET lease_owner = ?3, lease_until_ms = ?4, due_ms = ?4 WHERE run_id = ?1 AND position = ?2",
                     )?
                     .execute(params![run, position, worker, until])?;
                     claimed.push(one_step(tx, run, position)?);
@@ -62,7 +63,9 @@ impl RunStore for SqliteStore {
         self.blocking(move |db| {
             db.write(|tx| {
                 Ok(tx.execute(
-                    "UPDATE run_steps SET lease_owner = NULL, lease_until_ms = NULL WHERE lease_owner = ?1",
+                    "UPDATE run_steps SET lease_owner = NULL, lease_until_ms = NULL,
+                       due_ms = CASE WHEN due_ms IS NOT NULL THEN next_attempt_ms END
+                     WHERE lease_owner = ?1",
                     [worker],
                 )? as u64)
             })
@@ -74,10 +77,7 @@ impl RunStore for SqliteStore {
         self.blocking(|db| {
             db.read(|tx| {
                 let due: Option<i64> = tx.query_row(
-                    &format!(
-                        "SELECT MIN(MAX(s.next_attempt_ms, COALESCE(s.lease_until_ms, 0)))
-                         FROM run_steps s JOIN runs r ON r.id = s.run_id WHERE {FIRST_PENDING}"
-                    ),
+                    "SELECT MIN(due_ms) FROM run_steps WHERE due_ms IS NOT NULL",
                     [],
                     |r| r.get(0),
                 )?;
@@ -98,7 +98,7 @@ impl RunStore for SqliteStore {
             db.write_journal(|tx| {
                 let changed = tx.execute(
                     "UPDATE run_steps SET attempts = ?4, last_error = ?5, next_attempt_ms = ?6, updated_at = ?7,
-                       lease_owner = NULL, lease_until_ms = NULL
+                       lease_owner = NULL, lease_until_ms = NULL, due_ms = ?6
                      WHERE run_id = ?1 AND position = ?2 AND lease_owner = ?3 AND status = 'pending'",
                     params![
                         step.run_id,
@@ -161,7 +161,8 @@ fn finish_step(
 ) -> Result<bool> {
     let changed = tx.execute(
         "UPDATE run_steps SET status = ?4, attempts = ?5, last_error = ?6, external_id = ?7, link = ?8,
-           updated_at = ?9, lease_owner = NULL, lease_until_ms = NULL
+           updated_at = ?9, lease_owner = NULL, lease_until_ms = NULL,
+           due_ms = NULL
          WHERE run_id = ?1 AND position = ?2 AND lease_owner = ?3 AND status = 'pending'",
         params![
             step.run_id,
@@ -192,12 +193,8 @@ fn finish_step(
     if let Some(run) = &finish.followup {
         journal_run(tx, incident, run, now)?;
     }
-    let pending: i64 = tx.query_row(
-        "SELECT COUNT(*) FROM run_steps WHERE run_id = ?1 AND status = 'pending'",
-        [step.run_id],
-        |r| r.get(0),
-    )?;
-    if pending == 0 {
+    let promoted = tx.prepare_cached(PROMOTE_HEAD)?.execute([step.run_id])?;
+    if promoted == 0 {
         tx.execute(
             "UPDATE runs SET finished_at = ?2 WHERE id = ?1",
             params![step.run_id, text(now)],
