@@ -5,7 +5,7 @@
 //! meet SQLite's busy handler (which sleeps in growing steps up to 100 ms: the seconds-long
 //! stalls ingest used to see). Reads use a small pool of their own connections; WAL lets
 //! them run beside the writer. Checkpoints run on a thread of their own, never inside a
-//! commit.
+//! commit, and rewind the WAL once it passes a few megabytes (see [`checkpoint`]).
 //!
 //! Durability per write: what the outside world was promised — accepted events, tokens,
 //! configuration — commits with `synchronous = FULL` (fsync before the answer). The busy
@@ -61,6 +61,8 @@ pub(crate) enum Durability {
 
 /// How often the checkpoint thread folds the WAL back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// WAL frames (pages) beyond which a checkpoint rewinds the WAL: about 16 MB of 4 KiB pages.
+const WAL_RESTART_FRAMES: i64 = 4096;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
@@ -190,7 +192,8 @@ fn connect(path: &Path) -> Result<Connection> {
     // pread and a copy each.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-         PRAGMA mmap_size = 268435456; PRAGMA cache_size = -32768;",
+         PRAGMA mmap_size = 268435456; PRAGMA cache_size = -32768;
+         PRAGMA journal_size_limit = 67108864;",
     )?;
     Ok(conn)
 }
@@ -200,18 +203,35 @@ fn spawn_checkpointer(db: Weak<Db>, conn: Connection) {
         .name("vigil-checkpoint".into())
         .spawn(move || loop {
             std::thread::sleep(CHECKPOINT_EVERY);
-            if db.upgrade().is_none() {
+            let Some(db) = db.upgrade() else {
                 return;
-            }
-            // PASSIVE never waits for readers or the writer; frames it could not copy this
-            // time are copied next time.
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            };
+            if let Err(e) = checkpoint(&db, &conn) {
                 tracing_free_log(&format!("WAL checkpoint failed: {e}"));
             }
         });
     if let Err(e) = spawned {
         tracing_free_log(&format!("cannot start the WAL checkpoint thread: {e}"));
     }
+}
+
+/// Folds the WAL back into the database file. A PASSIVE checkpoint never waits for
+/// anyone, but under a steady stream of commits it never catches up either, and SQLite only
+/// rewinds the WAL once it has: the file would grow without bound (gigabytes in a minute
+/// of storm), every commit extending it. So once the WAL holds more than
+/// [`WAL_RESTART_FRAMES`], the checkpoint copies the few frames committed since the passive
+/// pass with this process's writers held off (they queue on the writer lock for that
+/// moment) and rewinds the WAL to its start.
+fn checkpoint(db: &Db, conn: &Connection) -> Result<()> {
+    let (_, wal_frames, _): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    if wal_frames > WAL_RESTART_FRAMES {
+        let _writers_wait = db.writer.blocking_lock();
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+    }
+    Ok(())
 }
 
 /// The store has no logging dependency; what little it must say goes to stderr.
