@@ -338,7 +338,10 @@ async fn ten_thousand_hostile_bodies_get_only_2xx_or_4xx_and_memory_stays_bounde
     let config = dir.path().join("vigil.toml");
     std::fs::write(
         &config,
-        format!("[ingest.sns]\nsigning_cert_url_hosts = [\"{}\"]\n", signer.host),
+        format!(
+            "[ingest.sns]\nsigning_cert_url_hosts = [\"{}\"]\n",
+            signer.host
+        ),
     )
     .expect("write config");
     let mut server = Server::start_with(

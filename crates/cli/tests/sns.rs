@@ -34,7 +34,10 @@ async fn start(dir: &std::path::Path, hosts: &[&str], env: &[(&str, &str)]) -> S
 
 /// Posts as SNS does: text/plain, the type in `x-amz-sns-message-type`.
 async fn post_sns(server: &Server, message: &Value) -> (u16, Value) {
-    let kind = message["Type"].as_str().unwrap_or("Notification").to_string();
+    let kind = message["Type"]
+        .as_str()
+        .unwrap_or("Notification")
+        .to_string();
     let answer = server
         .http
         .post(format!("{}/api/v1/ingest/sns", server.url))
@@ -117,7 +120,8 @@ async fn signed_notifications_are_accepted_and_unsigned_forged_or_changed_ones_r
     }
 
     type Change<'a> = Box<dyn Fn(&mut Value) + 'a>;
-    let cases: Vec<(&str, &str, Change)> = vec![
+    let cases: Vec<(&str, &str, Change)> =
+        vec![
         (
             "missing Signature",
             "has no `Signature`",
@@ -210,7 +214,10 @@ async fn signed_notifications_are_accepted_and_unsigned_forged_or_changed_ones_r
         let error = body["error"].as_str().unwrap_or_default();
         assert!(error.contains(expected), "{what}: {error}");
         let (status, _) = server.get(&format!("/api/v1/events/{id}")).await;
-        assert_eq!(status, 404, "{what}: nothing of a refused message is stored");
+        assert_eq!(
+            status, 404,
+            "{what}: nothing of a refused message is stored"
+        );
     }
     assert_eq!(metric(&server, FORBIDDEN).await, cases.len() as u64);
     assert_eq!(
@@ -219,7 +226,11 @@ async fn signed_notifications_are_accepted_and_unsigned_forged_or_changed_ones_r
         "refusals by URL fetch nothing; the kept certificate serves the rest"
     );
     assert_eq!(forger.fetches(), 0, "a host not listed is never fetched");
-    assert_eq!(server.incidents().await.len(), 6, "no incident from a refused message");
+    assert_eq!(
+        server.incidents().await.len(),
+        6,
+        "no incident from a refused message"
+    );
 
     // The refusals did not spoil the kept certificate.
     let mut late = notification("good-late", "cpu-high-late");
@@ -237,9 +248,8 @@ async fn a_forged_subscription_confirmation_is_refused_before_anything_is_record
     let confirmations = Arc::new(AtomicUsize::new(0));
     let confirm_port = serve(|_| (200, Vec::new()), confirmations.clone()).await;
     let server = start(dir.path(), &[&signer.host], &[]).await;
-    let subscriptions = |outcome: &str| {
-        format!("vigil_sns_subscriptions_total{{outcome=\"{outcome}\"}}")
-    };
+    let subscriptions =
+        |outcome: &str| format!("vigil_sns_subscriptions_total{{outcome=\"{outcome}\"}}");
     let confirmation = |kind: &str, topic: &str| {
         let mut message = fixture("sns-subscription-confirmation.json");
         message["Type"] = json!(kind);
@@ -266,7 +276,10 @@ async fn a_forged_subscription_confirmation_is_refused_before_anything_is_record
         );
     }
     let mut unsigned = confirmation("SubscriptionConfirmation", TOPIC);
-    unsigned.as_object_mut().expect("object").remove("Signature");
+    unsigned
+        .as_object_mut()
+        .expect("object")
+        .remove("Signature");
     let (status, body) = post_sns(&server, &unsigned).await;
     assert_eq!(status, 403, "{body}");
     let mut forged_unsubscribe = confirmation("UnsubscribeConfirmation", TOPIC);
@@ -305,7 +318,10 @@ async fn a_forged_subscription_confirmation_is_refused_before_anything_is_record
     assert_eq!(status, 202, "{body}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while metric(&server, &subscriptions("confirmed")).await < 1 {
-        assert!(Instant::now() < deadline, "the genuine subscription was not confirmed");
+        assert!(
+            Instant::now() < deadline,
+            "the genuine subscription was not confirmed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
@@ -369,7 +385,10 @@ async fn the_certificate_must_be_valid_now_and_one_that_cannot_be_fetched_asks_f
 
     // Two days on, the one-day certificate has expired: even a well-signed message is refused.
     let (status, body) = server
-        .post("/api/v1/test/clock", json!({"seconds": 2 * 86_400}).to_string())
+        .post(
+            "/api/v1/test/clock",
+            json!({"seconds": 2 * 86_400}).to_string(),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let mut late = notification("after-expiry", "cpu-high-late");

@@ -449,9 +449,14 @@ mod tests {
         }));
         let err = string_to_sign(&message).unwrap_err();
         assert!(err.to_string().contains("`Token`"), "{err}");
-        let message = object(json!({"Type": "Notification", "TopicArn": "t", "MessageId": "m", "Message": "x", "Timestamp": 5}));
+        let message = object(
+            json!({"Type": "Notification", "TopicArn": "t", "MessageId": "m", "Message": "x", "Timestamp": 5}),
+        );
         let err = string_to_sign(&message).unwrap_err();
-        assert!(err.to_string().contains("`Timestamp` must be a string"), "{err}");
+        assert!(
+            err.to_string().contains("`Timestamp` must be a string"),
+            "{err}"
+        );
     }
 
     #[test]

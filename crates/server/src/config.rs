@@ -252,6 +252,20 @@ mod tests {
     }
 
     #[test]
+    fn sns_signing_certificates_come_only_from_sns_by_default() {
+        let default = Config::parse("").unwrap();
+        assert_eq!(
+            default.ingest.sns.signing_cert_url_hosts,
+            vec!["sns.*.amazonaws.com".to_string()]
+        );
+        let example = Config::parse(include_str!("../../../vigil.example.toml")).unwrap();
+        assert_eq!(
+            example.ingest.sns.signing_cert_url_hosts,
+            default.ingest.sns.signing_cert_url_hosts
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let err = Config::parse("[server]\nlisten_addr = \"1.2.3.4:5\"\n").unwrap_err();
         assert!(err.to_string().contains("listen_addr"), "{err}");

@@ -350,7 +350,10 @@ mod tests {
                 m.insert(field.into(), changed.into());
             })
             .expect_err("a changed field must not verify");
-            assert!(matches!(refusal, Refusal::Mismatch { .. }), "{field}: {refusal}");
+            assert!(
+                matches!(refusal, Refusal::Mismatch { .. }),
+                "{field}: {refusal}"
+            );
         }
         let refusal = check(AWS_2015_CERTIFICATE, AWS_2015_NOTIFICATION, now, |m| {
             m.remove("Subject");
@@ -379,13 +382,8 @@ mod tests {
     #[test]
     fn a_certificate_is_honoured_only_while_valid() {
         for now in ["2014-08-22T23:59:59Z", "2015-08-23T00:00:00Z"] {
-            let refusal = check(
-                AWS_2015_CERTIFICATE,
-                AWS_2015_NOTIFICATION,
-                at(now),
-                |_| {},
-            )
-            .expect_err("outside the validity period");
+            let refusal = check(AWS_2015_CERTIFICATE, AWS_2015_NOTIFICATION, at(now), |_| {})
+                .expect_err("outside the validity period");
             assert!(
                 refusal
                     .to_string()

@@ -81,11 +81,7 @@ impl SnsSigner {
         );
         let pem = std::fs::read(&cert).expect("openssl wrote the certificate");
         let fetches = Arc::new(AtomicUsize::new(0));
-        let port = serve(
-            move |_path| (200, pem.clone()),
-            fetches.clone(),
-        )
-        .await;
+        let port = serve(move |_path| (200, pem.clone()), fetches.clone()).await;
         SnsSigner {
             _dir: dir,
             key,
@@ -128,7 +124,14 @@ impl SnsSigner {
 /// vigil, so the two are checked against each other.
 pub fn string_to_sign(message: &Value) -> String {
     let fields: &[&str] = if message["Type"] == "Notification" {
-        &["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+        &[
+            "Message",
+            "MessageId",
+            "Subject",
+            "Timestamp",
+            "TopicArn",
+            "Type",
+        ]
     } else {
         &[
             "Message",
