@@ -228,14 +228,19 @@ async fn subscribe_url_listener() -> (String, tokio::sync::mpsc::UnboundedReceiv
 async fn sns_confirms_only_allowed_topics_and_turns_notifications_into_alarms() {
     let dir = temp_dir();
     let (confirm_base, mut confirmations) = subscribe_url_listener().await;
+    let signer = common::sns::SnsSigner::start(2).await;
     let config = dir.path().join("vigil.toml");
     std::fs::write(
         &config,
-        r#"
+        format!(
+            r#"
 [ingest.sns]
 allowed_topic_arns = ["arn:aws:sns:us-east-1:123456789012:ops-alarms"]
 confirm_url_hosts = ["127.0.0.1"]
+signing_cert_url_hosts = ["{}"]
 "#,
+            signer.host
+        ),
     )
     .expect("write config");
     let data = dir.path().join("data");
@@ -263,6 +268,7 @@ confirm_url_hosts = ["127.0.0.1"]
     foreign["SubscribeURL"] = json!(format!(
         "{confirm_base}/?Action=ConfirmSubscription&topic=foreign"
     ));
+    signer.sign(&mut foreign, "1");
     let (status, body) = post_sns(foreign, "SubscriptionConfirmation").await;
     assert_eq!(status, 403, "{body}");
     assert!(
@@ -277,6 +283,7 @@ confirm_url_hosts = ["127.0.0.1"]
     allowed["SubscribeURL"] = json!(format!(
         "{confirm_base}/?Action=ConfirmSubscription&topic=ops"
     ));
+    signer.sign(&mut allowed, "1");
     let (status, body) = post_sns(allowed, "SubscriptionConfirmation").await;
     assert_eq!(status, 202, "{body}");
     let request = tokio::time::timeout(std::time::Duration::from_secs(10), confirmations.recv())
@@ -293,7 +300,8 @@ confirm_url_hosts = ["127.0.0.1"]
     );
 
     // A notification carrying a CloudWatch alarm becomes an alarm incident.
-    let notification = fixture("sns-notification-cloudwatch-alarm.json");
+    let mut notification = fixture("sns-notification-cloudwatch-alarm.json");
+    signer.sign(&mut notification, "2");
     let message: Value = serde_json::from_str(notification["Message"].as_str().expect("Message"))
         .expect("Message is alarm JSON");
     let alarm_name = message["AlarmName"]

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{alarm_event, fixture, temp_dir, Server};
+use common::{alarm_event, fixture, join_all, temp_dir, Server};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -203,8 +203,14 @@ async fn bad_bodies_get_clear_4xx_answers() {
     );
 }
 
-/// Valid payloads to mutate: the endpoint they belong to, and the body.
-fn seeds() -> Vec<(&'static str, String)> {
+/// Valid payloads to mutate: the endpoint they belong to, and the body. SNS messages are
+/// signed by `signer`, which the server trusts.
+fn seeds(signer: &common::sns::SnsSigner) -> Vec<(&'static str, String)> {
+    let signed = |name: &str, version: &str| {
+        let mut message = fixture(name);
+        signer.sign(&mut message, version);
+        message.to_string()
+    };
     vec![
         (
             "/api/v1/events",
@@ -220,11 +226,11 @@ fn seeds() -> Vec<(&'static str, String)> {
         ),
         (
             "/api/v1/ingest/sns",
-            fixture("sns-notification-cloudwatch-alarm.json").to_string(),
+            signed("sns-notification-cloudwatch-alarm.json", "2"),
         ),
         (
             "/api/v1/ingest/sns",
-            fixture("sns-subscription-confirmation.json").to_string(),
+            signed("sns-subscription-confirmation.json", "1"),
         ),
     ]
 }
@@ -326,8 +332,24 @@ fn scramble(rng: &mut StdRng, value: &mut Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_thousand_hostile_bodies_get_only_2xx_or_4xx_and_memory_stays_bounded() {
     let dir = temp_dir();
-    let mut server = Server::start(dir.path()).await;
-    let seeds = Arc::new(seeds());
+    // Mutated signing-certificate URLs stay on this machine: only the signer's host and
+    // port are trusted, so any other URL is refused before it is fetched.
+    let signer = common::sns::SnsSigner::start(2).await;
+    let config = dir.path().join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ingest.sns]\nsigning_cert_url_hosts = [\"{}\"]\n",
+            signer.host
+        ),
+    )
+    .expect("write config");
+    let mut server = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().expect("utf-8 path")],
+    )
+    .await;
+    let seeds = Arc::new(seeds(&signer));
     let server_ref = &server;
     let total = 10_000usize;
     let workers = 8usize;
@@ -398,6 +420,10 @@ async fn ten_thousand_hostile_bodies_get_only_2xx_or_4xx_and_memory_stays_bounde
         "most mutations are refused"
     );
     assert!(
+        statuses.keys().any(|s| *s == 403),
+        "mutated SNS messages fail their signature"
+    );
+    assert!(
         final_rss < 256 * 1024,
         "resident memory {final_rss} KiB exceeds 256 MiB"
     );
@@ -414,33 +440,4 @@ async fn ten_thousand_hostile_bodies_get_only_2xx_or_4xx_and_memory_stays_bounde
     assert_eq!(health.status(), 200);
     tokio::time::sleep(Duration::from_millis(10)).await;
     server.kill();
-}
-
-/// Runs `workers` copies of a future concurrently and collects their results.
-async fn join_all<F, Fut, T>(workers: usize, make: F) -> Vec<T>
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = T>,
-{
-    let mut pending: Vec<std::pin::Pin<Box<Fut>>> =
-        (0..workers).map(|w| Box::pin(make(w))).collect();
-    let mut results: Vec<Option<T>> = (0..workers).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut done = true;
-        for (i, future) in pending.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => results[i] = Some(value),
-                    std::task::Poll::Pending => done = false,
-                }
-            }
-        }
-        if done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    results.into_iter().flatten().collect()
 }

@@ -1,6 +1,9 @@
 //! SNS HTTP(S) subscription messages. SNS posts `text/plain` JSON with the message type in
-//! the `x-amz-sns-message-type` header (also inside the body as `Type`).
+//! the `x-amz-sns-message-type` header (also inside the body as `Type`). Every message is
+//! signed; decoding keeps what the signature covers and the signature itself, and the
+//! caller — who can fetch the signing certificate — checks it before acting on anything.
 
+use base64::Engine;
 use serde_json::{json, Map, Value};
 use vigil_core::{Event, CLOUDWATCH_ALARM_STATE_CHANGE};
 
@@ -23,9 +26,93 @@ pub enum SnsMessage {
     },
 }
 
+/// A decoded message with what its signature must cover. Not yet trusted: see
+/// [`SignatureFields::parse`] and the server's verification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignedMessage {
+    pub message: SnsMessage,
+    /// AWS's canonical "string to sign" for this message ([`string_to_sign`]).
+    pub string_to_sign: String,
+    pub signature: SignatureFields,
+}
+
+/// The signature fields as the message carries them; absent ones are `None`, so that a
+/// missing signature is refused as unsigned rather than as malformed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SignatureFields {
+    pub signature_version: Option<String>,
+    pub signature: Option<String>,
+    pub signing_cert_url: Option<String>,
+}
+
+/// `SignatureVersion` "1" signs with SHA1withRSA, "2" with SHA256withRSA (both RSA
+/// PKCS#1 v1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureVersion {
+    Sha1Rsa,
+    Sha256Rsa,
+}
+
+impl SignatureVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureVersion::Sha1Rsa => "1",
+            SignatureVersion::Sha256Rsa => "2",
+        }
+    }
+}
+
+/// A signature ready to check: its algorithm, its bytes and where its certificate is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signature {
+    pub version: SignatureVersion,
+    pub bytes: Vec<u8>,
+    pub signing_cert_url: String,
+}
+
+/// Why a message's signature cannot even be checked.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("SNS message has no `{0}`; vigil accepts only messages signed by SNS")]
+    Missing(&'static str),
+    #[error(
+        "SNS `SignatureVersion` `{0}` is unknown; vigil verifies versions 1 (SHA1withRSA) and 2 (SHA256withRSA)"
+    )]
+    UnknownVersion(String),
+    #[error("SNS `Signature` is not base64 ({0})")]
+    NotBase64(String),
+}
+
+impl SignatureFields {
+    pub fn parse(&self) -> Result<Signature, SignatureError> {
+        let version = match self.signature_version.as_deref() {
+            None => return Err(SignatureError::Missing("SignatureVersion")),
+            Some("1") => SignatureVersion::Sha1Rsa,
+            Some("2") => SignatureVersion::Sha256Rsa,
+            Some(other) => return Err(SignatureError::UnknownVersion(other.to_string())),
+        };
+        let signature = self
+            .signature
+            .as_deref()
+            .ok_or(SignatureError::Missing("Signature"))?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(signature)
+            .map_err(|e| SignatureError::NotBase64(e.to_string()))?;
+        let signing_cert_url = self
+            .signing_cert_url
+            .clone()
+            .ok_or(SignatureError::Missing("SigningCertURL"))?;
+        Ok(Signature {
+            version,
+            bytes,
+            signing_cert_url,
+        })
+    }
+}
+
 /// `header_type` is the `x-amz-sns-message-type` header when present; it must agree with
 /// the body's `Type`.
-pub fn decode(body: &[u8], header_type: Option<&str>) -> Result<SnsMessage, DecodeError> {
+pub fn decode(body: &[u8], header_type: Option<&str>) -> Result<SignedMessage, DecodeError> {
     let value = parse_json(body)?;
     let Value::Object(map) = value else {
         return Err(DecodeError::Invalid(
@@ -40,45 +127,118 @@ pub fn decode(body: &[u8], header_type: Option<&str>) -> Result<SnsMessage, Deco
             )));
         }
     }
-    let topic_arn = string_field(&map, "TopicArn")?;
-    match kind.as_str() {
-        "SubscriptionConfirmation" => Ok(SnsMessage::SubscriptionConfirmation {
-            subscribe_url: string_field(&map, "SubscribeURL")?,
-            message_id: string_field(&map, "MessageId")?,
+    let topic_arn = string_field(&map, "TopicArn")?.to_string();
+    let message = match kind {
+        "SubscriptionConfirmation" => SnsMessage::SubscriptionConfirmation {
+            subscribe_url: string_field(&map, "SubscribeURL")?.to_string(),
+            message_id: string_field(&map, "MessageId")?.to_string(),
             topic_arn,
-        }),
-        "UnsubscribeConfirmation" => Ok(SnsMessage::UnsubscribeConfirmation { topic_arn }),
+        },
+        "UnsubscribeConfirmation" => SnsMessage::UnsubscribeConfirmation { topic_arn },
         "Notification" => {
             let message_id = string_field(&map, "MessageId")?;
             let message = string_field(&map, "Message")?;
-            let alarm = serde_json::from_str::<Value>(&message).map_err(|e| {
+            let alarm = serde_json::from_str::<Value>(message).map_err(|e| {
                 DecodeError::Invalid(format!(
                     "`Message` is not a CloudWatch alarm JSON document ({e}); vigil accepts alarm notifications on this endpoint"
                 ))
             })?;
-            let timestamp = map
-                .get("Timestamp")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let event = cloudwatch_alarm_event(&alarm, &message_id, timestamp)?;
-            Ok(SnsMessage::Notification {
+            let timestamp = string_field(&map, "Timestamp")?;
+            let event = cloudwatch_alarm_event(&alarm, message_id, timestamp)?;
+            SnsMessage::Notification {
                 topic_arn,
                 event: Box::new(event),
-            })
+            }
         }
-        other => Err(DecodeError::Invalid(format!(
-            "unknown SNS message `Type` `{other}`"
-        ))),
-    }
+        other => {
+            return Err(DecodeError::Invalid(format!(
+                "unknown SNS message `Type` `{other}`"
+            )))
+        }
+    };
+    Ok(SignedMessage {
+        message,
+        string_to_sign: string_to_sign(&map)?,
+        signature: SignatureFields {
+            signature_version: optional_string_field(&map, "SignatureVersion")?.map(str::to_string),
+            signature: optional_string_field(&map, "Signature")?.map(str::to_string),
+            signing_cert_url: optional_string_field(&map, "SigningCertURL")?.map(str::to_string),
+        },
+    })
 }
 
-fn string_field(map: &Map<String, Value>, field: &'static str) -> Result<String, DecodeError> {
+/// A field of the canonical string: always there, or only when the message has it.
+enum Signed {
+    Always(&'static str),
+    IfPresent(&'static str),
+}
+
+/// AWS's canonical "string to sign" of an SNS message: each signed field as its name, a
+/// newline, its value and a newline, in the documented (byte-wise sorted) order — for a
+/// `Notification` Message, MessageId, Subject (when present), Timestamp, TopicArn, Type;
+/// for a `SubscriptionConfirmation` or `UnsubscribeConfirmation` Message, MessageId,
+/// SubscribeURL, Timestamp, Token, TopicArn, Type. Values are the decoded JSON strings.
+pub fn string_to_sign(message: &Map<String, Value>) -> Result<String, DecodeError> {
+    use Signed::{Always, IfPresent};
+    const NOTIFICATION: &[Signed] = &[
+        Always("Message"),
+        Always("MessageId"),
+        IfPresent("Subject"),
+        Always("Timestamp"),
+        Always("TopicArn"),
+        Always("Type"),
+    ];
+    const CONFIRMATION: &[Signed] = &[
+        Always("Message"),
+        Always("MessageId"),
+        Always("SubscribeURL"),
+        Always("Timestamp"),
+        Always("Token"),
+        Always("TopicArn"),
+        Always("Type"),
+    ];
+    let fields = match string_field(message, "Type")? {
+        "Notification" => NOTIFICATION,
+        "SubscriptionConfirmation" | "UnsubscribeConfirmation" => CONFIRMATION,
+        other => {
+            return Err(DecodeError::Invalid(format!(
+                "unknown SNS message `Type` `{other}`"
+            )))
+        }
+    };
+    let mut out = String::new();
+    for field in fields {
+        let (name, value) = match field {
+            Always(name) => (name, Some(string_field(message, name)?)),
+            IfPresent(name) => (name, optional_string_field(message, name)?),
+        };
+        if let Some(value) = value {
+            out.push_str(name);
+            out.push('\n');
+            out.push_str(value);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+fn string_field<'a>(
+    map: &'a Map<String, Value>,
+    field: &'static str,
+) -> Result<&'a str, DecodeError> {
+    optional_string_field(map, field)?.ok_or(DecodeError::Missing {
+        at: "SNS message".into(),
+        field,
+    })
+}
+
+fn optional_string_field<'a>(
+    map: &'a Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<&'a str>, DecodeError> {
     match map.get(field) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        None | Some(Value::Null) => Err(DecodeError::Missing {
-            at: "SNS message".into(),
-            field,
-        }),
+        Some(Value::String(s)) => Ok(Some(s)),
+        None | Some(Value::Null) => Ok(None),
         Some(_) => Err(DecodeError::WrongType {
             at: "SNS message".into(),
             field,
@@ -202,6 +362,13 @@ fn capitalise(s: &str) -> String {
 mod tests {
     use super::*;
 
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
     #[test]
     fn header_and_body_must_agree() {
         let body = br#"{"Type":"Notification","TopicArn":"t","MessageId":"m","Message":"{}"}"#;
@@ -211,7 +378,7 @@ mod tests {
 
     #[test]
     fn notification_without_alarm_name_names_the_field() {
-        let body = br#"{"Type":"Notification","TopicArn":"t","MessageId":"m","Message":"{\"NewStateValue\":\"ALARM\"}"}"#;
+        let body = br#"{"Type":"Notification","TopicArn":"t","MessageId":"m","Timestamp":"2026-01-01T00:00:00Z","Message":"{\"NewStateValue\":\"ALARM\"}"}"#;
         let err = decode(body, None).unwrap_err();
         assert!(err.to_string().contains("`AlarmName`"), "{err}");
     }
@@ -223,5 +390,135 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("CloudWatch alarm"));
+    }
+
+    #[test]
+    fn notification_string_to_sign_follows_the_documented_order() {
+        // Fields in a shuffled order, with unsigned ones mixed in: only the signed fields
+        // appear, each as name and value lines, Subject between MessageId and Timestamp.
+        let message = object(json!({
+            "UnsubscribeURL": "https://sns.example/unsubscribe",
+            "Type": "Notification",
+            "TopicArn": "arn:aws:sns:eu-west-1:1:t",
+            "Timestamp": "2026-01-02T03:04:05.678Z",
+            "Subject": "the subject",
+            "SignatureVersion": "2",
+            "Signature": "c2ln",
+            "SigningCertURL": "https://sns.eu-west-1.amazonaws.com/c.pem",
+            "MessageId": "id-1",
+            "Message": "line one\nline two \u{e9}",
+        }));
+        assert_eq!(
+            string_to_sign(&message).unwrap(),
+            "Message\nline one\nline two \u{e9}\nMessageId\nid-1\nSubject\nthe subject\nTimestamp\n2026-01-02T03:04:05.678Z\nTopicArn\narn:aws:sns:eu-west-1:1:t\nType\nNotification\n"
+        );
+    }
+
+    #[test]
+    fn notification_without_subject_leaves_it_out() {
+        let message = object(json!({
+            "Type": "Notification", "TopicArn": "t", "Timestamp": "ts", "MessageId": "m",
+            "Message": "x", "Subject": null,
+        }));
+        assert_eq!(
+            string_to_sign(&message).unwrap(),
+            "Message\nx\nMessageId\nm\nTimestamp\nts\nTopicArn\nt\nType\nNotification\n"
+        );
+    }
+
+    #[test]
+    fn confirmations_sign_the_subscribe_url_and_token() {
+        for kind in ["SubscriptionConfirmation", "UnsubscribeConfirmation"] {
+            let message = object(json!({
+                "Type": kind, "TopicArn": "t", "Timestamp": "ts", "MessageId": "m",
+                "Message": "x", "Token": "tok", "SubscribeURL": "https://sns/confirm",
+                "Subject": "never signed for confirmations",
+            }));
+            assert_eq!(
+                string_to_sign(&message).unwrap(),
+                format!("Message\nx\nMessageId\nm\nSubscribeURL\nhttps://sns/confirm\nTimestamp\nts\nToken\ntok\nTopicArn\nt\nType\n{kind}\n")
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_signed_field_is_named() {
+        let message = object(json!({
+            "Type": "UnsubscribeConfirmation", "TopicArn": "t", "Timestamp": "ts",
+            "MessageId": "m", "Message": "x", "SubscribeURL": "u",
+        }));
+        let err = string_to_sign(&message).unwrap_err();
+        assert!(err.to_string().contains("`Token`"), "{err}");
+        let message = object(
+            json!({"Type": "Notification", "TopicArn": "t", "MessageId": "m", "Message": "x", "Timestamp": 5}),
+        );
+        let err = string_to_sign(&message).unwrap_err();
+        assert!(
+            err.to_string().contains("`Timestamp` must be a string"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn decode_keeps_the_signature_fields_and_what_they_cover() {
+        // JSON escapes are decoded before signing: SNS signs the text, not its JSON spelling.
+        let body = br#"{"Type": "UnsubscribeConfirmation", "TopicArn": "t", "Timestamp": "ts",
+            "MessageId": "m", "Message": "x\n\u00e9\ud83c\udf4c\/", "SubscribeURL": "u", "Token": "k",
+            "SignatureVersion": "2", "Signature": "AQID",
+            "SigningCertURL": "https://sns.us-east-1.amazonaws.com/c.pem"}"#;
+        let signed = decode(body, Some("UnsubscribeConfirmation")).unwrap();
+        assert_eq!(
+            signed.message,
+            SnsMessage::UnsubscribeConfirmation {
+                topic_arn: "t".into()
+            }
+        );
+        assert_eq!(
+            signed.string_to_sign,
+            "Message\nx\n\u{e9}\u{1f34c}/\nMessageId\nm\nSubscribeURL\nu\nTimestamp\nts\nToken\nk\nTopicArn\nt\nType\nUnsubscribeConfirmation\n"
+        );
+        assert_eq!(
+            signed.signature.parse().unwrap(),
+            Signature {
+                version: SignatureVersion::Sha256Rsa,
+                bytes: vec![1, 2, 3],
+                signing_cert_url: "https://sns.us-east-1.amazonaws.com/c.pem".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn signature_fields_say_what_is_wrong() {
+        let good = SignatureFields {
+            signature_version: Some("1".into()),
+            signature: Some("AQID".into()),
+            signing_cert_url: Some("https://sns.us-east-1.amazonaws.com/c.pem".into()),
+        };
+        assert_eq!(good.parse().unwrap().version, SignatureVersion::Sha1Rsa);
+        let without = |change: fn(&mut SignatureFields)| {
+            let mut fields = good.clone();
+            change(&mut fields);
+            fields.parse().unwrap_err()
+        };
+        assert_eq!(
+            without(|f| f.signature = None),
+            SignatureError::Missing("Signature")
+        );
+        assert_eq!(
+            without(|f| f.signature_version = None),
+            SignatureError::Missing("SignatureVersion")
+        );
+        assert_eq!(
+            without(|f| f.signing_cert_url = None),
+            SignatureError::Missing("SigningCertURL")
+        );
+        assert_eq!(
+            without(|f| f.signature_version = Some("3".into())),
+            SignatureError::UnknownVersion("3".into())
+        );
+        assert!(matches!(
+            without(|f| f.signature = Some("not base64!".into())),
+            SignatureError::NotBase64(_)
+        ));
     }
 }

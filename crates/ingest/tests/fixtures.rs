@@ -71,7 +71,23 @@ fn sns_notification_becomes_a_cloudwatch_event() {
         Some("Notification"),
     )
     .unwrap();
-    let sns::SnsMessage::Notification { topic_arn, event } = msg else {
+    assert_eq!(
+        msg.signature,
+        sns::SignatureFields {
+            signature_version: Some("1".into()),
+            signature: Some("EXAMPLEpH+DcEwjAPg8O9mY8dReBSwksfg2S7WKQcikcNKWLQjwu6A4VbeS0QHVCkhRS7fUQvi2egU3N858fiTDN6bkkOxYDVrY0Ad8L10Hs3zH81mtnPk5uvvolIC1CXGu43obcgFxeL3khZl8IKvO61GWB6jI9b5+gLPoBc1Q=".into()),
+            signing_cert_url: Some("https://sns.us-east-1.amazonaws.com/SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem".into()),
+        }
+    );
+    assert!(
+        msg.string_to_sign.starts_with("Message\n{\"AlarmName\":\"cpu-high-web-3\"")
+            && msg.string_to_sign.ends_with(
+                "\nMessageId\n22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324\nSubject\nALARM: \"cpu-high-web-3\" in US East (N. Virginia)\nTimestamp\n2026-11-20T10:05:00.200Z\nTopicArn\narn:aws:sns:us-east-1:123456789012:ops-alarms\nType\nNotification\n"
+            ),
+        "{}",
+        msg.string_to_sign
+    );
+    let sns::SnsMessage::Notification { topic_arn, event } = msg.message else {
         panic!("expected a notification");
     };
     assert_eq!(topic_arn, "arn:aws:sns:us-east-1:123456789012:ops-alarms");
@@ -97,11 +113,17 @@ fn sns_subscription_confirmation() {
         Some("SubscriptionConfirmation"),
     )
     .unwrap();
+    assert!(
+        msg.string_to_sign.starts_with("Message\nYou have chosen to subscribe to the topic arn:aws:sns:us-east-1:123456789012:ops-alarms.\nTo confirm the subscription, visit the SubscribeURL included in this message.\nMessageId\n165545c9-2a5c-472c-8df2-7ff2be2b3b1b\nSubscribeURL\nhttps://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&")
+            && msg.string_to_sign.ends_with("\nTimestamp\n2026-11-20T09:00:00.000Z\nToken\n2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad02428b09ceece29417f1f02d609c582afbacc99c583a916b9981dd2728f4ae6fdb82efd087cc3b7849e05798d2d2785c03b0879594eeac82c01f235d0e717736\nTopicArn\narn:aws:sns:us-east-1:123456789012:ops-alarms\nType\nSubscriptionConfirmation\n"),
+        "{}",
+        msg.string_to_sign
+    );
     let sns::SnsMessage::SubscriptionConfirmation {
         topic_arn,
         subscribe_url,
         ..
-    } = msg
+    } = msg.message
     else {
         panic!("expected a subscription confirmation");
     };

@@ -1,5 +1,6 @@
-//! Time as the escalation sweeper sees it. Tests must not sleep for minutes, so with
-//! `VIGIL_TEST_CLOCK=1` in the environment the admin may move this clock forward
+//! Time as the escalation sweeper and the SNS certificate validity check see it. Tests
+//! must not sleep for minutes (or days), so with `VIGIL_TEST_CLOCK=1` in the environment
+//! the admin may move this clock forward
 //! (`POST /api/v1/test/clock`); without it the endpoint answers 404 and the clock is the
 //! wall clock.
 

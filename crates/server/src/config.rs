@@ -120,6 +120,13 @@ pub struct SnsConfig {
     /// Hosts a SubscribeURL may point at. Default: SNS's own (`sns.<region>.amazonaws.com`).
     /// The URL comes from the request body, so it is never fetched from anywhere else.
     pub confirm_url_hosts: Vec<String>,
+    /// Hosts a message's SigningCertURL may point at: every SNS message must be signed
+    /// with the key of a certificate fetched (over https, path ending `.pem`) from one of
+    /// them. Default: SNS's own (`sns.*.amazonaws.com`). Entries are `HOST` or
+    /// `HOST:PORT`, `*` standing for one DNS label. Change it only to test against a
+    /// stand-in for SNS on this machine (`127.0.0.1:PORT`, the one case where plain http
+    /// is accepted); a wider list lets whoever serves a certificate there sign messages.
+    pub signing_cert_url_hosts: Vec<String>,
 }
 
 impl Default for SnsConfig {
@@ -127,6 +134,7 @@ impl Default for SnsConfig {
         SnsConfig {
             allowed_topic_arns: Vec::new(),
             confirm_url_hosts: vec!["sns.*.amazonaws.com".to_string()],
+            signing_cert_url_hosts: vec!["sns.*.amazonaws.com".to_string()],
         }
     }
 }
@@ -241,6 +249,20 @@ mod tests {
         let config = Config::parse(text).unwrap();
         assert_eq!(config.server.body_limit_bytes, 1024 * 1024);
         assert!(!config.rules.is_empty());
+    }
+
+    #[test]
+    fn sns_signing_certificates_come_only_from_sns_by_default() {
+        let default = Config::parse("").unwrap();
+        assert_eq!(
+            default.ingest.sns.signing_cert_url_hosts,
+            vec!["sns.*.amazonaws.com".to_string()]
+        );
+        let example = Config::parse(include_str!("../../../vigil.example.toml")).unwrap();
+        assert_eq!(
+            example.ingest.sns.signing_cert_url_hosts,
+            default.ingest.sns.signing_cert_url_hosts
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod rules;
 pub mod runner;
 mod sns_confirm;
+pub mod sns_signature;
 pub mod ui;
 
 use std::io::Write;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub processor: pipeline::Wake,
     /// Offset added to the wall clock by the test-only clock endpoint (see `clock`).
     pub clock: Arc<clock::Clock>,
+    /// Checks SNS messages' signatures, keeping the certificates it fetched.
+    pub sns_signatures: Arc<sns_signature::Verifier>,
 }
 
 /// Where the CLI finds a running server: written at every start, next to the token.
@@ -166,6 +169,14 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
     runner.clone().spawn();
     write_private_file(&data_dir.join(SERVER_URL_FILE), &url).map_err(dir_error)?;
 
+    let sns_signatures = sns_signature::Verifier::new(
+        config.ingest.sns.signing_cert_url_hosts.clone(),
+    )
+    .map_err(|e| {
+        ServerError::Config(ConfigError::Invalid(format!(
+            "cannot set up the HTTP client for SNS signing certificates: {e}"
+        )))
+    })?;
     let state = AppState {
         config: Arc::new(config),
         store: store.clone(),
@@ -178,6 +189,7 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         clock: clock.clone(),
         runner: runner.clone(),
         processor: processor_wake.clone(),
+        sns_signatures: Arc::new(sns_signatures),
     };
     jobs::spawn_sweeper(store.clone(), runner.clone());
     escalation::spawn(

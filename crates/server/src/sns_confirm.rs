@@ -11,28 +11,75 @@ use crate::AppState;
 
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `Ok` when `url` may be fetched: https on a host matching one of `hosts` (`*` stands for
-/// one DNS label), or plain http on a listed loopback host.
-pub fn check_url(url: &str, hosts: &[String]) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("SubscribeURL is not a URL: {e}"))?;
+/// Which SNS URL is being checked, for refusals that name the field and the setting.
+#[derive(Debug, Clone, Copy)]
+pub enum SnsUrl {
+    Subscribe,
+    SigningCert,
+}
+
+impl SnsUrl {
+    fn field(self) -> &'static str {
+        match self {
+            SnsUrl::Subscribe => "SubscribeURL",
+            SnsUrl::SigningCert => "SigningCertURL",
+        }
+    }
+
+    fn setting(self) -> &'static str {
+        match self {
+            SnsUrl::Subscribe => "ingest.sns.confirm_url_hosts",
+            SnsUrl::SigningCert => "ingest.sns.signing_cert_url_hosts",
+        }
+    }
+}
+
+/// The parsed `url` when it may be fetched: https on a host matching one of `hosts`, or
+/// plain http on a listed loopback host. A pattern is `HOST` (any port) or `HOST:PORT`;
+/// `*` stands for one DNS label.
+pub fn check_url(kind: SnsUrl, url: &str, hosts: &[String]) -> Result<reqwest::Url, String> {
+    let field = kind.field();
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| format!("{field} `{url}` is not a URL: {e}"))?;
     let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
-    let listed = hosts.iter().any(|pattern| host_matches(pattern, &host));
+    let port = parsed.port_or_known_default();
+    let listed = hosts
+        .iter()
+        .any(|pattern| pattern_matches(pattern, &host, port));
     if !listed {
+        let shown = match parsed.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        };
         return Err(format!(
-            "SubscribeURL host `{host}` is not in ingest.sns.confirm_url_hosts"
+            "{field} host `{shown}` is not in {}",
+            kind.setting()
         ));
     }
     let loopback = host == "localhost"
         || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
     match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if loopback => Ok(()),
+        "https" => Ok(parsed),
+        "http" if loopback => Ok(parsed),
         other => Err(format!(
-            "SubscribeURL scheme `{other}` is not allowed; SNS uses https"
+            "{field} scheme `{other}` is not allowed; SNS uses https"
         )),
     }
+}
+
+fn pattern_matches(pattern: &str, host: &str, port: Option<u16>) -> bool {
+    let (pattern_host, pattern_port) = match pattern.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') => match p.parse::<u16>() {
+            Ok(p) => (h, Some(p)),
+            Err(_) => (pattern, None),
+        },
+        _ => (pattern, None),
+    };
+    pattern_port.is_none_or(|p| Some(p) == port) && host_matches(pattern_host, host)
 }
 
 fn host_matches(pattern: &str, host: &str) -> bool {
@@ -86,15 +133,41 @@ mod tests {
     #[test]
     fn only_listed_hosts_over_https() {
         let hosts = vec!["sns.*.amazonaws.com".to_string(), "127.0.0.1".to_string()];
+        let check = |url| check_url(SnsUrl::Subscribe, url, &hosts);
+        assert!(check("https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription").is_ok());
+        assert!(check("https://sns.evil.com/").is_err());
+        assert!(check("https://sns.us-east-1.amazonaws.com.evil.com/").is_err());
+        assert!(check("http://sns.us-east-1.amazonaws.com/").is_err());
+        assert!(check("http://127.0.0.1:9/confirm").is_ok());
+        assert!(check("file:///etc/passwd").is_err());
+    }
+
+    #[test]
+    fn a_pattern_with_a_port_allows_only_that_port() {
+        let hosts = vec!["127.0.0.1:4443".to_string(), "[::1]:8080".to_string()];
+        let check = |url| check_url(SnsUrl::SigningCert, url, &hosts);
+        assert!(check("http://127.0.0.1:4443/cert.pem").is_ok());
+        let err = check("http://127.0.0.1:4444/cert.pem").unwrap_err();
+        assert_eq!(
+            err,
+            "SigningCertURL host `127.0.0.1:4444` is not in ingest.sns.signing_cert_url_hosts"
+        );
+        assert!(check("http://127.0.0.1/cert.pem").is_err());
+        assert!(check("http://[::1]:8080/cert.pem").is_ok());
+        assert!(check("http://[::1]:8081/cert.pem").is_err());
+        // Default SNS hosts: any region, https on its usual port.
+        let sns = vec!["sns.*.amazonaws.com".to_string()];
         assert!(check_url(
-            "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
-            &hosts
+            SnsUrl::SigningCert,
+            "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem",
+            &sns
         )
         .is_ok());
-        assert!(check_url("https://sns.evil.com/", &hosts).is_err());
-        assert!(check_url("https://sns.us-east-1.amazonaws.com.evil.com/", &hosts).is_err());
-        assert!(check_url("http://sns.us-east-1.amazonaws.com/", &hosts).is_err());
-        assert!(check_url("http://127.0.0.1:9/confirm", &hosts).is_ok());
-        assert!(check_url("file:///etc/passwd", &hosts).is_err());
+        assert!(check_url(
+            SnsUrl::SigningCert,
+            "http://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem",
+            &sns
+        )
+        .is_err());
     }
 }

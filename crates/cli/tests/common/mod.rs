@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod sns;
 pub mod stack;
 
 use std::path::{Path, PathBuf};
@@ -292,4 +293,33 @@ pub fn temp_dir() -> tempfile::TempDir {
         .prefix("vigil-test-")
         .tempdir()
         .expect("temp dir")
+}
+
+/// Runs `workers` copies of a future concurrently and collects their results.
+pub async fn join_all<F, Fut, T>(workers: usize, make: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut pending: Vec<std::pin::Pin<Box<Fut>>> =
+        (0..workers).map(|w| Box::pin(make(w))).collect();
+    let mut results: Vec<Option<T>> = (0..workers).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, future) in pending.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => results[i] = Some(value),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
 }

@@ -59,9 +59,28 @@ pub async fn sns(
             )
         })?),
     };
-    let message = sns::decode(&body, header_type)
+    let signed = sns::decode(&body, header_type)
         .map_err(|e| reject(&state, endpoint, ApiError::bad_request(e.to_string())))?;
-    match message {
+    // Nothing of a message is recorded or acted on before its signature holds.
+    let now = chrono::DateTime::from_timestamp_millis(state.clock.now_ms()).unwrap_or_else(now);
+    if let Err(refusal) = state
+        .sns_signatures
+        .verify(&signed.signature, &signed.string_to_sign, now)
+        .await
+    {
+        let status = if refusal.is_transient() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        tracing::warn!(error = %refusal, "SNS message refused");
+        return Err(reject(
+            &state,
+            endpoint,
+            ApiError::new(status, refusal.to_string()),
+        ));
+    }
+    match signed.message {
         SnsMessage::Notification { event, .. } => accept(&state, endpoint, vec![*event]).await,
         SnsMessage::SubscriptionConfirmation {
             topic_arn,
@@ -96,8 +115,12 @@ async fn confirm_subscription(state: &AppState, subscription: SnsSubscription) -
             subscription.topic_arn
         ))
     } else {
-        crate::sns_confirm::check_url(&subscription.subscribe_url, &sns_config.confirm_url_hosts)
-            .err()
+        crate::sns_confirm::check_url(
+            crate::sns_confirm::SnsUrl::Subscribe,
+            &subscription.subscribe_url,
+            &sns_config.confirm_url_hosts,
+        )
+        .err()
     };
     let status = match &refusal {
         Some(_) => SnsStatus::Refused,
@@ -151,6 +174,7 @@ fn reject(state: &AppState, endpoint: &'static str, error: ApiError) -> ApiError
     let reason = match error.status {
         StatusCode::PAYLOAD_TOO_LARGE => "too_large",
         StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         _ => "invalid",
     };
     state.metrics.inc(
