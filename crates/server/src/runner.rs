@@ -230,6 +230,11 @@ impl Runner {
     }
 
     async fn work(&self, step: RunStep) {
+        // Nothing to send and nothing to read: only the note that nobody was told.
+        if step.name == StepName::Undelivered {
+            self.settle(step, Ok(StepOutcome::Undelivered)).await;
+            return;
+        }
         let key = step.incident_key.clone();
         let context = match self.store.step_context(&key).await {
             Ok(Some(context)) => context,

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 
 use super::incidents::{apply_alarm, journal_run};
-use super::{json_text, parse_enum, parse_time, text, SqliteStore};
+use super::{exec, json_text, one, parse_enum, parse_time, text, SqliteStore};
 use crate::{
     Decision, Effect, EventBatch, EventRecord, EventStore, IncidentChange, Result, SnsStatus,
     SnsSubscription, StoreError, StoredEvent, Timestamp,
@@ -51,7 +51,7 @@ impl EventStore for SqliteStore {
     async fn event_count(&self) -> Result<u64> {
         self.blocking(|db| {
             db.read(|tx| {
-                let n: i64 = tx.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+                let n: i64 = one(tx, "SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
                 Ok(n.max(0) as u64)
             })
         })
@@ -66,7 +66,8 @@ impl EventStore for SqliteStore {
     ) -> Result<()> {
         self.blocking(move |db| {
             db.write(|tx| {
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO sns_subscriptions (topic_arn, message_id, subscribe_url, received_at, status)
                      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (message_id) DO NOTHING",
                     params![sub.topic_arn, sub.message_id, sub.subscribe_url, text(now), status.as_str()],
@@ -86,7 +87,8 @@ impl EventStore for SqliteStore {
         let (message_id, detail) = (message_id.to_string(), detail.to_string());
         self.blocking(move |db| {
             db.write(|tx| {
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE sns_subscriptions SET status = ?2, detail = ?3 WHERE message_id = ?1",
                     params![message_id, status.as_str(), detail],
                 )?;
@@ -189,14 +191,14 @@ fn process_one(
     now: Timestamp,
 ) -> Result<crate::Processed> {
     // An event already processed (a second processor, a replay) changes nothing.
-    let pending = tx
-        .query_row(
-            "SELECT 1 FROM events WHERE seq = ?1 AND processed = 0",
-            [decision.seq],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
+    let pending = one(
+        tx,
+        "SELECT 1 FROM events WHERE seq = ?1 AND processed = 0",
+        [decision.seq],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some();
     let change = if !pending {
         IncidentChange::Unchanged
     } else {
@@ -204,13 +206,13 @@ fn process_one(
             Effect::Nothing => IncidentChange::Unchanged,
             Effect::Alarm(update) => apply_alarm(tx, &decision.event_id, update, now)?,
             Effect::Run { incident_key, run } => {
-                let id: Option<i64> = tx
-                    .query_row(
-                        "SELECT id FROM incidents WHERE key = ?1",
-                        [incident_key],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
+                let id: Option<i64> = one(
+                    tx,
+                    "SELECT id FROM incidents WHERE key = ?1",
+                    [incident_key],
+                    |r| r.get(0),
+                )
+                .optional()?;
                 match id {
                     Some(id) => {
                         journal_run(tx, id, run, now)?;
@@ -232,13 +234,13 @@ fn process_one(
 }
 
 fn event(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<EventRecord>> {
-    let found: Option<(String, String, bool, String)> = tx
-        .query_row(
-            "SELECT endpoint, received_at, processed, body FROM events WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
+    let found: Option<(String, String, bool, String)> = one(
+        tx,
+        "SELECT endpoint, received_at, processed, body FROM events WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
+    .optional()?;
     let Some((endpoint, received_at, processed, body)) = found else {
         return Ok(None);
     };

@@ -8,7 +8,9 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 use vigil_core::{Heartbeat, Host, Job, JobResult, JobStatus, TimelineKind};
 
 use super::incidents::{add_timeline, incident_id, incident_key};
-use super::{json_text, millis, parse_enum, parse_opt_time, parse_time, text, SqliteStore};
+use super::{
+    exec, json_text, millis, one, parse_enum, parse_opt_time, parse_time, text, SqliteStore,
+};
 use crate::{
     host_token_name, Enrollment, HostStore, JobEnd, JobRecord, NewHost, NewJob, Result, StoreError,
     Timestamp,
@@ -27,23 +29,25 @@ impl HostStore for SqliteStore {
     async fn enroll_host(&self, host: NewHost, now: Timestamp) -> Result<Enrollment> {
         self.blocking(move |db| {
             db.write(|tx| {
-                let existed = tx
-                    .query_row("SELECT 1 FROM hosts WHERE name = ?1", [&host.name], |_| Ok(()))
+                let existed = one(tx, "SELECT 1 FROM hosts WHERE name = ?1", [&host.name], |_| Ok(()))
                     .optional()?
                     .is_some();
                 if existed {
-                    tx.execute(
+                    exec(
+                    tx,
                         "UPDATE hosts SET revoked_at = NULL, appcode = COALESCE(?2, appcode),
                            instance_id = COALESCE(?3, instance_id) WHERE name = ?1",
                         params![host.name, host.appcode, host.instance_id],
                     )?;
                 } else {
-                    tx.execute(
+                    exec(
+                    tx,
                         "INSERT INTO hosts (name, appcode, instance_id, enrolled_at) VALUES (?1, ?2, ?3, ?4)",
                         params![host.name, host.appcode, host.instance_id, text(now)],
                     )?;
                 }
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO tokens (name, hash, role, created_at) VALUES (?1, ?2, 'host', ?3)
                      ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, role = 'host',
                        created_at = excluded.created_at, revoked_at = NULL",
@@ -63,11 +67,13 @@ impl HostStore for SqliteStore {
         let name = name.to_string();
         self.blocking(move |db| {
             db.write(|tx| {
-                let changed = tx.execute(
+                let changed = exec(
+                    tx,
                     "UPDATE hosts SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
                     params![name, text(now)],
                 )?;
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
                     params![host_token_name(&name), text(now)],
                 )?;
@@ -139,7 +145,8 @@ impl HostStore for SqliteStore {
                 .map(serde_json::Value::to_string);
             let labels = json_text(&heartbeat.labels, "labels")?;
             db.write_journal(|tx| {
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE hosts SET last_seen_at = ?2, agent_version = ?3, uptime_secs = ?4,
                        interval_secs = ?5, collector = ?6, labels = ?7,
                        appcode = COALESCE(appcode, ?8) WHERE name = ?1",
@@ -164,7 +171,8 @@ impl HostStore for SqliteStore {
         let name = name.to_string();
         self.blocking(move |db| {
             db.write_journal(|tx| {
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE hosts SET last_metrics = ?2, last_seen_at = ?3 WHERE name = ?1",
                     params![name, batch_json, text(now)],
                 )?;
@@ -178,14 +186,14 @@ impl HostStore for SqliteStore {
         let name = name.to_string();
         self.blocking(move |db| {
             db.read(|tx| {
-                Ok(tx
-                    .query_row(
-                        "SELECT last_metrics FROM hosts WHERE name = ?1",
-                        [name],
-                        |r| r.get(0),
-                    )
-                    .optional()?
-                    .flatten())
+                Ok(one(
+                    tx,
+                    "SELECT last_metrics FROM hosts WHERE name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten())
             })
         })
         .await
@@ -242,8 +250,8 @@ impl HostStore for SqliteStore {
         let host = host.to_string();
         self.blocking(move |db| {
             db.write_journal(|tx| {
-                let found: Option<(String, Option<i64>, String, i64, Option<i64>, Option<String>)> = tx
-                    .query_row(
+                let found: Option<(String, Option<i64>, String, i64, Option<i64>, Option<String>)> = one(
+                    tx,
                         "SELECT j.probe, j.incident_id, j.created_at, j.claim_by_ms, j.claim_within_ms, h.last_seen_at
                          FROM jobs j LEFT JOIN hosts h ON h.name = j.host
                          WHERE j.id = ?1 AND j.host = ?2 AND j.status IN ('queued', 'running')",
@@ -254,7 +262,8 @@ impl HostStore for SqliteStore {
                 let Some((probe, incident, created_at, claim_by_ms, claim_within_ms, last_seen)) = found else {
                     return Ok(None);
                 };
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE jobs SET status = ?2, finished_at = ?3, output = ?4, exit_code = ?5,
                        error = ?6, duration_ms = ?7 WHERE id = ?1",
                     params![
@@ -333,7 +342,8 @@ impl HostStore for SqliteStore {
                         host_last_seen_at: parse_opt_time(last_seen, what)?,
                         claim_within: claim_window(created, claim_by_ms, claim_within_ms),
                     };
-                    tx.execute(
+                    exec(
+                    tx,
                         "UPDATE jobs SET status = 'expired', finished_at = ?2 WHERE id = ?1",
                         params![id, text(now)],
                     )?;
@@ -379,7 +389,8 @@ impl HostStore for SqliteStore {
                     rows.collect::<rusqlite::Result<_>>()?
                 };
                 for (id, _, _) in &held {
-                    tx.execute(
+                    exec(
+                    tx,
                         "UPDATE jobs SET status = 'queued', claim_by_ms = ?2, claim_within_ms = ?3 WHERE id = ?1",
                         params![
                             id,
@@ -409,11 +420,13 @@ impl HostStore for SqliteStore {
         self.blocking(move |db| {
             db.write(|tx| {
                 let now_ms = millis(now);
-                let queued = tx.execute(
+                let queued = exec(
+                    tx,
                     "UPDATE jobs SET claim_by_ms = MAX(claim_by_ms, ?1 + ?2) WHERE status = 'queued'",
                     params![now_ms, claim_within.as_millis() as i64],
                 )?;
-                let running = tx.execute(
+                let running = exec(
+                    tx,
                     "UPDATE jobs SET status = 'queued', claim_by_ms = MAX(claim_by_ms, ?1 + ?2), finish_by_ms = NULL
                      WHERE status = 'running'",
                     params![now_ms, ANSWER_KEPT_MS],
@@ -427,8 +440,10 @@ impl HostStore for SqliteStore {
     async fn job_status(&self, id: i64) -> Result<Option<JobStatus>> {
         self.blocking(move |db| {
             db.read(|tx| {
-                let status: Option<String> = tx
-                    .query_row("SELECT status FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+                let status: Option<String> =
+                    one(tx, "SELECT status FROM jobs WHERE id = ?1", [id], |r| {
+                        r.get(0)
+                    })
                     .optional()?;
                 status
                     .map(|s| parse_enum(&s, JobStatus::parse, || format!("job {id}: status")))

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
 use vigil_core::{AlarmFacts, Incident, IncidentStatus, Severity, TimelineEntry, TimelineKind};
 
-use super::{json_text, millis, parse_enum, parse_opt_time, parse_time, text, SqliteStore};
+use super::{
+    exec, json_text, millis, one, parse_enum, parse_opt_time, parse_time, text, SqliteStore,
+};
 use crate::{
     AlarmAction, AlarmUpdate, Escalation, IncidentChange, IncidentFilter, IncidentStore,
     ManualChange, NewRun, Note, Result, StoreError, Timestamp, Unacknowledged, Work,
@@ -55,14 +57,14 @@ impl IncidentStore for SqliteStore {
         let key = key.to_string();
         self.blocking(move |db| {
             db.read(|tx| {
-                Ok(tx
-                    .query_row(
-                        "SELECT appcode FROM incidents WHERE key = ?1",
-                        [&key],
-                        |r| r.get(0),
-                    )
-                    .optional()?
-                    .flatten())
+                Ok(one(
+                    tx,
+                    "SELECT appcode FROM incidents WHERE key = ?1",
+                    [&key],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten())
             })
         })
         .await
@@ -110,7 +112,8 @@ impl IncidentStore for SqliteStore {
     async fn escalate(&self, escalation: Escalation) -> Result<bool> {
         self.blocking(move |db| {
             db.write(|tx| {
-                let changed = tx.execute(
+                let changed = exec(
+                    tx,
                     "UPDATE incidents SET escalation_level = ?3 WHERE key = ?1 AND status = 'open' AND escalation_level = ?2",
                     params![escalation.key, escalation.from, escalation.to],
                 )?;
@@ -158,7 +161,8 @@ pub(super) fn apply_alarm(
             IncidentChange::Repeated { key, count }
         }
         (AlarmAction::OpenOrRepeat, None) => {
-            let next_id: i64 = tx.query_row(
+            let next_id: i64 = one(
+                    tx,
                 "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'incidents'), 0) + 1",
                 [],
                 |r| r.get(0),
@@ -265,13 +269,13 @@ pub(super) fn journal_run(
 
 /// `None`: no such incident; otherwise whether the status changed.
 fn transition(tx: &Transaction<'_>, change: &ManualChange) -> Result<Option<bool>> {
-    let found: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT id, status FROM incidents WHERE key = ?1",
-            [&change.key],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
+    let found: Option<(i64, String)> = one(
+        tx,
+        "SELECT id, status FROM incidents WHERE key = ?1",
+        [&change.key],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?;
     let Some((id, status)) = found else {
         return Ok(None);
     };
@@ -280,7 +284,8 @@ fn transition(tx: &Transaction<'_>, change: &ManualChange) -> Result<Option<bool
     })?;
     let stamp = text(change.now);
     let changed = match (change.to, status) {
-        (IncidentStatus::Acknowledged, IncidentStatus::Open) => tx.execute(
+        (IncidentStatus::Acknowledged, IncidentStatus::Open) => exec(
+            tx,
             "UPDATE incidents SET status = 'acknowledged', acknowledged_at = ?2 WHERE id = ?1",
             params![id, stamp],
         )?,
@@ -370,13 +375,13 @@ fn list_incidents(tx: &Transaction<'_>, filter: &IncidentFilter) -> Result<Vec<I
 
 /// The incident with its whole timeline, or `None` for an unknown key.
 pub(super) fn incident(tx: &Transaction<'_>, key: &str) -> Result<Option<Incident>> {
-    let found = tx
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM incidents WHERE key = ?1"),
-            [key],
-            raw_incident,
-        )
-        .optional()?;
+    let found = one(
+        tx,
+        &format!("SELECT {COLUMNS} FROM incidents WHERE key = ?1"),
+        [key],
+        raw_incident,
+    )
+    .optional()?;
     let Some(raw) = found else {
         return Ok(None);
     };

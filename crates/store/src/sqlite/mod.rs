@@ -276,6 +276,26 @@ pub(crate) fn parse_enum<T>(
     parse(value).ok_or_else(|| StoreError::Corrupt(format!("{}: unknown value `{value}`", what())))
 }
 
+/// `execute` through the connection's statement cache: the hot paths run the same
+/// statements thousands of times a second, and parsing SQL each time shows in profiles.
+pub(crate) fn exec(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `query_row` through the connection's statement cache (see [`exec`]).
+pub(crate) fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, row)
+}
+
 pub(crate) fn json_text<T: serde::Serialize>(value: &T, what: &str) -> Result<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::incidents::{add_timeline, incident, journal_run};
-use super::{from_millis, millis, parse_enum, parse_time, text, SqliteStore};
+use super::{exec, from_millis, millis, one, parse_enum, parse_time, text, SqliteStore};
 use crate::{
     Channel, Result, RunKind, RunStep, RunStore, StepContext, StepFinish, StepName, StepRef,
     StepRetry, StepStatus, StoreError, TicketRecord, Timestamp,
@@ -62,7 +62,8 @@ impl RunStore for SqliteStore {
         let worker = worker.to_string();
         self.blocking(move |db| {
             db.write(|tx| {
-                Ok(tx.execute(
+                Ok(exec(
+                    tx,
                     "UPDATE run_steps SET lease_owner = NULL, lease_until_ms = NULL,
                        due_ms = CASE WHEN due_ms IS NOT NULL THEN next_attempt_ms END
                      WHERE lease_owner = ?1",
@@ -76,7 +77,8 @@ impl RunStore for SqliteStore {
     async fn next_step_due(&self) -> Result<Option<Timestamp>> {
         self.blocking(|db| {
             db.read(|tx| {
-                let due: Option<i64> = tx.query_row(
+                let due: Option<i64> = one(
+                    tx,
                     "SELECT MIN(due_ms) FROM run_steps WHERE due_ms IS NOT NULL",
                     [],
                     |r| r.get(0),
@@ -96,7 +98,8 @@ impl RunStore for SqliteStore {
     async fn retry_step(&self, step: StepRef, retry: StepRetry, now: Timestamp) -> Result<bool> {
         self.blocking(move |db| {
             db.write_journal(|tx| {
-                let changed = tx.execute(
+                let changed = exec(
+                    tx,
                     "UPDATE run_steps SET attempts = ?4, last_error = ?5, next_attempt_ms = ?6, updated_at = ?7,
                        lease_owner = NULL, lease_until_ms = NULL, due_ms = ?6
                      WHERE run_id = ?1 AND position = ?2 AND lease_owner = ?3 AND status = 'pending'",
@@ -159,7 +162,8 @@ fn finish_step(
     finish: &StepFinish,
     now: Timestamp,
 ) -> Result<bool> {
-    let changed = tx.execute(
+    let changed = exec(
+                    tx,
         "UPDATE run_steps SET status = ?4, attempts = ?5, last_error = ?6, external_id = ?7, link = ?8,
            updated_at = ?9, lease_owner = NULL, lease_until_ms = NULL,
            due_ms = NULL
@@ -181,7 +185,8 @@ fn finish_step(
     }
     let incident = run_incident(tx, step.run_id)?;
     if let Some(ticket) = &finish.ticket {
-        tx.execute(
+        exec(
+                    tx,
             "INSERT INTO tickets (incident_id, tracker, ticket_id, url) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (incident_id, tracker) DO UPDATE SET ticket_id = excluded.ticket_id, url = excluded.url",
             params![incident, ticket.tracker.as_str(), ticket.id, ticket.url],
@@ -195,7 +200,8 @@ fn finish_step(
     }
     let promoted = tx.prepare_cached(PROMOTE_HEAD)?.execute([step.run_id])?;
     if promoted == 0 {
-        tx.execute(
+        exec(
+            tx,
             "UPDATE runs SET finished_at = ?2 WHERE id = ?1",
             params![step.run_id, text(now)],
         )?;
@@ -204,15 +210,19 @@ fn finish_step(
 }
 
 fn run_incident(tx: &Transaction<'_>, run: i64) -> Result<i64> {
-    tx.query_row("SELECT incident_id FROM runs WHERE id = ?1", [run], |r| {
-        r.get(0)
-    })
+    one(
+        tx,
+        "SELECT incident_id FROM runs WHERE id = ?1",
+        [run],
+        |r| r.get(0),
+    )
     .optional()?
     .ok_or_else(|| StoreError::Corrupt(format!("run {run} has no row")))
 }
 
 fn one_step(tx: &Transaction<'_>, run: i64, position: i64) -> Result<RunStep> {
-    let raw = tx.query_row(
+    let raw = one(
+        tx,
         &format!(
             "SELECT {STEP_COLUMNS} FROM run_steps s
              JOIN runs r ON r.id = s.run_id JOIN incidents i ON i.id = r.incident_id
@@ -262,7 +272,8 @@ fn tickets(tx: &Transaction<'_>, key: &str) -> Result<Vec<TicketRecord>> {
 
 /// Whether every probe job of the incident has ended.
 fn jobs_settled(tx: &Transaction<'_>, key: &str) -> Result<bool> {
-    let open: i64 = tx.query_row(
+    let open: i64 = one(
+        tx,
         "SELECT COUNT(*) FROM jobs j JOIN incidents i ON i.id = j.incident_id
          WHERE i.key = ?1 AND j.status IN ('queued', 'running')",
         [key],
