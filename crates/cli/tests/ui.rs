@@ -1,8 +1,8 @@
 //! The web UI in a real headless Chromium (through chromedriver) against the real server:
 //! login, a live incident list, diagnostics from a real agent, acknowledging without a
-//! reload, the alarm chart, hosts and applications, a phone-sized viewport; and, over
-//! plain HTTP, what the session and CSRF checks refuse. Screenshots of every page go to
-//! `target/ui-screenshots/`.
+//! reload, the alarm chart, hosts and the application tree, every page at a phone's width
+//! and a desktop's; and, over plain HTTP, what the session and CSRF checks refuse.
+//! Screenshots of every page go to `target/ui-screenshots/`.
 
 mod common;
 #[path = "ui/webdriver.rs"]
@@ -96,8 +96,10 @@ fn cpu_alarm_about(id: &str, alarm: &str, host: &str) -> Value {
     event
 }
 
-/// Is the page wider than the viewport (a horizontal scrollbar on a phone)?
-const OVERFLOWS: &str = "return document.documentElement.scrollWidth > window.innerWidth";
+/// Is the page wider than the viewport? A phone scrolls it sideways, or zooms out of it,
+/// which widens `window.innerWidth` past the layout width, so it must not be the yardstick.
+const OVERFLOWS: &str = "const root = document.documentElement;
+  return root.scrollWidth > root.clientWidth || window.innerWidth > root.clientWidth";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn incidents_update_live_show_diagnostics_and_acknowledge_in_place() {
@@ -1016,4 +1018,386 @@ async fn a_scoped_token_sees_only_its_subtree_in_the_ui() {
         .filter_map(|a| a["appcode"].as_str())
         .collect();
     assert_eq!(codes, ["shop", "shop_web"], "{apps}");
+}
+
+/// Measures the page as a phone would scroll it: the viewport, the document's width and,
+/// when it is wider, the elements sticking out past the right edge (innermost first;
+/// those inside a box that scrolls or clips on its own do not widen the page).
+const LAYOUT: &str = "
+  const root = document.documentElement;
+  const edge = root.clientWidth;
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+    + [...el.classList].map((c) => '.' + c).join('');
+  // A box that scrolls or clips sideways keeps what overflows it to itself.
+  const own = (el) => getComputedStyle(el).overflowX !== 'visible';
+  const scrolls = (el) => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+  const boxed = (el) => {
+    for (let a = el.parentElement; a && a !== document.body && a !== root; a = a.parentElement) {
+      if (own(a)) return true;
+    }
+    return false;
+  };
+  // A box's own edge, or that of its text or children where they overflow it.
+  const right = (el) => {
+    const r = el.getBoundingClientRect();
+    return own(el) ? r.right : Math.max(r.right, r.left + el.scrollWidth);
+  };
+  const all = [...document.body.querySelectorAll('*')];
+  const sticking = root.scrollWidth > edge
+    ? all.filter((el) => right(el) > edge + 0.5 && !boxed(el))
+    : [];
+  const innermost = sticking.filter((el) => !sticking.some((o) => o !== el && el.contains(o)));
+  innermost.sort((a, b) => right(b) - right(a));
+  return {
+    inner: window.innerWidth,
+    client: edge,
+    scroll: root.scrollWidth,
+    widest: innermost.slice(0, 3).map((el) => name(el) + ' \"'
+      + (el.textContent || '').trim().slice(0, 40) + '\" ends at ' + Math.round(right(el)) + ' px'),
+    // Boxes that scroll sideways inside the page.
+    scrolling: all.filter((el) => scrolls(el) && el.scrollWidth > el.clientWidth + 1).map(name),
+  };";
+
+/// One page of the UI and what shows that it has drawn its data.
+struct Page {
+    name: &'static str,
+    path: String,
+    ready: &'static str,
+}
+
+/// Visits every page at the browser's current width; returns what scrolls sideways.
+async fn pages_wider_than_the_screen(
+    browser: &Browser,
+    server: &Server,
+    pages: &[Page],
+    width: u64,
+    shots: &Path,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for page in pages {
+        browser.goto(&format!("{}{}", server.url, page.path)).await;
+        browser
+            .wait_for(
+                &format!("the {} page ({}) to draw", page.name, page.path),
+                Duration::from_secs(10),
+                page.ready,
+            )
+            .await;
+        let layout = browser.eval(LAYOUT, json!([])).await;
+        let scroll = layout["scroll"].as_u64().expect("scrollWidth");
+        // Beside a desktop's scroll bar the page has less than the window's width.
+        let room = layout["client"].as_u64().expect("clientWidth");
+        // A phone zooms out of a page wider than itself (a wider window.innerWidth)
+        // rather than scroll it; both are the page not fitting.
+        if scroll > room || layout["inner"] != width {
+            problems.push(format!(
+                "{} ({}) is {scroll} px wide in {room} px at {width} px \
+                 (window.innerWidth {}); sticking out: {}",
+                page.name, page.path, layout["inner"], layout["widest"]
+            ));
+        }
+        // Tables fit (on a phone as one card per row); only probe output, itself a table
+        // of columns, keeps its lines and scrolls inside its own box.
+        let boxes: Vec<&str> = layout["scrolling"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|b| !b.starts_with("pre"))
+            .collect();
+        if !boxes.is_empty() {
+            problems.push(format!(
+                "{} ({}) at {width} px has boxes scrolling sideways: {boxes:?}",
+                page.name, page.path
+            ));
+        }
+        browser
+            .screenshot(&shots.join(format!("{width}px-{}.png", page.name)))
+            .await;
+    }
+    problems
+}
+
+/// The application tree as drawn: each node's left edge, its parent's, and its width.
+/// A node's parent is the node of the list item its own list item is nested in.
+const TREE_OFFSETS: &str = "
+  return [...document.querySelectorAll('#apps [data-appcode]')].map((card) => {
+    const item = card.closest('li');
+    const outer = item && item.parentElement.closest('#apps li');
+    const parent = outer && outer.querySelector(':scope > [data-appcode]');
+    return {
+      appcode: card.dataset.appcode,
+      parent: parent ? parent.dataset.appcode : null,
+      left: card.getBoundingClientRect().left,
+      parent_left: parent ? parent.getBoundingClientRect().left : null,
+      width: card.getBoundingClientRect().width,
+    };
+  });";
+
+/// Every node below another is drawn further right than its parent.
+async fn assert_tree_indented(
+    browser: &Browser,
+    server: &Server,
+    tree: &[(&str, Option<&str>)],
+    width: u64,
+) {
+    browser.goto(&format!("{}/ui/apps", server.url)).await;
+    browser
+        .wait_for(
+            "the application tree",
+            Duration::from_secs(10),
+            &format!(
+                "return document.querySelectorAll('#apps [data-appcode]').length >= {}",
+                tree.len()
+            ),
+        )
+        .await;
+    let nodes = browser.eval(TREE_OFFSETS, json!([])).await;
+    let nodes = nodes.as_array().expect("tree nodes");
+    for (code, parent) in tree {
+        let node = nodes
+            .iter()
+            .find(|n| n["appcode"] == *code)
+            .unwrap_or_else(|| panic!("{code} on the applications page at {width} px: {nodes:?}"));
+        assert_eq!(
+            node["parent"].as_str(),
+            *parent,
+            "{code}'s parent at {width} px"
+        );
+        if parent.is_some() {
+            let (left, parent_left) = (
+                node["left"].as_f64().expect("left"),
+                node["parent_left"].as_f64().unwrap_or_else(|| {
+                    panic!("{code}'s parent is not drawn at {width} px: {node}")
+                }),
+            );
+            assert!(
+                left >= parent_left + 8.0,
+                "{code} is not indented under its parent at {width} px: {node}"
+            );
+        }
+        // Indentation must leave a deep node room to read on a phone.
+        assert!(
+            node["width"]
+                .as_f64()
+                .is_some_and(|w| w >= 0.6 * width as f64),
+            "{code} is squeezed to {} px at {width} px",
+            node["width"]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_page_fits_a_390px_phone_and_the_tree_is_indented() {
+    let dir = temp_dir();
+    let shots = screenshots("layout");
+    let server = Server::start_with(&dir.path().join("data"), &["--no-agent"]).await;
+
+    // A tree four levels deep, the deepest with the longest Appcode vigil allows and
+    // people with long addresses.
+    let deepest = "payments_ledger_primary_database_eu_west_1_production_replica_01";
+    let tree: [(&str, Option<&str>, &str); 4] = [
+        ("acme", None, "business_unit"),
+        ("acme_payments", Some("acme"), "department"),
+        ("acme_payments_ledger", Some("acme_payments"), "application"),
+        (deepest, Some("acme_payments_ledger"), "component"),
+    ];
+    for (code, parent, kind) in tree {
+        let name = format!("{code} {kind} with a rather long display name for a phone");
+        let mut args = vec!["app", "add", code, "--name", &name, "--kind", kind];
+        args.extend([
+            "--owner",
+            "payments-ledger-primary-database-escalations@operations.example.com",
+        ]);
+        if let Some(parent) = parent {
+            args.extend(["--parent", parent]);
+        }
+        let added = server.cli(&args);
+        assert!(
+            added.status.success(),
+            "app add {code}: {}",
+            String::from_utf8_lossy(&added.stderr)
+        );
+    }
+
+    // A host with a long name without a break opportunity, and its real agent, whose
+    // probes give the incidents their diagnostics (top_cpu's wide table among them).
+    let host = "ip_10_120_33_7.payments_ledger_primary_database_0001.eu_west_1.compute.internal";
+    let added = server.cli(&["host", "add", host, "--appcode", deepest]);
+    assert!(
+        added.status.success(),
+        "host add: {}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let host_token = String::from_utf8_lossy(&added.stdout)
+        .lines()
+        .last()
+        .expect("the token is on the last line")
+        .trim()
+        .to_string();
+    let agent_log = std::fs::File::create(dir.path().join("agent.log")).expect("agent log");
+    let _agent = Agent(
+        Command::new(VIGIL)
+            .args(["agent", "--server", &server.url, "--token", &host_token])
+            .args(["--name", host, "--interval", "1"])
+            .stdin(Stdio::null())
+            .stdout(agent_log.try_clone().expect("log"))
+            .stderr(agent_log)
+            .spawn()
+            .expect("start the agent"),
+    );
+
+    // An alarm on the agent's CPU that is always in ALARM (its incident gets the
+    // diagnostics), and one that never gets data; both with long unbroken names.
+    let firing = "PaymentsLedgerPrimaryDatabase_CPUUtilization_AboveZero_EveryPeriod_eu_west_1";
+    let idle = "PaymentsLedgerPrimaryDatabase_ReplicationLagSeconds_NoDataYet_eu_west_1";
+    let runbook = "Fires whenever the ledger database works at all; see \
+        https://runbooks.example.com/payments_ledger/primary_database/cpu?region=eu_west_1";
+    for (name, dimension) in [(firing, host), (idle, "no-such-host")] {
+        let (status, body) = server
+            .post(
+                "/api/v1/alarms",
+                json!({
+                    "AlarmName": name,
+                    "AlarmDescription": runbook,
+                    "MetricName": "CPUUtilization",
+                    "Dimensions": [{"Name": "host", "Value": dimension}],
+                    "Statistic": "Maximum",
+                    "Period": 1,
+                    "EvaluationPeriods": 1,
+                    "Threshold": -1.0,
+                    "ComparisonOperator": "GreaterThanThreshold"
+                })
+                .to_string(),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // A CloudWatch alarm whose name is a long sentence, with a long description.
+    let sentence = "Payments ledger primary database in eu-west-1 has had CPU utilization \
+        above ninety percent for fifteen consecutive minutes while serving checkout traffic";
+    let mut event = cpu_alarm_about("layout-1", sentence, host);
+    event["detail"]["configuration"]["description"] = json!(runbook);
+    let (status, body) = server.post("/api/v1/events", event.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+
+    let has_diagnostics = |incident: &Value| {
+        incident["timeline"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|e| e["kind"] == "diagnostics"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let keys = loop {
+        let mut keys = Vec::new();
+        for name in [firing, sentence] {
+            let found = server
+                .incidents()
+                .await
+                .into_iter()
+                .find(|i| i["alarm_name"] == name)
+                .and_then(|i| i["key"].as_str().map(str::to_string));
+            if let Some(key) = found {
+                let (_, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+                if has_diagnostics(&incident) {
+                    keys.push(key);
+                }
+            }
+        }
+        if keys.len() == 2 {
+            break keys;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both incidents with diagnostics within 60 s; have {keys:?}, incidents: {:?}",
+            server.incidents().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // What each page shows once its data is drawn.
+    let incident_drawn = "return document.querySelector('#diagnostics pre')
+        && document.querySelector('#timeline li')";
+    let page = |name: &'static str, path: String, ready: &'static str| Page { name, path, ready };
+    let logged_in = [
+        page(
+            "incidents",
+            "/".into(),
+            "return document.querySelectorAll('#incidents tr[data-key]').length >= 2",
+        ),
+        page(
+            "incident-unbroken",
+            format!("/ui/incidents/{}", keys[0]),
+            incident_drawn,
+        ),
+        page(
+            "incident-sentence",
+            format!("/ui/incidents/{}", keys[1]),
+            incident_drawn,
+        ),
+        page(
+            "incident-unknown",
+            format!("/ui/incidents/{}", "NO_SUCH_INCIDENT_".repeat(6)),
+            "return !document.querySelector('#problem').hidden",
+        ),
+        page(
+            "alarms",
+            "/ui/alarms".into(),
+            "return document.querySelector('#alarms tbody tr')
+                && document.querySelector('main ul li a')",
+        ),
+        page(
+            "alarm",
+            format!("/ui/alarms/{firing}"),
+            "return document.querySelector('figure.chart line.threshold')",
+        ),
+        page(
+            "alarm-without-data",
+            format!("/ui/alarms/{idle}"),
+            "return document.querySelector('#instances p')",
+        ),
+        page(
+            "hosts",
+            "/ui/hosts".into(),
+            "return document.querySelector('#hosts tr[data-host]')",
+        ),
+        page(
+            "apps",
+            "/ui/apps".into(),
+            "return document.querySelectorAll('#apps [data-appcode]').length >= 4",
+        ),
+        page(
+            "not-found",
+            format!("/ui/{}", "no_such_page_".repeat(8)),
+            "return document.querySelector('h1')",
+        ),
+    ];
+    let login_page = [page(
+        "login",
+        "/ui/login".into(),
+        "return document.querySelector('#token')",
+    )];
+    let tree: Vec<(&str, Option<&str>)> = tree.iter().map(|(c, p, _)| (*c, *p)).collect();
+
+    let driver = Driver::start(&dir.path().join("chromedriver.log")).await;
+    let browser = driver.browser(1280, 900).await;
+    browser.viewport(390, 844).await;
+    let mut problems =
+        pages_wider_than_the_screen(&browser, &server, &login_page, 390, &shots).await;
+    log_in(&browser, &server).await;
+    problems.extend(pages_wider_than_the_screen(&browser, &server, &logged_in, 390, &shots).await);
+    // The same pages on a desktop screen.
+    browser.viewport(1280, 900).await;
+    problems
+        .extend(pages_wider_than_the_screen(&browser, &server, &login_page, 1280, &shots).await);
+    problems.extend(pages_wider_than_the_screen(&browser, &server, &logged_in, 1280, &shots).await);
+    assert!(
+        problems.is_empty(),
+        "pages scroll sideways:\n{}",
+        problems.join("\n")
+    );
+
+    assert_tree_indented(&browser, &server, &tree, 1280).await;
+    browser.viewport(390, 844).await;
+    assert_tree_indented(&browser, &server, &tree, 390).await;
+    browser.quit().await;
 }

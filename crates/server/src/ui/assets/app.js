@@ -208,13 +208,13 @@
 
   function incidentRow(incident) {
     return h('tr', { 'data-key': incident.key },
-      h('td', { 'data-label': 'Key' }, link(incidentHref(incident.key), incident.key)),
+      h('td', { 'data-label': 'Key', class: 'short' }, link(incidentHref(incident.key), incident.key)),
       h('td', { 'data-label': 'Title', text: incident.title }),
-      h('td', { 'data-label': 'Severity' }, badge('sev', incident.severity)),
+      h('td', { 'data-label': 'Severity', class: 'short' }, badge('sev', incident.severity)),
       h('td', { 'data-label': 'Host', text: incident.host || '—' }),
       h('td', { 'data-label': 'Appcode', text: incident.appcode || '—' }),
-      h('td', { 'data-label': 'Status', class: 'status' }, badge('status', incident.status)),
-      h('td', { 'data-label': 'Age', class: 'age', 'data-since': incident.opened_at, title: fmtTime(incident.opened_at) }),
+      h('td', { 'data-label': 'Status', class: 'status short' }, badge('status', incident.status)),
+      h('td', { 'data-label': 'Age', class: 'age short', 'data-since': incident.opened_at, title: fmtTime(incident.opened_at) }),
       h('td', { 'data-label': 'Repeats', class: 'num', title: incident.count + ' alarm event(s)', text: String(Math.max(0, incident.count - 1)) }));
   }
 
@@ -316,7 +316,7 @@
       h('td', { 'data-label': 'State', text: n.status || n.state || n.delivery || '—' }),
       h('td', { 'data-label': 'Attempts', class: 'num', text: n.attempts !== undefined ? String(n.attempts) : '—' }),
       h('td', { 'data-label': 'Detail', text: n.last_error || n.error || n.detail || n.external_id || '—' }),
-      h('td', { 'data-label': 'Updated', text: fmtTime(n.updated_at || n.at || n.sent_at) }),
+      h('td', { 'data-label': 'Updated', class: 'short', text: fmtTime(n.updated_at || n.at || n.sent_at) }),
       h('td', { 'data-label': 'Link' }, n.link ? outsideLink(n.link) : '—')));
     return [h('h2', { text: 'Notifications' }), h('div', { class: 'table-wrap' },
       h('table', { class: 'grid', id: 'notifications' },
@@ -454,10 +454,10 @@
       rebuildKeepingFocus(tbody, 'tr', 'data-series', () => tbody.replaceChildren(...data.instances.map((i) => h('tr', { 'data-series': i.alarm + ' ' + i.series },
         h('td', { 'data-label': 'Alarm' }, link(alarmHref(i.alarm), i.alarm)),
         h('td', { 'data-label': 'Series' }, h('code', { text: i.series })),
-        h('td', { 'data-label': 'State' }, badge('state', i.state)),
+        h('td', { 'data-label': 'State', class: 'short' }, badge('state', i.state)),
         h('td', { 'data-label': 'Value', class: 'num', text: fmtValue(i.value) }),
         h('td', { 'data-label': 'Threshold', class: 'num', text: comparisonText(i.comparison, i.threshold) }),
-        h('td', { 'data-label': 'In state for', title: fmtTime(i.since_ms), text: since(i.since_ms) })))));
+        h('td', { 'data-label': 'In state for', class: 'short', title: fmtTime(i.since_ms), text: since(i.since_ms) })))));
       const watched = new Set(data.instances.map((i) => i.alarm));
       const waiting = data.alarms.filter((a) => !watched.has(a.AlarmName));
       idle.replaceChildren(...(waiting.length ? [
@@ -661,7 +661,7 @@
       rebuildKeepingFocus(tbody, 'tr', 'data-host', () => tbody.replaceChildren(...data.hosts.map((host) => h('tr', { 'data-host': host.name },
         h('td', { 'data-label': 'Host' }, host.name, host.revoked_at ? h('span', { class: 'muted', text: ' (revoked)' }) : null),
         h('td', { 'data-label': 'Appcode', text: host.appcode || '—' }),
-        h('td', { 'data-label': 'Last seen', title: fmtTime(host.last_seen_at), text: host.last_seen_at ? since(host.last_seen_at) + ' ago' : 'never' }),
+        h('td', { 'data-label': 'Last seen', class: 'short', title: fmtTime(host.last_seen_at), text: host.last_seen_at ? since(host.last_seen_at) + ' ago' : 'never' }),
         h('td', { 'data-label': 'Agent', text: host.agent_version || '—' }),
         h('td', { 'data-label': 'Collector', class: 'collector', text: collectorText(host.collector) }),
         h('td', { 'data-label': 'Open incidents', class: 'num' }, host.open_incidents
@@ -669,17 +669,10 @@
     });
   }
 
-  function appsPage() {
-    document.title = 'Applications · vigil';
-    const cards = h('div', { class: 'cards', id: 'apps' });
-    main.replaceChildren(h('h1', { text: 'Applications' }),
-      h('p', { class: 'muted', text: 'The application tree: each node with the owners, approvers and on-call it inherits, its hosts and open incidents.' }),
-      cards);
-    every(2000, async () => {
-      const data = await api('/ui/api/apps');
-      syncClock(data.now);
-      rebuildKeepingFocus(cards, 'section', 'data-appcode', () => cards.replaceChildren(...(data.apps.length ? data.apps.map((app) => h('section', { class: 'card', 'data-appcode': app.appcode || '' },
-        h('h2', { text: app.appcode ? app.appcode + (app.name ? ' · ' + app.name : '') : 'No Appcode' }),
+  function appCard(app) {
+    return h('section', { class: 'card', 'data-appcode': app.appcode || '' },
+      h('h2', { text: app.appcode ? app.appcode + (app.name ? ' · ' + app.name : '') : 'No Appcode' }),
+      h('div', { class: 'card-body' },
         facts([
           ['Kind', app.kind || '—'],
           ['Parent', app.parent || '—'],
@@ -689,10 +682,46 @@
           ['Open incidents', app.appcode && app.open_incidents
             ? link('/?appcode=' + encodeURIComponent(app.appcode), String(app.open_incidents)) : String(app.open_incidents)],
         ]),
-        h('h3', { text: 'Hosts' }),
-        h('ul', {}, app.hosts.map((host) => h('li', {}, host.name,
-          h('span', { class: 'muted', text: host.last_seen_at ? ' · seen ' + since(host.last_seen_at) + ' ago' : ' · never seen' }))))))
-        : [h('p', { class: 'muted', text: 'No applications yet: vigil app add, or vigil app import.' })])));
+        h('div', {},
+          h('h3', { text: 'Hosts' }),
+          app.hosts.length
+            ? h('ul', {}, app.hosts.map((host) => h('li', {}, host.name,
+              h('span', { class: 'muted', text: host.last_seen_at ? ' · seen ' + since(host.last_seen_at) + ' ago' : ' · never seen' }))))
+            : h('p', { class: 'muted', text: 'none bound here' }))));
+  }
+
+  // The nodes come parents first; each is drawn inside its parent's list item, so the
+  // nesting (and the indent) shows the tree. A node whose parent is out of the session's
+  // scope is a root here, as are the hosts bound to no Appcode.
+  function appTree(apps) {
+    const drawn = new Set(apps.map((app) => app.appcode).filter(Boolean));
+    const children = new Map();
+    const roots = [];
+    for (const app of apps) {
+      if (app.appcode && app.parent && drawn.has(app.parent)) {
+        if (!children.has(app.parent)) children.set(app.parent, []);
+        children.get(app.parent).push(app);
+      } else {
+        roots.push(app);
+      }
+    }
+    const branch = (nodes) => nodes.map((app) => h('li', {}, appCard(app),
+      children.has(app.appcode) ? h('ul', { class: 'tree' }, branch(children.get(app.appcode))) : null));
+    return branch(roots);
+  }
+
+  function appsPage() {
+    document.title = 'Applications · vigil';
+    const tree = h('ul', { class: 'tree', id: 'apps', 'aria-label': 'Application tree' });
+    const empty = h('p', { class: 'muted', hidden: true, text: 'No applications yet: vigil app add, or vigil app import.' });
+    main.replaceChildren(h('h1', { text: 'Applications' }),
+      h('p', { class: 'muted', text: 'The application tree: each node with the owners, approvers and on-call it inherits, its hosts and open incidents.' }),
+      tree, empty);
+    every(2000, async () => {
+      const data = await api('/ui/api/apps');
+      syncClock(data.now);
+      empty.hidden = data.apps.length > 0;
+      rebuildKeepingFocus(tree, 'section', 'data-appcode', () => tree.replaceChildren(...appTree(data.apps)));
     });
   }
 
