@@ -52,6 +52,28 @@ impl Default for JobTimes {
     }
 }
 
+/// Hosts looked up while deciding one batch of events: a storm names the same hosts again
+/// and again, and each lookup is a round trip to the store.
+#[derive(Default)]
+pub struct HostLookups(HashMap<(Option<String>, Option<String>), Option<Host>>);
+
+impl HostLookups {
+    async fn find(
+        &mut self,
+        store: &dyn Store,
+        host: Option<&str>,
+        instance_id: Option<&str>,
+    ) -> Result<Option<Host>, StoreError> {
+        let key = (host.map(str::to_owned), instance_id.map(str::to_owned));
+        if let Some(found) = self.0.get(&key) {
+            return Ok(found.clone());
+        }
+        let found = store.host_for_alarm(host, instance_id).await?;
+        self.0.insert(key, found.clone());
+        Ok(found)
+    }
+}
+
 /// Plans the host-facing steps of a playbook for an incident about to open: what vigil
 /// knows of the host, and the probe jobs for its agent. The plan commits with the incident.
 pub struct Responder {
@@ -65,6 +87,7 @@ impl Responder {
         facts: &AlarmFacts,
         steps: &[Step],
         now: Timestamp,
+        hosts: &mut HostLookups,
     ) -> Result<Work, StoreError> {
         let mut work = Work::default();
         let wants_check = steps.contains(&Step::CheckHost);
@@ -92,9 +115,12 @@ impl Responder {
             note("the alarm names no host (dimension host or InstanceId; label instance, host or nodename); no diagnostics".into());
             return Ok(work);
         };
-        let Some(host) = self
-            .store
-            .host_for_alarm(facts.host.as_deref(), facts.instance_id.as_deref())
+        let Some(host) = hosts
+            .find(
+                self.store.as_ref(),
+                facts.host.as_deref(),
+                facts.instance_id.as_deref(),
+            )
             .await?
         else {
             note(format!(
