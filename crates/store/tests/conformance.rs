@@ -2081,11 +2081,14 @@ async fn alarm_definitions_and_states(h: &dyn Harness) {
         ]
     );
 
-    let state = |alarm: &str, series: &str, state, since| AlarmStateRecord {
+    let state = |alarm: &str, series: &str, state: AlarmState, since| AlarmStateRecord {
         alarm: alarm.into(),
         series: series.into(),
         state,
         since,
+        reason: Some(format!("{alarm} on {series} went {state}")),
+        reason_data: Some(serde_json::json!({"version": "1.0", "threshold": 80.0})),
+        value: Some(91.5),
     };
     store
         .record_alarm_changes(
@@ -2108,6 +2111,17 @@ async fn alarm_definitions_and_states(h: &dyn Harness) {
         )
         .await
         .unwrap();
+    // A state without a deciding datapoint or reason (INSUFFICIENT_DATA) keeps none.
+    let no_data = AlarmStateRecord {
+        reason: None,
+        reason_data: None,
+        value: None,
+        ..state("mem", "web-2", AlarmState::InsufficientData, t1)
+    };
+    store
+        .record_alarm_changes(vec![no_data.clone()], Vec::new(), t1)
+        .await
+        .unwrap();
     let mut states = store.alarm_states().await.unwrap();
     states.sort_by(|a, b| (&a.alarm, &a.series).cmp(&(&b.alarm, &b.series)));
     assert_eq!(
@@ -2116,7 +2130,13 @@ async fn alarm_definitions_and_states(h: &dyn Harness) {
             state("cpu", "web-1", AlarmState::Ok, t1),
             state("cpu", "web-2", AlarmState::Ok, t0),
             state("mem", "web-1", AlarmState::InsufficientData, t0),
+            no_data,
         ]
+    );
+    assert_eq!(
+        states[0].reason.as_deref(),
+        Some("cpu on web-1 went OK"),
+        "a change replaces the reason with its own"
     );
     let pending = store.pending_events(10).await.unwrap();
     let ids: Vec<&str> = pending.iter().map(|p| p.event.id.as_str()).collect();
@@ -2131,8 +2151,8 @@ async fn alarm_definitions_and_states(h: &dyn Harness) {
     assert!(!store.delete_alarm("cpu").await.unwrap());
     assert_eq!(store.alarms().await.unwrap().len(), 1);
     let states = store.alarm_states().await.unwrap();
-    assert_eq!(states.len(), 1);
-    assert_eq!(states[0].alarm, "mem");
+    assert_eq!(states.len(), 2);
+    assert!(states.iter().all(|s| s.alarm == "mem"));
 }
 
 async fn tokens_by_hash_and_scoped_tokens(h: &dyn Harness) {
@@ -2404,6 +2424,9 @@ async fn unknown_enum_values_are_corrupt(h: &dyn Harness) {
                 series: "web-1".into(),
                 state: AlarmState::Alarm,
                 since: t0,
+                reason: None,
+                reason_data: None,
+                value: None,
             }],
             Vec::new(),
             t0,
@@ -2461,6 +2484,8 @@ async fn unknown_enum_values_are_corrupt(h: &dyn Harness) {
 
     h.execute("UPDATE alarm_states SET state = 'PURPLE'").await;
     expect_corrupt(store.alarm_states().await, &["cpu", "web-1", "`PURPLE`"]);
+    h.execute("UPDATE alarm_states SET state = 'ALARM'").await;
+    assert_eq!(store.alarm_states().await.unwrap().len(), 1);
 
     assert_eq!(store.tickets(&key).await.unwrap().len(), 1);
     h.execute("UPDATE tickets SET tracker = 'telex'").await;

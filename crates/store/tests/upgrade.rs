@@ -24,7 +24,7 @@ async fn a_schema_5_database_migrates_with_nothing_lost() {
     )
     .expect("copy the fixture");
     let store = SqliteStore::open(&path).await.expect("open and migrate");
-    assert_eq!(store.schema_version().await.expect("version"), 7);
+    assert_eq!(store.schema_version().await.expect("version"), 8);
 
     assert_eq!(store.event_count().await.expect("events"), 5);
     assert!(store.pending_events(10).await.expect("pending").is_empty());

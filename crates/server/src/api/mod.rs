@@ -2,7 +2,7 @@
 //! `{"error": "..."}` with a 4xx naming what was wrong, 5xx only for vigil's own faults.
 
 mod agent;
-mod alarms;
+pub(crate) mod alarms;
 mod apps;
 mod hosts;
 mod incidents;

@@ -315,15 +315,7 @@ pub(super) async fn alarms(
         .into_iter()
         .filter(|d| visible(&state, &session, d.appcode.as_deref()))
         .collect();
-    let names: std::collections::HashSet<String> =
-        definitions.iter().map(|d| d.alarm_name.clone()).collect();
-    let instances: Vec<_> = state
-        .app
-        .engine
-        .instances()
-        .into_iter()
-        .filter(|i| names.contains(&i.alarm))
-        .collect();
+    let instances = crate::api::alarms::instances_with_appcodes(&state.app, &definitions);
     Json(json!({
         "alarms": definitions,
         "instances": instances,
@@ -342,21 +334,20 @@ pub(super) async fn alarm(
         .definition(&name)
         .filter(|d| visible(&state, &session, d.appcode.as_deref()))
         .ok_or_else(|| UiError::new(StatusCode::NOT_FOUND, format!("no alarm named `{name}`")))?;
-    let instances: Vec<Value> = engine
-        .instances()
-        .into_iter()
-        .filter(|i| i.alarm == name)
-        .map(|i| {
-            let changes: Vec<Value> = engine
-                .state_changes(&i.alarm, &i.series)
-                .into_iter()
-                .map(|(at_ms, state)| json!({"at_ms": at_ms, "state": state}))
-                .collect();
-            let mut view = json!(i);
-            view["changes"] = json!(changes);
-            view
-        })
-        .collect();
+    let instances: Vec<Value> =
+        crate::api::alarms::instances_with_appcodes(&state.app, std::slice::from_ref(&definition))
+            .into_iter()
+            .map(|i| {
+                let changes: Vec<Value> = engine
+                    .state_changes(&i.alarm, &i.series)
+                    .into_iter()
+                    .map(|(at_ms, state)| json!({"at_ms": at_ms, "state": state}))
+                    .collect();
+                let mut view = json!(i);
+                view["changes"] = json!(changes);
+                view
+            })
+            .collect();
     Ok(Json(
         json!({"alarm": definition, "instances": instances, "now_ms": now_ms()}),
     ))

@@ -186,6 +186,11 @@ const MIGRATIONS: &[&str] = &[
                         WHERE p.run_id = s.run_id AND p.status = 'pending');
     CREATE INDEX run_steps_due ON run_steps (due_at, run_id) WHERE due_at IS NOT NULL;
     CREATE INDEX incidents_escalation ON incidents (escalation_level, opened_at) WHERE status = 'open';",
+    // 3: an alarm instance's state keeps its reason, reason data and deciding value, so the
+    // alarms list tells the same after a restart.
+    "ALTER TABLE alarm_states ADD COLUMN reason text;
+    ALTER TABLE alarm_states ADD COLUMN reason_data jsonb;
+    ALTER TABLE alarm_states ADD COLUMN value double precision;",
 ];
 
 /// The schema version this vigil knows.

@@ -180,6 +180,11 @@ const MIGRATIONS: &[&str] = &[
                           WHERE p.run_id = run_steps.run_id AND p.status = 'pending');
     CREATE INDEX run_steps_due ON run_steps (due_ms, run_id) WHERE due_ms IS NOT NULL;
     CREATE INDEX incidents_escalation ON incidents (escalation_level, opened_at) WHERE status = 'open';",
+    // 8: an alarm instance's state keeps its reason, reason data and deciding value, so the
+    // alarms list tells the same after a restart.
+    "ALTER TABLE alarm_states ADD COLUMN reason TEXT;
+    ALTER TABLE alarm_states ADD COLUMN reason_data TEXT;
+    ALTER TABLE alarm_states ADD COLUMN value REAL;",
 ];
 
 /// The schema version this vigil writes.

@@ -441,7 +441,7 @@
     main.replaceChildren(h('h1', { text: 'Alarms' }),
       h('div', { class: 'table-wrap' }, h('table', { class: 'grid', id: 'alarms' },
         h('caption', { class: 'sr-only', text: 'Alarm instances: one per alarm and series' }),
-        h('thead', {}, h('tr', {}, ['Alarm', 'Series', 'State', 'Value', 'Threshold', 'In state for']
+        h('thead', {}, h('tr', {}, ['Alarm', 'Series', 'State', 'Value', 'Threshold', 'In state for', 'Reason']
           .map((c) => h('th', { scope: 'col', text: c })))), tbody)),
       idle);
     let shown = '';
@@ -457,7 +457,8 @@
         h('td', { 'data-label': 'State' }, badge('state', i.state)),
         h('td', { 'data-label': 'Value', class: 'num', text: fmtValue(i.value) }),
         h('td', { 'data-label': 'Threshold', class: 'num', text: comparisonText(i.comparison, i.threshold) }),
-        h('td', { 'data-label': 'In state for', title: fmtTime(i.since_ms), text: since(i.since_ms) })))));
+        h('td', { 'data-label': 'In state for', title: fmtTime(i.since_ms), text: since(i.since_ms) }),
+        h('td', { 'data-label': 'Reason', class: 'reason', title: i.reason || '', text: i.reason || (i.restored ? 'kept from before the restart; no data since' : '—') })))));
       const watched = new Set(data.instances.map((i) => i.alarm));
       const waiting = data.alarms.filter((a) => !watched.has(a.AlarmName));
       idle.replaceChildren(...(waiting.length ? [
