@@ -79,7 +79,11 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .await
             }
         },
-        Command::Hosts { json, client } => list_hosts(&client, json).await,
+        Command::Hosts {
+            state,
+            json,
+            client,
+        } => list_hosts(&client, state, json).await,
         Command::App { action } => app_command(action).await,
         Command::Report {
             appcode,
@@ -282,9 +286,13 @@ async fn revoke_host(args: &ClientArgs, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list_hosts(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
+async fn list_hosts(args: &ClientArgs, state: Option<String>, json: bool) -> anyhow::Result<()> {
     let client = Client::from_args(args)?;
-    let body = client.get("/api/v1/hosts").await?;
+    let path = match &state {
+        Some(state) => format!("/api/v1/hosts?state={}", urlencode(state)),
+        None => "/api/v1/hosts".to_string(),
+    };
+    let body = client.get(&path).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
@@ -295,12 +303,15 @@ async fn list_hosts(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
         .cloned()
         .unwrap_or_default();
     if hosts.is_empty() {
-        println!("no hosts enrolled; add one with `vigil host add NAME`");
+        match state {
+            Some(state) => println!("no {state} hosts"),
+            None => println!("no hosts; add one with `vigil host add NAME`"),
+        }
         return Ok(());
     }
     println!(
-        "{:<24} {:<20} {:<8} {:<9} {:<12} APPCODE",
-        "HOST", "LAST SEEN", "AGENT", "COLLECTOR", "STATUS"
+        "{:<24} {:<10} {:<20} {:<8} {:<9} APPCODE",
+        "HOST", "STATE", "LAST SEEN", "AGENT", "COLLECTOR"
     );
     for host in hosts {
         let text = |field: &str| {
@@ -314,18 +325,13 @@ async fn list_hosts(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
             Some(false) => "stopped",
             None => "-",
         };
-        let status = if host.get("revoked_at").is_some_and(|v| !v.is_null()) {
-            "revoked"
-        } else {
-            "enrolled"
-        };
         println!(
-            "{:<24} {:<20} {:<8} {:<9} {:<12} {}",
+            "{:<24} {:<10} {:<20} {:<8} {:<9} {}",
             text("name"),
+            text("state"),
             text("last_seen_at").chars().take(19).collect::<String>(),
             text("agent_version"),
             collector,
-            status,
             text("appcode"),
         );
     }

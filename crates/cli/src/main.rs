@@ -66,8 +66,12 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
-    /// List enrolled hosts: last seen, agent version, collector state.
+    /// List hosts: lifecycle state (declared, enrolled, reporting, silent, revoked), last
+    /// seen, agent version, collector state.
     Hosts {
+        /// Only hosts in this state: declared, enrolled, reporting, silent or revoked
+        #[arg(long)]
+        state: Option<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]

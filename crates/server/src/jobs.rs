@@ -9,7 +9,9 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::Notify;
 use vigil_actions::Step;
-use vigil_core::{probes_for, AlarmFacts, AlarmState, Host, TimelineKind, Timestamp};
+use vigil_core::{
+    probes_for, AlarmFacts, AlarmState, Host, HostLifecycle, TimelineKind, Timestamp,
+};
 use vigil_store::{NewJob, Note, Store, StoreError, Work};
 
 /// Wakes a host's waiting long poll the moment a job is queued for it: job pickup has no
@@ -102,12 +104,15 @@ impl Responder {
             ));
             return Ok(work);
         };
-        if host.revoked_at.is_some() {
-            note(format!("host {} is revoked; no diagnostics", host.name));
+        // No agent can answer a declared or revoked host: say why instead of queueing
+        // probes that could only expire.
+        let lifecycle = host.lifecycle(now);
+        if matches!(lifecycle, HostLifecycle::Declared | HostLifecycle::Revoked) {
+            note(describe_host(&host, lifecycle, now));
             return Ok(work);
         }
         if wants_check {
-            note(describe_host(&host, now));
+            note(describe_host(&host, lifecycle, now));
         }
         let no_data = facts.state == Some(AlarmState::InsufficientData);
         let mut probes: Vec<String> = Vec::new();
@@ -147,39 +152,53 @@ impl Responder {
     }
 }
 
-/// The timeline's account of a host: reachable or not, by its last heartbeat.
-fn describe_host(host: &Host, now: Timestamp) -> String {
-    let Some(last_seen) = host.last_seen_at else {
-        return format!(
-            "host unreachable: the agent on {} has never reported",
-            host.name
-        );
-    };
-    let interval = host.interval_secs.unwrap_or(10).max(1);
-    let age = Some((now - last_seen).num_seconds().max(0));
-    let last_seen = last_seen.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let collector = host
-        .collector
-        .as_ref()
-        .map(|c| {
-            let running = c["running"].as_bool().unwrap_or(false);
-            let last = c["last_sample_at"].as_str().unwrap_or("never");
+/// The timeline's account of a host: where it stands in its lifecycle, and so whether an
+/// agent can answer probes.
+fn describe_host(host: &Host, lifecycle: HostLifecycle, now: Timestamp) -> String {
+    let name = &host.name;
+    let stamp = |t: Timestamp| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    match lifecycle {
+        HostLifecycle::Declared => format!(
+            "host {name} is declared but no agent has enrolled; no diagnostics (enroll it with `vigil host add {name}` and start its agent)"
+        ),
+        HostLifecycle::Revoked => format!(
+            "host {name} is revoked{}; no agent may answer, no diagnostics",
+            host.revoked_at
+                .map(|t| format!(" (its agent's token since {})", stamp(t)))
+                .unwrap_or_default()
+        ),
+        HostLifecycle::Enrolled => format!(
+            "host unreachable: host {name} is enrolled but its agent has never reported"
+        ),
+        HostLifecycle::Silent | HostLifecycle::Reporting => {
+            let Some(last_seen) = host.last_seen_at else {
+                return format!("host {name} is {lifecycle}");
+            };
+            let age = (now - last_seen).num_seconds().max(0);
+            let seen = stamp(last_seen);
+            if lifecycle == HostLifecycle::Silent {
+                return format!(
+                    "host unreachable: host {name} is silent, agent last seen at {seen} ({age} s ago; silent after {} s without a report)",
+                    host.silent_after().num_seconds()
+                );
+            }
+            let collector = host
+                .collector
+                .as_ref()
+                .map(|c| {
+                    let running = c["running"].as_bool().unwrap_or(false);
+                    let last = c["last_sample_at"].as_str().unwrap_or("never");
+                    format!(
+                        "collector {}, last sample at {last}",
+                        if running { "running" } else { "stopped" }
+                    )
+                })
+                .unwrap_or_else(|| "collector state unknown".into());
             format!(
-                "collector {}, last sample at {last}",
-                if running { "running" } else { "stopped" }
+                "host {name} is reporting: agent {} last seen at {seen} ({age} s ago); {collector}",
+                host.agent_version.as_deref().unwrap_or("?"),
             )
-        })
-        .unwrap_or_else(|| "collector state unknown".into());
-    match age {
-        Some(age) if age > 3 * interval as i64 => format!(
-            "host unreachable: agent last seen at {last_seen} ({age} s ago, reports every {interval} s)"
-        ),
-        Some(age) => format!(
-            "host {} is reporting: agent {} last seen at {last_seen} ({age} s ago); {collector}",
-            host.name,
-            host.agent_version.as_deref().unwrap_or("?"),
-        ),
-        None => format!("agent on {} last seen at {last_seen}", host.name),
+        }
     }
 }
 

@@ -16,8 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 use vigil_core::{
-    AlarmFacts, AlarmState, Event, Heartbeat, IncidentStatus, JobResult, JobStatus, Severity,
-    TimelineKind,
+    AlarmFacts, AlarmState, Event, Heartbeat, HostLifecycle, IncidentStatus, JobResult, JobStatus,
+    Severity, TimelineKind,
 };
 use vigil_store::*;
 
@@ -35,6 +35,10 @@ trait Harness: Send + Sync {
 
     /// Marks the schema as migrated to `version`.
     async fn set_schema_version(&self, version: i64);
+
+    /// Forgets that the newest migration ran, so the next open runs it again over the
+    /// rows a test wrote as an older vigil would have.
+    async fn unmark_last_migration(&self);
 
     /// Opens another store on the same database.
     async fn reopen(&self) -> vigil_store::Result<Arc<dyn Store>>;
@@ -134,6 +138,13 @@ impl Harness for Postgres {
         .await;
     }
 
+    async fn unmark_last_migration(&self) {
+        self.execute(
+            "DELETE FROM schema_version WHERE version = (SELECT MAX(version) FROM schema_version)",
+        )
+        .await;
+    }
+
     async fn reopen(&self) -> vigil_store::Result<Arc<dyn Store>> {
         Ok(Arc::new(PostgresStore::connect(&self.url).await?))
     }
@@ -183,6 +194,16 @@ impl Harness for Sqlite {
             .await;
     }
 
+    async fn unmark_last_migration(&self) {
+        let conn = rusqlite::Connection::open(self.dir.path().join("vigil.db"))
+            .expect("open the database file");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("schema version");
+        conn.pragma_update(None, "user_version", version - 1)
+            .expect("set the schema version");
+    }
+
     async fn reopen(&self) -> vigil_store::Result<Arc<dyn Store>> {
         Ok(Arc::new(
             SqliteStore::open(&self.dir.path().join("vigil.db")).await?,
@@ -217,6 +238,7 @@ macro_rules! conformance_suite {
             tokens_by_hash_and_scoped_tokens,
             sessions_expire,
             apps_and_host_bindings,
+            hosts_bound_by_an_older_vigil_migrate_as_declared,
             sns_subscriptions_keep_their_status,
             unknown_enum_values_are_corrupt,
             a_newer_schema_is_refused,
@@ -1680,7 +1702,11 @@ async fn hosts_enroll_renew_revoke_and_report(h: &dyn Harness) {
     let host = store.host("web-1").await.unwrap().unwrap();
     assert_eq!(host.appcode.as_deref(), Some("SHOP"), "kept when not given");
     assert_eq!(host.instance_id.as_deref(), Some("i-web-1"));
-    assert_eq!(host.enrolled_at, t0);
+    assert_eq!(
+        host.enrolled_at,
+        Some(t0),
+        "the first enrollment's time is kept"
+    );
     assert_eq!(host.revoked_at, None);
     assert_eq!(host.last_seen_at, None);
 
@@ -2292,25 +2318,103 @@ async fn apps_and_host_bindings(h: &dyn Harness) {
         store.host_bindings().await.unwrap(),
         [("web-9".to_string(), "SHOP".to_string())]
     );
-    // A bound host that never enrolled is not an enrolled host; enrolling it renews.
+    // A bound host that never enrolled is declared: neither enrolled nor revoked, and
+    // there is no token to revoke. Enrolling it renews the row and starts its enrollment.
     let bound = store
         .host("web-9")
         .await
         .unwrap()
         .expect("the binding's row");
-    assert!(bound.revoked_at.is_some());
+    assert_eq!(bound.enrolled_at, None);
+    assert_eq!(bound.revoked_at, None);
+    assert_eq!(bound.lifecycle(t0), HostLifecycle::Declared);
     assert_eq!(bound.appcode.as_deref(), Some("SHOP"));
+    assert!(!store.revoke_host("web-9", t0).await.unwrap());
+    assert_eq!(
+        store.host("web-9").await.unwrap().unwrap().lifecycle(t0),
+        HostLifecycle::Declared
+    );
+    let t1 = t0 + secs(5);
     let enroll = NewHost {
         appcode: None,
         ..new_host("web-9", "h9")
     };
     assert_eq!(
-        store.enroll_host(enroll, t0).await.unwrap(),
+        store.enroll_host(enroll, t1).await.unwrap(),
         Enrollment::Renewed
     );
     let host = store.host("web-9").await.unwrap().unwrap();
+    assert_eq!(host.enrolled_at, Some(t1));
     assert_eq!(host.revoked_at, None);
+    assert_eq!(host.lifecycle(t1), HostLifecycle::Enrolled);
     assert_eq!(host.appcode.as_deref(), Some("SHOP"));
+    // Binding it again (a re-import) keeps its enrollment.
+    store
+        .save_apps(Vec::new(), vec![("web-9".into(), "SHOP".into())], t1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.host("web-9").await.unwrap().unwrap().enrolled_at,
+        Some(t1)
+    );
+    assert!(store.revoke_host("web-9", t1).await.unwrap());
+    assert_eq!(
+        store.host("web-9").await.unwrap().unwrap().lifecycle(t1),
+        HostLifecycle::Revoked
+    );
+}
+
+/// Before hosts had a lifecycle, binding a host that never enrolled wrote it enrolled and
+/// revoked at the binding's time. The migration that made enrollment optional (the newest)
+/// turns such rows into declared hosts and leaves enrolled ones alone.
+async fn hosts_bound_by_an_older_vigil_migrate_as_declared(h: &dyn Harness) {
+    let store = h.store();
+    let t0 = now();
+    store
+        .enroll_host(new_host("web-1", "h1"), t0)
+        .await
+        .unwrap();
+    assert!(store.revoke_host("web-1", t0).await.unwrap());
+    store
+        .enroll_host(new_host("web-2", "h2"), t0)
+        .await
+        .unwrap();
+    h.execute(
+        "INSERT INTO hosts (name, appcode, enrolled_at, revoked_at)
+         VALUES ('web-7', 'SHOP', '2026-01-02T03:04:05.000Z', '2026-01-02T03:04:05.000Z')",
+    )
+    .await;
+    h.unmark_last_migration().await;
+    drop(store);
+    let store = h.reopen().await.expect("reopen and migrate");
+    let host = |name: &'static str| {
+        let store = store.clone();
+        async move { store.host(name).await.unwrap().expect(name) }
+    };
+    let declared = host("web-7").await;
+    assert_eq!(declared.enrolled_at, None);
+    assert_eq!(declared.revoked_at, None);
+    assert_eq!(declared.appcode.as_deref(), Some("SHOP"));
+    assert_eq!(declared.lifecycle(t0), HostLifecycle::Declared);
+    let revoked = host("web-1").await;
+    assert_eq!(
+        (revoked.enrolled_at, revoked.revoked_at),
+        (Some(t0), Some(t0))
+    );
+    assert_eq!(revoked.lifecycle(t0), HostLifecycle::Revoked);
+    let enrolled = host("web-2").await;
+    assert_eq!(enrolled.instance_id.as_deref(), Some("i-web-2"));
+    assert_eq!(enrolled.lifecycle(t0), HostLifecycle::Enrolled);
+    assert_eq!(store.hosts().await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .host_for_alarm(None, Some("i-web-2"))
+            .await
+            .unwrap()
+            .map(|h| h.name),
+        Some("web-2".to_string()),
+        "the instance index still answers"
+    );
 }
 
 async fn sns_subscriptions_keep_their_status(h: &dyn Harness) {

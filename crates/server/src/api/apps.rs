@@ -501,7 +501,7 @@ pub struct Advance {
     seconds: i64,
 }
 
-/// `POST /api/v1/test/clock`: moves the escalation clock forward; only with
+/// `POST /api/v1/test/clock`: moves the clock of escalation and host lifecycles forward; only with
 /// `VIGIL_TEST_CLOCK=1`, otherwise 404.
 pub async fn advance_clock(
     State(state): State<AppState>,

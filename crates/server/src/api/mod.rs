@@ -4,7 +4,7 @@
 mod agent;
 pub(crate) mod alarms;
 mod apps;
-mod hosts;
+pub(crate) mod hosts;
 mod incidents;
 mod ingest;
 

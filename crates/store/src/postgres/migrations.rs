@@ -191,6 +191,12 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE alarm_states ADD COLUMN reason text;
     ALTER TABLE alarm_states ADD COLUMN reason_data jsonb;
     ALTER TABLE alarm_states ADD COLUMN value double precision;",
+    // 4: a host only declared (bound by an import, never enrolled) has no enrollment time
+    // and is not revoked; such rows were written enrolled and revoked at the binding. A
+    // host was enrolled if its agent was ever given a token.
+    "ALTER TABLE hosts ALTER COLUMN enrolled_at DROP NOT NULL;
+    UPDATE hosts SET enrolled_at = NULL, revoked_at = NULL
+        WHERE NOT EXISTS (SELECT 1 FROM tokens t WHERE t.name = 'host:' || hosts.name);",
 ];
 
 /// The schema version this vigil knows.

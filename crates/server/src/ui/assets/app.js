@@ -646,21 +646,30 @@
     return state + error;
   }
 
+  const HOST_STATES = {
+    declared: 'bound to an application, but no agent has enrolled',
+    enrolled: 'given a token, but its agent has never reported',
+    reporting: 'its agent reports',
+    silent: 'its agent has stopped reporting',
+    revoked: "its agent's token was revoked",
+  };
+
   function hostsPage() {
     document.title = 'Hosts · vigil';
     const tbody = h('tbody');
-    const empty = h('p', { class: 'muted', hidden: true, text: 'No hosts are enrolled. Enroll one with: vigil host add NAME' });
+    const empty = h('p', { class: 'muted', hidden: true, text: 'No hosts yet. Enroll one with: vigil host add NAME' });
     main.replaceChildren(h('h1', { text: 'Hosts' }),
       h('div', { class: 'table-wrap' }, h('table', { class: 'grid', id: 'hosts' },
-        h('caption', { class: 'sr-only', text: 'Enrolled hosts' }),
-        h('thead', {}, h('tr', {}, ['Host', 'Appcode', 'Last seen', 'Agent', 'Collector', 'Open incidents']
+        h('caption', { class: 'sr-only', text: 'Hosts: declared, enrolled, reporting, silent or revoked' }),
+        h('thead', {}, h('tr', {}, ['Host', 'State', 'Appcode', 'Last seen', 'Agent', 'Collector', 'Open incidents']
           .map((c) => h('th', { scope: 'col', text: c })))), tbody)), empty);
     every(2000, async () => {
       const data = await api('/ui/api/hosts');
       syncClock(data.now);
       empty.hidden = data.hosts.length > 0;
       rebuildKeepingFocus(tbody, 'tr', 'data-host', () => tbody.replaceChildren(...data.hosts.map((host) => h('tr', { 'data-host': host.name },
-        h('td', { 'data-label': 'Host' }, host.name, host.revoked_at ? h('span', { class: 'muted', text: ' (revoked)' }) : null),
+        h('td', { 'data-label': 'Host', text: host.name }),
+        h('td', { 'data-label': 'State', title: HOST_STATES[host.state] || '' }, badge('host', host.state)),
         h('td', { 'data-label': 'Appcode', text: host.appcode || '—' }),
         h('td', { 'data-label': 'Last seen', title: fmtTime(host.last_seen_at), text: host.last_seen_at ? since(host.last_seen_at) + ' ago' : 'never' }),
         h('td', { 'data-label': 'Agent', text: host.agent_version || '—' }),
@@ -691,7 +700,7 @@
             ? link('/?appcode=' + encodeURIComponent(app.appcode), String(app.open_incidents)) : String(app.open_incidents)],
         ]),
         h('h3', { text: 'Hosts' }),
-        h('ul', {}, app.hosts.map((host) => h('li', {}, host.name,
+        h('ul', {}, app.hosts.map((host) => h('li', {}, host.name, ' ', badge('host', host.state),
           h('span', { class: 'muted', text: host.last_seen_at ? ' · seen ' + since(host.last_seen_at) + ' ago' : ' · never seen' }))))))
         : [h('p', { class: 'muted', text: 'No applications yet: vigil app add, or vigil app import.' })])));
     });
