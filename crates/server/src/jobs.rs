@@ -164,7 +164,7 @@ fn describe_host(host: &Host, lifecycle: HostLifecycle, now: Timestamp) -> Strin
         HostLifecycle::Revoked => format!(
             "host {name} is revoked{}; no agent may answer, no diagnostics",
             host.revoked_at
-                .map(|t| format!(" (its agent's token since {})", stamp(t)))
+                .map(|t| format!(" (its agent's token was revoked at {})", stamp(t)))
                 .unwrap_or_default()
         ),
         HostLifecycle::Enrolled => format!(
@@ -227,4 +227,41 @@ pub fn spawn_sweeper(store: Arc<dyn Store>, runner: Arc<crate::runner::Runner>) 
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        chrono::DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn the_timeline_says_where_the_host_stands() {
+        let host = |enrolled: Option<i64>, revoked: Option<i64>, seen: Option<i64>| Host {
+            name: "web-07".into(),
+            appcode: None,
+            instance_id: None,
+            enrolled_at: enrolled.map(at),
+            revoked_at: revoked.map(at),
+            last_seen_at: seen.map(at),
+            agent_version: Some("0.1.0".into()),
+            uptime_secs: None,
+            interval_secs: Some(10),
+            collector: None,
+            labels: Default::default(),
+        };
+        let cases = [
+            (host(None, None, None), "host web-07 is declared but no agent has enrolled; no diagnostics"),
+            (host(Some(0), Some(50), Some(40)), "host web-07 is revoked (its agent's token was revoked at 2027-01-15T08:00:50.000Z)"),
+            (host(Some(0), None, None), "host unreachable: host web-07 is enrolled but its agent has never reported"),
+            (host(Some(0), None, Some(60)), "host unreachable: host web-07 is silent, agent last seen at 2027-01-15T08:01:00.000Z (40 s ago; silent after 30 s without a report)"),
+            (host(Some(0), None, Some(90)), "host web-07 is reporting: agent 0.1.0 last seen at 2027-01-15T08:01:30.000Z (10 s ago)"),
+        ];
+        for (host, expected) in cases {
+            let text = describe_host(&host, host.lifecycle(at(100)), at(100));
+            assert!(text.starts_with(expected), "{text}");
+        }
+    }
 }
