@@ -50,7 +50,12 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             start_server(config, false).await
         }
-        Command::Alarms { json, client } => list_alarms(&client, json).await,
+        Command::Alarms {
+            state,
+            appcode,
+            json,
+            client,
+        } => list_alarms(&client, state, appcode, json).await,
         Command::Agent(args) => run_agent(args).await,
         Command::Host { action } => match action {
             HostAction::Add {
@@ -74,7 +79,11 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .await
             }
         },
-        Command::Hosts { json, client } => list_hosts(&client, json).await,
+        Command::Hosts {
+            state,
+            json,
+            client,
+        } => list_hosts(&client, state, json).await,
         Command::App { action } => app_command(action).await,
         Command::Report {
             appcode,
@@ -277,9 +286,13 @@ async fn revoke_host(args: &ClientArgs, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list_hosts(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
+async fn list_hosts(args: &ClientArgs, state: Option<String>, json: bool) -> anyhow::Result<()> {
     let client = Client::from_args(args)?;
-    let body = client.get("/api/v1/hosts").await?;
+    let path = match &state {
+        Some(state) => format!("/api/v1/hosts?state={}", urlencode(state)),
+        None => "/api/v1/hosts".to_string(),
+    };
+    let body = client.get(&path).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
@@ -290,12 +303,15 @@ async fn list_hosts(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
         .cloned()
         .unwrap_or_default();
     if hosts.is_empty() {
-        println!("no hosts enrolled; add one with `vigil host add NAME`");
+        match state {
+            Some(state) => println!("no {state} hosts"),
+            None => println!("no hosts; add one with `vigil host add NAME`"),
+        }
         return Ok(());
     }
     println!(
-        "{:<24} {:<20} {:<8} {:<9} {:<12} APPCODE",
-        "HOST", "LAST SEEN", "AGENT", "COLLECTOR", "STATUS"
+        "{:<24} {:<10} {:<20} {:<8} {:<9} APPCODE",
+        "HOST", "STATE", "LAST SEEN", "AGENT", "COLLECTOR"
     );
     for host in hosts {
         let text = |field: &str| {
@@ -309,18 +325,13 @@ async fn list_hosts(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
             Some(false) => "stopped",
             None => "-",
         };
-        let status = if host.get("revoked_at").is_some_and(|v| !v.is_null()) {
-            "revoked"
-        } else {
-            "enrolled"
-        };
         println!(
-            "{:<24} {:<20} {:<8} {:<9} {:<12} {}",
+            "{:<24} {:<10} {:<20} {:<8} {:<9} {}",
             text("name"),
+            text("state"),
             text("last_seen_at").chars().take(19).collect::<String>(),
             text("agent_version"),
             collector,
-            status,
             text("appcode"),
         );
     }
@@ -445,58 +456,106 @@ async fn app_command(action: AppAction) -> anyhow::Result<()> {
     }
 }
 
-async fn list_alarms(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
+/// Longest reason shown in the table; `--json` has the whole text.
+const REASON_WIDTH: usize = 100;
+
+async fn list_alarms(
+    args: &ClientArgs,
+    state: Option<String>,
+    appcode: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
     let client = Client::from_args(args)?;
-    let body = client.get("/api/v1/alarms").await?;
+    let mut query = Vec::new();
+    if let Some(state) = &state {
+        query.push(format!("state={}", urlencode(state)));
+    }
+    if let Some(appcode) = &appcode {
+        query.push(format!("appcode={}", urlencode(appcode)));
+    }
+    let path = if query.is_empty() {
+        "/api/v1/alarms".to_string()
+    } else {
+        format!("/api/v1/alarms?{}", query.join("&"))
+    };
+    let body = client.get(&path).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
     }
-    let instances = body
-        .get("instances")
+    let alarms = body
+        .get("alarms")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let defined = body
-        .get("alarms")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    if instances.is_empty() {
-        println!("{defined} alarms defined, none has a series to judge yet");
+    if alarms.is_empty() {
+        println!("no alarms");
         return Ok(());
     }
     println!(
-        "{:<18} {:>10} {:>10}  {:<20} {:<28} SERIES",
-        "STATE", "VALUE", "THRESHOLD", "SINCE", "ALARM"
+        "{:<18} {:>10} {:>10}  {:<20} {:<28} {:<20} {:<16} REASON",
+        "STATE", "VALUE", "THRESHOLD", "SINCE", "ALARM", "HOST", "APPCODE"
     );
-    for row in instances {
-        let text = |field: &str| {
-            row.get(field)
-                .and_then(Value::as_str)
-                .unwrap_or("-")
-                .to_string()
-        };
-        let number = |field: &str| {
-            row.get(field)
-                .and_then(Value::as_f64)
-                .map_or("-".to_string(), |v| format!("{v:.2}"))
-        };
-        let since = row
-            .get("since_ms")
-            .and_then(Value::as_i64)
-            .and_then(chrono::DateTime::from_timestamp_millis)
-            .map_or("-".to_string(), |t| {
-                t.format("%Y-%m-%d %H:%M:%S").to_string()
-            });
-        println!(
-            "{:<18} {:>10} {:>10}  {:<20} {:<28} {}",
-            text("state"),
-            number("value"),
-            number("threshold"),
-            since,
-            text("alarm"),
-            text("series"),
-        );
+    for alarm in alarms {
+        let name = alarm
+            .get("AlarmName")
+            .and_then(Value::as_str)
+            .unwrap_or("-");
+        let instances = alarm
+            .get("instances")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if instances.is_empty() {
+            println!(
+                "{:<18} {:>10} {:>10}  {:<20} {:<28} {:<20} {:<16} no series to judge yet",
+                "-",
+                "-",
+                alarm
+                    .get("Threshold")
+                    .and_then(Value::as_f64)
+                    .map_or("-".to_string(), |v| format!("{v:.2}")),
+                "-",
+                name,
+                "-",
+                alarm.get("Appcode").and_then(Value::as_str).unwrap_or("-"),
+            );
+        }
+        for row in instances {
+            let text = |field: &str| {
+                row.get(field)
+                    .and_then(Value::as_str)
+                    .unwrap_or("-")
+                    .to_string()
+            };
+            let number = |field: &str| {
+                row.get(field)
+                    .and_then(Value::as_f64)
+                    .map_or("-".to_string(), |v| format!("{v:.2}"))
+            };
+            let since = row
+                .get("since_ms")
+                .and_then(Value::as_i64)
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map_or("-".to_string(), |t| {
+                    t.format("%Y-%m-%d %H:%M:%S").to_string()
+                });
+            let mut reason: String = text("reason").chars().take(REASON_WIDTH).collect();
+            if row.get("restored").and_then(Value::as_bool) == Some(true) {
+                reason.push_str(" (kept from before the restart; no data since)");
+            }
+            println!(
+                "{:<18} {:>10} {:>10}  {:<20} {:<28} {:<20} {:<16} {}",
+                text("state"),
+                number("value"),
+                number("threshold"),
+                since,
+                name,
+                text("host"),
+                text("appcode"),
+                reason,
+            );
+        }
     }
     Ok(())
 }

@@ -66,8 +66,12 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
-    /// List enrolled hosts: last seen, agent version, collector state.
+    /// List hosts: lifecycle state (declared, enrolled, reporting, silent, revoked), last
+    /// seen, agent version, collector state.
     Hosts {
+        /// Only hosts in this state: declared, enrolled, reporting, silent or revoked
+        #[arg(long)]
+        state: Option<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -81,8 +85,14 @@ enum Command {
         #[arg(long)]
         graphite: Option<String>,
     },
-    /// List alarm instances: state, current value, threshold, last change.
+    /// List alarms with each instance's state, value, reason and last change.
     Alarms {
+        /// Only instances in this state: OK, ALARM or INSUFFICIENT_DATA
+        #[arg(long)]
+        state: Option<String>,
+        /// Only instances of this Appcode (the alarm's, else its host's binding)
+        #[arg(long)]
+        appcode: Option<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]

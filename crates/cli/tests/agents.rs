@@ -1,5 +1,7 @@
 //! A server and three real agent processes on loopback: diagnostics from real probes on
-//! real load, the no-data playbook, an unreachable host, and what must be refused.
+//! real load, the no-data playbook, an unreachable host, and what must be refused; each
+//! host's lifecycle (declared, enrolled, reporting, silent, revoked) in the API, the CLI
+//! and on incident timelines.
 
 mod common;
 
@@ -671,4 +673,224 @@ async fn an_agent_buffers_while_the_server_is_down_and_resends() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     drop(agent);
+}
+
+const LIFECYCLE_TREE: &str = r#"
+[[apps]]
+appcode = "fleet"
+name = "Fleet"
+kind = "application"
+
+[[hosts]]
+name = "web-07"
+appcode = "fleet"
+"#;
+
+/// Each host's `state` in `GET /api/v1/hosts`.
+async fn host_states(server: &Server) -> std::collections::BTreeMap<String, String> {
+    let (status, body) = server.get("/api/v1/hosts").await;
+    assert_eq!(status, 200, "{body}");
+    body["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| {
+            Some((
+                h["name"].as_str()?.to_string(),
+                h["state"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Each host's STATE column in `vigil hosts`.
+fn cli_host_states(server: &Server, args: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let output = server.cli(&[&["hosts"], args].concat());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let mut lines = stdout.lines();
+    let header = lines.next().unwrap_or_default();
+    assert!(
+        header.starts_with("HOST") && header.contains("STATE"),
+        "{stdout}"
+    );
+    lines
+        .filter_map(|l| {
+            let mut fields = l.split_whitespace();
+            Some((fields.next()?.to_string(), fields.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_show_their_lifecycle_in_the_api_the_cli_and_incident_timelines() {
+    let dir = temp_dir();
+    let server = Server::start_env(dir.path(), &["--no-agent"], &[("VIGIL_TEST_CLOCK", "1")]).await;
+    let tree = dir.path().join("tree.toml");
+    std::fs::write(&tree, LIFECYCLE_TREE).expect("tree file");
+    let imported = server.cli(&["app", "import", tree.to_str().expect("path")]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    enroll(&server, "web-enrolled").await;
+    let live_token = enroll(&server, "web-live").await;
+    let agent = Agent::start(
+        &server,
+        "web-live",
+        &live_token,
+        None,
+        &dir.path().join("web-live.log"),
+    );
+    enroll(&server, "web-gone").await;
+    let revoked = server.cli(&["host", "revoke", "web-gone"]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while host_states(&server)
+        .await
+        .get("web-live")
+        .map(String::as_str)
+        != Some("reporting")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "web-live never reported: {:?}",
+            host_states(&server).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let expected: std::collections::BTreeMap<String, String> = [
+        ("web-07", "declared"),
+        ("web-enrolled", "enrolled"),
+        ("web-gone", "revoked"),
+        ("web-live", "reporting"),
+    ]
+    .into_iter()
+    .map(|(h, s)| (h.to_string(), s.to_string()))
+    .collect();
+    assert_eq!(host_states(&server).await, expected);
+    assert_eq!(cli_host_states(&server, &[]), expected);
+    let (_, declared) = server.get("/api/v1/hosts/web-07").await;
+    assert_eq!(declared["state"], "declared", "{declared}");
+    assert_eq!(declared["enrolled_at"], Value::Null, "{declared}");
+    assert_eq!(
+        declared["revoked_at"],
+        Value::Null,
+        "never enrolled, so never revoked: {declared}"
+    );
+    let (_, only) = server.get("/api/v1/hosts?state=declared").await;
+    let names: Vec<&str> = only["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["name"].as_str())
+        .collect();
+    assert_eq!(names, ["web-07"]);
+    let (status, bad) = server.get("/api/v1/hosts?state=lost").await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["error"].as_str().is_some_and(|e| e.contains("`lost`")
+            && e.contains("declared, enrolled, reporting, silent, revoked")),
+        "{bad}"
+    );
+    // Revoking a host that was only declared changes nothing: it has no token.
+    let (status, answer) = server.post("/api/v1/hosts/web-07/revoke", "").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["changed"], false, "{answer}");
+    assert_eq!(
+        host_states(&server).await.get("web-07").map(String::as_str),
+        Some("declared")
+    );
+
+    // Incidents about hosts no agent can answer for say why on their timelines.
+    for (id, alarm, host) in [
+        ("life-1", "web-07 cpu", "web-07"),
+        ("life-2", "web-gone cpu", "web-gone"),
+        ("life-3", "web-live cpu", "web-live"),
+    ] {
+        let (status, body) = server
+            .post(
+                "/api/v1/events",
+                alarm_about(id, alarm, host, "CPUUtilization", "ALARM").to_string(),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let timeline = timeline_of(&server, "web-07 cpu", "the declared host noted", |t| {
+        !entries(t, "host_check").is_empty()
+    })
+    .await;
+    let checks = entries(&timeline, "host_check");
+    assert!(
+        checks
+            .iter()
+            .any(|m| m.starts_with("host web-07 is declared but no agent has enrolled")),
+        "{checks:?}"
+    );
+    let timeline = timeline_of(&server, "web-gone cpu", "the revoked host noted", |t| {
+        !entries(t, "host_check").is_empty()
+    })
+    .await;
+    let checks = entries(&timeline, "host_check");
+    assert!(
+        checks
+            .iter()
+            .any(|m| m.starts_with("host web-gone is revoked")),
+        "{checks:?}"
+    );
+    let timeline = timeline_of(&server, "web-live cpu", "the live host's probes", |t| {
+        !entries(t, "diagnostics").is_empty()
+    })
+    .await;
+    assert!(
+        entries(&timeline, "host_check")
+            .iter()
+            .any(|m| m.starts_with("host web-live is reporting")),
+        "{timeline:?}"
+    );
+    // No probe was queued for the hosts without an agent.
+    for alarm in ["web-07 cpu", "web-gone cpu"] {
+        let key = server
+            .incidents()
+            .await
+            .iter()
+            .find(|i| i["alarm_name"] == alarm)
+            .and_then(|i| i["key"].as_str().map(str::to_string))
+            .expect("incident");
+        let (_, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+        assert_eq!(
+            entries(
+                incident["timeline"].as_array().expect("timeline"),
+                "diagnostics"
+            )
+            .len(),
+            0,
+            "{incident}"
+        );
+    }
+
+    // The agent stops; a minute later on the test clock its host is silent.
+    drop(agent);
+    let (status, body) = server
+        .post("/api/v1/test/clock", json!({"seconds": 60}).to_string())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut silent = expected.clone();
+    silent.insert("web-live".into(), "silent".into());
+    assert_eq!(host_states(&server).await, silent);
+    assert_eq!(
+        cli_host_states(&server, &["--state", "silent"]),
+        [("web-live".to_string(), "silent".to_string())].into()
+    );
+    assert_eq!(cli_host_states(&server, &[]), silent);
 }

@@ -1,6 +1,6 @@
-//! Time as the escalation sweeper and the SNS certificate validity check see it. Tests
-//! must not sleep for minutes (or days), so with `VIGIL_TEST_CLOCK=1` in the environment
-//! the admin may move this clock forward
+//! Time as the escalation sweeper, host lifecycles and the SNS certificate validity check
+//! see it. Tests must not sleep for minutes (or days), so with `VIGIL_TEST_CLOCK=1` in the
+//! environment the admin may move this clock forward
 //! (`POST /api/v1/test/clock`); without it the endpoint answers 404 and the clock is the
 //! wall clock.
 
@@ -35,5 +35,9 @@ impl Clock {
 
     pub fn now_ms(&self) -> i64 {
         crate::jobs::now_ms() + self.offset_ms.load(Ordering::SeqCst)
+    }
+
+    pub fn now(&self) -> vigil_core::Timestamp {
+        chrono::DateTime::from_timestamp_millis(self.now_ms()).unwrap_or_else(crate::now)
     }
 }

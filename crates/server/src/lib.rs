@@ -281,8 +281,13 @@ async fn load_alarms(
         engine.restore_state(
             &record.alarm,
             &record.series,
-            record.state,
-            record.since.timestamp_millis(),
+            alarm_engine::RestoredState {
+                state: record.state,
+                since_ms: record.since.timestamp_millis(),
+                reason: record.reason,
+                reason_data: record.reason_data,
+                value: record.value,
+            },
         );
     }
     Ok(engine)

@@ -2,9 +2,9 @@
 //! `{"error": "..."}` with a 4xx naming what was wrong, 5xx only for vigil's own faults.
 
 mod agent;
-mod alarms;
+pub(crate) mod alarms;
 mod apps;
-mod hosts;
+pub(crate) mod hosts;
 mod incidents;
 mod ingest;
 
