@@ -225,6 +225,7 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     if let Some(interval) = args.interval {
         config.interval_secs = interval;
     }
+    config.redact_patterns.extend(args.redact);
     let name = config.name.clone();
     let (handle, task) = vigil_agent::runtime::start(config)?;
     // SIGUSR1 stops metric collection (as if the collector died), to exercise the no-data

@@ -672,3 +672,112 @@ async fn an_agent_buffers_while_the_server_is_down_and_resends() {
     }
     drop(agent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_on_command_lines_never_reach_the_incident() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &["--no-agent"]).await;
+    let token = enroll(&server, "secret-host").await;
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server = \"{}\"\ntoken = \"{token}\"\nname = \"secret-host\"\ninterval_secs = 1\nredact_patterns = [\"corp-[0-9]+\"]\n",
+            server.url
+        ),
+    )
+    .expect("agent config");
+    let _agent = Agent::start(
+        &server,
+        "secret-host",
+        &token,
+        Some(&config),
+        &dir.path().join("agent.log"),
+    );
+    // Burns CPU, so top_cpu lists it, with secrets in its arguments.
+    let burner = Load(
+        Command::new("/bin/sh")
+            .args([
+                "-c",
+                "while :; do :; done",
+                "sh",
+                "--password=hunter2",
+                "licence",
+                "corp-4242",
+            ])
+            .spawn()
+            .expect("start a CPU burner"),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_about(
+                "secret-1",
+                "secret-host CPU high",
+                "secret-host",
+                "CPUUtilization",
+                "ALARM",
+            )
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let timeline = timeline_of(&server, "secret-host CPU high", "top_cpu output", |t| {
+        !entries(t, "diagnostics").is_empty()
+    })
+    .await;
+    let output = entries(&timeline, "diagnostics")[0].to_string();
+    drop(burner);
+    assert!(output.starts_with("top_cpu on secret-host"), "{output}");
+
+    let key = server
+        .incidents()
+        .await
+        .iter()
+        .find(|i| i["alarm_name"] == "secret-host CPU high")
+        .and_then(|i| i["key"].as_str())
+        .map(String::from)
+        .expect("the incident");
+    let (status, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+    assert_eq!(status, 200);
+    let json = incident.to_string();
+    for secret in ["hunter2", "corp-4242", &token] {
+        assert!(
+            !json.contains(secret),
+            "{secret} is on the incident:\n{output}"
+        );
+    }
+    assert!(
+        output
+            .lines()
+            .any(|l| l.ends_with("sh -c while :; do :; done sh --password=*** licence ***")),
+        "the burner's row, masked, in:\n{output}"
+    );
+}
+
+#[test]
+fn an_invalid_redact_pattern_stops_the_agent_at_start() {
+    let output = Command::new(VIGIL)
+        .args([
+            "agent",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token",
+            "vgl_not-a-real-token",
+            "--name",
+            "bad-pattern",
+            "--redact",
+            "corp-[0-9",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vigil agent");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("redact_patterns[0] `corp-[0-9` is not a valid regular expression"),
+        "{stderr}"
+    );
+}
