@@ -129,14 +129,6 @@ impl AgentHandle {
     }
 }
 
-/// Runs the agent until the process ends.
-pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
-    let (handle, task) = start(config)?;
-    let _ = handle;
-    task.await;
-    Ok(())
-}
-
 /// Starts the agent's loops; returns a handle and the future that drives the network side.
 pub fn start(
     config: AgentConfig,

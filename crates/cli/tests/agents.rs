@@ -781,3 +781,84 @@ fn an_invalid_redact_pattern_stops_the_agent_at_start() {
         "{stderr}"
     );
 }
+
+fn send_usr1(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-USR1", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+async fn assert_healthy(server: &Server) {
+    assert!(server.is_running(), "the server died of SIGUSR1");
+    let answer = server
+        .http
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .expect("/healthz answers after SIGUSR1");
+    assert!(
+        answer.status().is_success(),
+        "/healthz: {}",
+        answer.status()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usr1_on_vigil_up_stops_its_built_in_collector_not_the_server() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path()).await;
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_string();
+    let collector_running = |host: &Value| host["collector"]["running"].as_bool();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, host) = server.get(&format!("/api/v1/hosts/{hostname}")).await;
+        if collector_running(&host) == Some(true) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the built-in agent never reported a running collector: {host}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    send_usr1(server.pid());
+    // The collector notices at its next round and the heartbeat after that says so,
+    // each at most one interval (10 s) away.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, host) = server.get(&format!("/api/v1/hosts/{hostname}")).await;
+        if collector_running(&host) == Some(false) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the built-in agent never reported its collector stopped: {host}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_healthy(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usr1_on_vigil_up_without_an_agent_is_logged_not_fatal() {
+    let dir = temp_dir();
+    let server = Server::start_with(dir.path(), &["--no-agent"]).await;
+    send_usr1(server.pid());
+    let log = dir.path().join("server.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("there is no metric collector to stop") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGUSR1 was not logged:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_healthy(&server).await;
+}
