@@ -278,15 +278,21 @@ steps = [{ type = "incident" }, { type = "diagnose", probes = ["no_such_probe", 
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // CPU and network rates need two readings, so they start with the second batch.
+    let has_cpu = |host: &Value| {
+        host["last_metrics"]["samples"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["name"] == "CPUUtilization"))
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     let host2 = loop {
         let (_, host2) = server.get("/api/v1/hosts/agent-2").await;
-        if host2["last_metrics"].is_object() {
+        if has_cpu(&host2) {
             break host2;
         }
         assert!(
             Instant::now() < deadline,
-            "agent-2 sent no metrics: {host2}"
+            "agent-2 sent no CPU metrics: {host2}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
