@@ -1,8 +1,10 @@
 use std::io::Read;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use serde_json::Value;
+use vigil_agent::runtime::AgentHandle;
 use vigil_server::Config;
 
 use crate::client::Client;
@@ -164,11 +166,18 @@ fn init_logging() {
 
 async fn start_server(config: Config, with_agent: bool) -> anyhow::Result<()> {
     init_logging();
+    let agent = Arc::new(OnceLock::new());
+    let without = if with_agent {
+        "the built-in agent is not running (yet, or it could not start: see the log above)"
+    } else {
+        "this vigil runs no agent (--no-agent, or `vigil server`)"
+    };
+    stop_collector_on_usr1(agent.clone(), without)?;
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<(String, String)>();
     if with_agent {
         tokio::spawn(async move {
             if let Ok((url, admin_token)) = started_rx.await {
-                if let Err(e) = run_local_agent(url, admin_token).await {
+                if let Err(e) = run_local_agent(url, admin_token, agent).await {
                     tracing::error!(error = %format!("{e:#}"), "the local agent could not start");
                 }
             }
@@ -188,9 +197,39 @@ async fn start_server(config: Config, with_agent: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// SIGUSR1 stops metric collection (as if the collector died), to exercise the no-data
+/// playbook on a real host; a collector_restart probe starts it again. The handler is
+/// installed before anything else: the signal's default action would end the process.
+/// `without` says why there is nothing to stop while `agent` is unset.
+fn stop_collector_on_usr1(
+    agent: Arc<OnceLock<AgentHandle>>,
+    without: &'static str,
+) -> anyhow::Result<()> {
+    let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .context("installing the SIGUSR1 handler")?;
+    tokio::spawn(async move {
+        while signal.recv().await.is_some() {
+            match agent.get() {
+                Some(handle) => {
+                    tracing::info!("SIGUSR1: stopping the metric collector");
+                    handle.stop_collector();
+                }
+                None => {
+                    tracing::warn!("SIGUSR1: {without}, so there is no metric collector to stop")
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
 /// `vigil up` watches its own host: it enrolls it (a fresh token each start) and runs the
 /// agent in-process.
-async fn run_local_agent(url: String, admin_token: String) -> anyhow::Result<()> {
+async fn run_local_agent(
+    url: String,
+    admin_token: String,
+    agent: Arc<OnceLock<AgentHandle>>,
+) -> anyhow::Result<()> {
     let client = Client::new(url.clone(), admin_token)?;
     let name = vigil_agent::runtime::local_host_name();
     let enrolled = client
@@ -211,8 +250,10 @@ async fn run_local_agent(url: String, admin_token: String) -> anyhow::Result<()>
         name: name.clone(),
         ..Default::default()
     };
+    let (handle, task) = vigil_agent::runtime::start(config)?;
+    let _ = agent.set(handle);
     tracing::info!(host = %name, "local agent started");
-    vigil_agent::runtime::run(config).await?;
+    task.await;
     Ok(())
 }
 
@@ -234,17 +275,13 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     if let Some(interval) = args.interval {
         config.interval_secs = interval;
     }
+    config.redact_patterns.extend(args.redact);
     let name = config.name.clone();
     let (handle, task) = vigil_agent::runtime::start(config)?;
-    // SIGUSR1 stops metric collection (as if the collector died), to exercise the no-data
-    // playbook on a real host; a collector_restart probe starts it again.
-    let mut stop_signal =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
-    tokio::spawn(async move {
-        while stop_signal.recv().await.is_some() {
-            handle.stop_collector();
-        }
-    });
+    stop_collector_on_usr1(
+        Arc::new(OnceLock::from(handle)),
+        "the agent has not started",
+    )?;
     tracing::info!(host = %name, "agent started");
     task.await;
     Ok(())

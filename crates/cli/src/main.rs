@@ -132,7 +132,7 @@ enum Command {
 #[derive(Args)]
 pub struct AgentArgs {
     /// Agent config file (TOML): server, token, name, interval_secs, labels, appcode,
-    /// allow_list, output_cap_bytes, probe_timeout_secs, buffer_batches
+    /// allow_list, output_cap_bytes, probe_timeout_secs, buffer_batches, redact_patterns
     #[arg(long)]
     config: Option<PathBuf>,
     /// Server URL, e.g. http://10.0.0.5:8080
@@ -147,6 +147,10 @@ pub struct AgentArgs {
     /// Seconds between samples and heartbeats [default: 10]
     #[arg(long)]
     interval: Option<u64>,
+    /// A regular expression whose matches in probe output become `***`, besides the
+    /// built-in secret shapes; repeat for several (added to the file's redact_patterns)
+    #[arg(long = "redact", value_name = "REGEX")]
+    redact: Vec<String>,
 }
 
 #[derive(Subcommand)]

@@ -280,15 +280,21 @@ steps = [{ type = "incident" }, { type = "diagnose", probes = ["no_such_probe", 
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // CPU and network rates need two readings, so they start with the second batch.
+    let has_cpu = |host: &Value| {
+        host["last_metrics"]["samples"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["name"] == "CPUUtilization"))
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     let host2 = loop {
         let (_, host2) = server.get("/api/v1/hosts/agent-2").await;
-        if host2["last_metrics"].is_object() {
+        if has_cpu(&host2) {
             break host2;
         }
         assert!(
             Instant::now() < deadline,
-            "agent-2 sent no metrics: {host2}"
+            "agent-2 sent no CPU metrics: {host2}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -673,6 +679,196 @@ async fn an_agent_buffers_while_the_server_is_down_and_resends() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     drop(agent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_on_command_lines_never_reach_the_incident() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &["--no-agent"]).await;
+    let token = enroll(&server, "secret-host").await;
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server = \"{}\"\ntoken = \"{token}\"\nname = \"secret-host\"\ninterval_secs = 1\nredact_patterns = [\"corp-[0-9]+\"]\n",
+            server.url
+        ),
+    )
+    .expect("agent config");
+    let _agent = Agent::start(
+        &server,
+        "secret-host",
+        &token,
+        Some(&config),
+        &dir.path().join("agent.log"),
+    );
+    // Burns CPU, so top_cpu lists it, with secrets in its arguments.
+    let burner = Load(
+        Command::new("/bin/sh")
+            .args([
+                "-c",
+                "while :; do :; done",
+                "sh",
+                "--password=hunter2",
+                "licence",
+                "corp-4242",
+            ])
+            .spawn()
+            .expect("start a CPU burner"),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_about(
+                "secret-1",
+                "secret-host CPU high",
+                "secret-host",
+                "CPUUtilization",
+                "ALARM",
+            )
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let timeline = timeline_of(&server, "secret-host CPU high", "top_cpu output", |t| {
+        !entries(t, "diagnostics").is_empty()
+    })
+    .await;
+    let output = entries(&timeline, "diagnostics")[0].to_string();
+    drop(burner);
+    assert!(output.starts_with("top_cpu on secret-host"), "{output}");
+
+    let key = server
+        .incidents()
+        .await
+        .iter()
+        .find(|i| i["alarm_name"] == "secret-host CPU high")
+        .and_then(|i| i["key"].as_str())
+        .map(String::from)
+        .expect("the incident");
+    let (status, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+    assert_eq!(status, 200);
+    let json = incident.to_string();
+    for secret in ["hunter2", "corp-4242", &token] {
+        assert!(
+            !json.contains(secret),
+            "{secret} is on the incident:\n{output}"
+        );
+    }
+    assert!(
+        output
+            .lines()
+            .any(|l| l.ends_with("sh -c while :; do :; done sh --password=*** licence ***")),
+        "the burner's row, masked, in:\n{output}"
+    );
+}
+
+#[test]
+fn an_invalid_redact_pattern_stops_the_agent_at_start() {
+    let output = Command::new(VIGIL)
+        .args([
+            "agent",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token",
+            "vgl_not-a-real-token",
+            "--name",
+            "bad-pattern",
+            "--redact",
+            "corp-[0-9",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vigil agent");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("redact_patterns[0] `corp-[0-9` is not a valid regular expression"),
+        "{stderr}"
+    );
+}
+
+fn send_usr1(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-USR1", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+async fn assert_healthy(server: &Server) {
+    assert!(server.is_running(), "the server died of SIGUSR1");
+    let answer = server
+        .http
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .expect("/healthz answers after SIGUSR1");
+    assert!(
+        answer.status().is_success(),
+        "/healthz: {}",
+        answer.status()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usr1_on_vigil_up_stops_its_built_in_collector_not_the_server() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path()).await;
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_string();
+    let collector_running = |host: &Value| host["collector"]["running"].as_bool();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, host) = server.get(&format!("/api/v1/hosts/{hostname}")).await;
+        if collector_running(&host) == Some(true) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the built-in agent never reported a running collector: {host}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    send_usr1(server.pid());
+    // The collector notices at its next round and the heartbeat after that says so,
+    // each at most one interval (10 s) away.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, host) = server.get(&format!("/api/v1/hosts/{hostname}")).await;
+        if collector_running(&host) == Some(false) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the built-in agent never reported its collector stopped: {host}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_healthy(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usr1_on_vigil_up_without_an_agent_is_logged_not_fatal() {
+    let dir = temp_dir();
+    let server = Server::start_with(dir.path(), &["--no-agent"]).await;
+    send_usr1(server.pid());
+    let log = dir.path().join("server.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("there is no metric collector to stop") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGUSR1 was not logged:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_healthy(&server).await;
 }
 
 const LIFECYCLE_TREE: &str = r#"
