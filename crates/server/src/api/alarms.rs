@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 use vigil_ingest::remote_write;
 
-use super::ApiError;
+use super::{ApiError, JsonBody};
 use crate::alarm_engine::AlarmDefinition;
 use crate::auth::Principal;
 use crate::jobs::now_ms;
@@ -34,9 +34,9 @@ fn no_alarm(name: &str) -> ApiError {
 pub async fn put(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    body: Result<Json<AlarmDefinition>, JsonRejection>,
+    body: Result<JsonBody<AlarmDefinition>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(definition) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(definition) = body?;
     if !alarm_visible(&state, &who, &definition) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
