@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use vigil_core::AlarmState;
 use vigil_ingest::remote_write;
 
-use super::ApiError;
+use super::{ApiError, JsonBody};
 use crate::alarm_engine::{AlarmDefinition, InstanceView};
 use crate::auth::Principal;
 use crate::jobs::now_ms;
@@ -36,9 +36,9 @@ fn no_alarm(name: &str) -> ApiError {
 pub async fn put(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    body: Result<Json<AlarmDefinition>, JsonRejection>,
+    body: Result<JsonBody<AlarmDefinition>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(definition) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(definition) = body?;
     if !alarm_visible(&state, &who, &definition) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

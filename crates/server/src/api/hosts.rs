@@ -1,6 +1,6 @@
 //! Host enrollment (admin): `vigil host add|revoke`, `vigil hosts`.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use vigil_core::{Host, HostLifecycle, Timestamp};
 use vigil_store::Enrollment;
 
-use super::ApiError;
+use super::{ApiError, JsonBody};
 use crate::auth::{generate_token, hash_token, Principal};
 use crate::{now, AppState};
 
@@ -59,9 +59,9 @@ fn host_visible(state: &AppState, who: &Principal, host: &Host) -> bool {
 pub async fn add(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    body: Result<Json<NewHost>, JsonRejection>,
+    body: Result<JsonBody<NewHost>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(new) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(new) = body?;
     if who.scope.is_some()
         && !state
             .ownership
