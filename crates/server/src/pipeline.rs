@@ -240,14 +240,8 @@ impl Processor {
             event_id: event.id.clone(),
             effect,
         };
-        let mut facts =
-            AlarmFacts::from_event(event).unwrap_or_else(|| AlarmFacts::from_other_event(event));
         // An incident belongs to the application of its host unless the alarm says otherwise.
-        if facts.appcode.is_none() {
-            if let Some(host) = facts.host.clone().or_else(|| facts.instance_id.clone()) {
-                facts.appcode = self.ownership.appcode_for_host(&host, &facts.labels);
-            }
-        }
+        let facts = self.ownership.facts_of(event);
         let opens = steps.contains(&Step::Incident);
         let resolves = steps.contains(&Step::Resolve);
         let action = match (opens, resolves) {

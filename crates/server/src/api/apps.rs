@@ -342,8 +342,10 @@ pub struct ExportQuery {
 }
 
 /// `GET /api/v1/apps/export?format=toml|csv`.
+/// `GET /api/v1/apps/export`: the tree and bindings; a scoped caller gets its subtree only.
 pub async fn export_tree(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Query(query): Query<ExportQuery>,
 ) -> Result<(StatusCode, [(&'static str, &'static str); 1], String), ApiError> {
     let inner = state.ownership.read();
@@ -351,10 +353,10 @@ pub async fn export_tree(
         "toml" => Ok((
             StatusCode::OK,
             [("content-type", "application/toml")],
-            export_toml(&inner.tree, &inner.hosts),
+            export_toml(&inner.tree, &inner.hosts, who.scope.as_deref()),
         )),
         "csv" => {
-            let csv = export_csv(&inner.tree, &inner.hosts);
+            let csv = export_csv(&inner.tree, &inner.hosts, who.scope.as_deref());
             Ok((
                 StatusCode::OK,
                 [("content-type", "text/csv")],
