@@ -95,6 +95,11 @@ pub trait IncidentStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Unacknowledged>>;
 
+    /// The oldest open (unacknowledged) incident at each escalation level below `levels`,
+    /// by level: whichever of them falls due first is the next escalation, so the sweeper
+    /// can sleep until then.
+    async fn oldest_unacknowledged(&self, levels: usize) -> Result<Vec<Unacknowledged>>;
+
     /// Raises an open incident's escalation level from `from` to `to`, records the note and
     /// stores the escalation event for processing, in one transaction. False (nothing
     /// written) when someone acknowledged it or another escalation got there first.

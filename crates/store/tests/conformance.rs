@@ -204,6 +204,7 @@ macro_rules! conformance_suite {
             manual_transitions_journal_work_only_when_they_change,
             escalation_writes_its_event_once_per_level,
             escalations_come_oldest_first_per_level,
+            oldest_unacknowledged_names_the_next_escalation,
             concurrent_workers_never_claim_the_same_step,
             an_expired_lease_lets_another_worker_claim,
             steps_of_a_run_go_in_order,
@@ -1235,6 +1236,65 @@ async fn escalations_come_oldest_first_per_level(h: &dyn Harness) {
         .unwrap();
     assert_eq!(found.len(), 3);
     assert!(found.iter().all(|u| u.key != keys[0]));
+}
+
+async fn oldest_unacknowledged_names_the_next_escalation(h: &dyn Harness) {
+    let store = h.store();
+    let t0 = now();
+    assert!(store.oldest_unacknowledged(3).await.unwrap().is_empty());
+    let mut keys = Vec::new();
+    for n in 0..3i64 {
+        let key = open(
+            &*store,
+            &format!("o{n}"),
+            &format!("g{n}"),
+            Work::default(),
+            t0 + secs(n),
+        )
+        .await;
+        keys.push(key);
+    }
+    // The oldest moves to level 1; the next one is then the oldest at level 0.
+    assert!(store
+        .escalate(Escalation {
+            key: keys[0].clone(),
+            from: 0,
+            to: 1,
+            note: Note::new(TimelineKind::Note, "escalated to level 1"),
+            event: event("esc-o0"),
+            now: t0 + secs(10),
+        })
+        .await
+        .unwrap());
+    let oldest = |list: Vec<Unacknowledged>| {
+        list.into_iter()
+            .map(|u| (u.key, u.level, u.opened_at))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        oldest(store.oldest_unacknowledged(2).await.unwrap()),
+        [(keys[1].clone(), 0, t0 + secs(1)), (keys[0].clone(), 1, t0)]
+    );
+    // Levels at or past `levels` never escalate again, so they are not named.
+    assert_eq!(
+        oldest(store.oldest_unacknowledged(1).await.unwrap()),
+        [(keys[1].clone(), 0, t0 + secs(1))]
+    );
+    // Acknowledged incidents never escalate.
+    store
+        .transition(ManualChange {
+            key: keys[1].clone(),
+            to: IncidentStatus::Acknowledged,
+            by: "alice".into(),
+            work: Work::default(),
+            now: t0 + secs(20),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        oldest(store.oldest_unacknowledged(2).await.unwrap()),
+        [(keys[2].clone(), 0, t0 + secs(2)), (keys[0].clone(), 1, t0)]
+    );
 }
 
 // ---------------------------------------------------------------------------------------
