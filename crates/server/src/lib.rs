@@ -196,7 +196,7 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         escalation: escalation_wake.clone(),
         sns_signatures: Arc::new(sns_signatures),
     };
-    jobs::spawn_sweeper(store.clone(), runner.clone());
+    jobs::spawn_sweeper(store.clone(), runner.clone(), state.jobs.clone());
     escalation::spawn(
         store.clone(),
         ownership.clone(),

@@ -198,6 +198,10 @@ pub trait HostStore: Send + Sync {
     /// entry on its incident's timeline.
     async fn expire_jobs(&self, now: Timestamp) -> Result<Vec<JobEnd>>;
 
+    /// When the earliest open job runs out of time (to be taken, or to be answered);
+    /// `None` when no job is queued or running.
+    async fn next_job_deadline(&self) -> Result<Option<Timestamp>>;
+
     /// Releases an incident's jobs held for approval and records who approved and when.
     /// Returns the hosts whose agents now have work.
     async fn approve_jobs(

@@ -1876,6 +1876,11 @@ async fn jobs_are_claimed_answered_and_expired(h: &dyn Harness) {
     let key = open(&*store, "o", "g", work, t0).await;
     let records = store.incident_jobs(&key).await.unwrap();
     assert_eq!(records.len(), 4);
+    // The job sweeper sleeps until the first claim window closes.
+    assert_eq!(
+        store.next_job_deadline().await.unwrap(),
+        Some(t0 + secs(10))
+    );
 
     let claimed = store.claim_jobs("web-1", t0, 2).await.unwrap();
     let probes: Vec<&str> = claimed.iter().map(|j| j.probe.as_str()).collect();
@@ -1946,6 +1951,13 @@ async fn jobs_are_claimed_answered_and_expired(h: &dyn Harness) {
         assert_eq!(end.claim_within, Duration::from_secs(10));
         assert_eq!(end.incident_key.as_deref(), Some(key.as_str()));
     }
+    // Only the running job is left: its answer's deadline is next.
+    let answer_by = store
+        .next_job_deadline()
+        .await
+        .unwrap()
+        .expect("a job is running");
+    assert!(answer_by >= t0 + secs(20) && answer_by <= t0 + secs(60), "{answer_by}");
     assert_eq!(expired[0].host_last_seen_at, Some(t0));
     assert_eq!(expired[1].host_last_seen_at, None, "web-2 never enrolled");
     assert!(expired[0]
@@ -1959,6 +1971,7 @@ async fn jobs_are_claimed_answered_and_expired(h: &dyn Harness) {
     assert_eq!(expired_running[0].probe, "disk_usage");
     assert!(expired_running[0].was_claimed);
     assert!(store.expire_jobs(late).await.unwrap().is_empty());
+    assert_eq!(store.next_job_deadline().await.unwrap(), None);
     assert_eq!(
         store.job_status(claimed[1].id).await.unwrap(),
         Some(JobStatus::Expired)
@@ -2009,6 +2022,7 @@ async fn held_jobs_wait_for_approval(h: &dyn Harness) {
     assert!(store.claim_jobs("web-1", t0, 10).await.unwrap().is_empty());
     // Held jobs have no deadline.
     assert!(store.expire_jobs(t0 + secs(3600)).await.unwrap().is_empty());
+    assert_eq!(store.next_job_deadline().await.unwrap(), None);
 
     let t1 = t0 + secs(3600);
     let hosts = store
@@ -2016,6 +2030,10 @@ async fn held_jobs_wait_for_approval(h: &dyn Harness) {
         .await
         .unwrap();
     assert_eq!(hosts, ["web-1", "web-2"]);
+    assert_eq!(
+        store.next_job_deadline().await.unwrap(),
+        Some(t1 + secs(30))
+    );
     let inc = store.incident(&key).await.unwrap().unwrap();
     let stamp = t1.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     assert_eq!(
