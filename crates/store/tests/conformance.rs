@@ -1957,7 +1957,10 @@ async fn jobs_are_claimed_answered_and_expired(h: &dyn Harness) {
         .await
         .unwrap()
         .expect("a job is running");
-    assert!(answer_by >= t0 + secs(20) && answer_by <= t0 + secs(60), "{answer_by}");
+    assert!(
+        answer_by >= t0 + secs(20) && answer_by <= t0 + secs(60),
+        "{answer_by}"
+    );
     assert_eq!(expired[0].host_last_seen_at, Some(t0));
     assert_eq!(expired[1].host_last_seen_at, None, "web-2 never enrolled");
     assert!(expired[0]

@@ -235,6 +235,29 @@ impl Server {
         }
     }
 
+    /// Waits until every step of the incident's playbook runs has finished and returns the
+    /// incident. A follow-up run is journaled in the transaction that finishes the step it
+    /// follows, so from here on nothing more goes out for the incident until it changes.
+    pub async fn settled(&self, key: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, incident) = self.get(&format!("/api/v1/incidents/{key}")).await;
+            let steps = incident["deliveries"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if status == 200 && !steps.is_empty() && steps.iter().all(|d| d["status"] != "pending")
+            {
+                return incident;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the deliveries of {key} did not finish: {incident}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A value of the server's own metrics (`/metrics`), `None` while the line is absent.
     pub async fn metric(&self, name: &str) -> Option<i64> {
         let answer = self

@@ -9,7 +9,8 @@ use vigil_core::{Heartbeat, Host, Job, JobResult, JobStatus, TimelineKind};
 
 use super::incidents::{add_timeline, incident_id, incident_key};
 use super::{
-    exec, from_millis, json_text, millis, one, parse_enum, parse_opt_time, parse_time, text, SqliteStore,
+    exec, from_millis, json_text, millis, one, parse_enum, parse_opt_time, parse_time, text,
+    SqliteStore,
 };
 use crate::{
     host_token_name, Enrollment, HostStore, JobEnd, JobRecord, NewHost, NewJob, Result, StoreError,
