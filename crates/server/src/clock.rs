@@ -69,7 +69,7 @@ mod tests {
         assert!(clock.now_ms() - before >= 3_600_000);
 
         let wall = Clock::new(false);
-        let mut moves = wall.moves();
+        let moves = wall.moves();
         assert!(!wall.advance(3_600_000));
         assert!(!moves.has_changed().expect("the clock is alive"));
         assert!(wall.now_ms() - crate::jobs::now_ms() < 60_000);
