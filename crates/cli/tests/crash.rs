@@ -176,8 +176,8 @@ async fn crash_at(point: &str, escalate: bool, ending: Ending) {
     .await;
     assert!(crashed, "the flow never passed the crash point `{point}`");
 
-    // Anything a restart would send twice has had time to go out.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Anything a restart would send twice goes out before the journal is done with it.
+    stack.server.settled("INC-1").await;
     let found = issues(&http, &stack.jira_url).await;
     assert_eq!(found.len(), 1, "exactly one Jira issue");
     let notes = comments(&found[0]);

@@ -75,6 +75,12 @@ async fn deliveries(server: &Server, key: &str) -> Vec<(String, String, String, 
         .collect()
 }
 
+/// The delivery log once every step has finished (`Server::settled`).
+async fn settled(server: &Server, key: &str) -> Vec<(String, String, String, String)> {
+    server.settled(key).await;
+    deliveries(server, key).await
+}
+
 fn row(kind: &str, name: &str, channel: &str, status: &str) -> (String, String, String, String) {
     (kind.into(), name.into(), channel.into(), status.into())
 }
@@ -131,8 +137,8 @@ async fn probes_that_answer_in_time_are_in_the_one_email_and_nothing_follows() {
     );
     assert!(!first[0].contains("still running"), "{first:?}");
 
-    // No follow-up: nothing more arrives.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // No follow-up: once the journal is done with the incident, nothing more arrives.
+    let log = settled(&stack.server, "INC-1").await;
     let all = mails(&stack.mail_dir);
     assert_eq!(
         all.len(),
@@ -144,7 +150,6 @@ async fn probes_that_answer_in_time_are_in_the_one_email_and_nothing_follows() {
     let issues = state["issues"].as_array().cloned().unwrap_or_default();
     assert_eq!(issues.len(), 1);
     assert_eq!(comments(&issues[0]).len(), 1, "one comment, no follow-up");
-    let log = deliveries(&stack.server, "INC-1").await;
     assert!(
         log.iter().all(|(kind, ..)| kind == "opened"),
         "no diagnostics run: {log:?}"
@@ -366,8 +371,8 @@ steps = [
         "the second comment carries the output: {said:?}"
     );
 
-    // Each exactly once: nothing more turns up.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Each exactly once: nothing more turns up once the journal is done with it.
+    let log = settled(&stack.server, "INC-1").await;
     let all = mails(&stack.mail_dir);
     assert_eq!(
         all.len(),
@@ -379,7 +384,6 @@ steps = [
     let issues = state["issues"].as_array().cloned().unwrap_or_default();
     assert_eq!(issues.len(), 1, "one issue");
     assert_eq!(comments(&issues[0]).len(), 2, "two comments");
-    let log = deliveries(&stack.server, "INC-1").await;
     for expected in [
         row("opened", "ticket", "jira", "done"),
         row("opened", "comment", "jira", "done"),

@@ -482,12 +482,8 @@ async fn escalation_follows_the_clock_and_stops_when_acknowledged() {
             .map(str::to_string)
             .collect()
     };
-    // Ten minutes: not yet.
-    let (status, _) = server
-        .post("/api/v1/test/clock", json!({"seconds": 600}).to_string())
-        .await;
-    assert_eq!(status, 200);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Ten minutes: not yet (the sweeper has looked at the moved clock).
+    server.move_clock_and_settle(600).await;
     let (_, incident) = server.get(&format!("/api/v1/incidents/{ignored}")).await;
     assert!(
         escalations(incident).is_empty(),
@@ -544,6 +540,73 @@ async fn escalation_follows_the_clock_and_stops_when_acknowledged() {
     assert!(
         escalations(incident).is_empty(),
         "an incident acknowledged in time does not escalate"
+    );
+}
+
+#[tokio::test]
+async fn escalation_wakes_on_the_clock_move_not_on_a_tick() {
+    let dir = temp_dir();
+    let server = Server::start_env(dir.path(), &["--no-agent"], &[("VIGIL_TEST_CLOCK", "1")]).await;
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_for("w1", "quiet alarm", "web-01").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let key = server
+        .wait_for_incidents("the incident", |all| all.len() == 1)
+        .await[0]["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    // One minute in: the sweeper has looked and now sleeps until the 15-minute mark.
+    server.move_clock_and_settle(60).await;
+    let checks = || async {
+        server
+            .metric("vigil_escalation_checks_total")
+            .await
+            .expect("escalation checks are counted")
+    };
+    let idle_from = checks().await;
+    // Idle, it does not look at all: this measures the absence of a periodic check (a
+    // half-second tick would have looked twice), so it has to let real time pass.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        checks().await,
+        idle_from,
+        "the escalation sweeper looked without being woken"
+    );
+
+    // Past the threshold on the test clock: the move wakes it at once, although its timer
+    // is still fourteen minutes of real time away.
+    let moved = Instant::now();
+    let (status, _) = server
+        .post(
+            "/api/v1/test/clock",
+            json!({"seconds": 15 * 60}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    loop {
+        let (_, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+        if incident["timeline"]
+            .to_string()
+            .contains("escalated to level 1")
+        {
+            break;
+        }
+        assert!(
+            moved.elapsed() < Duration::from_secs(5),
+            "no escalation within 5 s of moving the clock past 15 minutes: {incident}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Woken once by the move (a wake rung during that round may add one more).
+    let woken = checks().await - idle_from;
+    assert!(
+        (1..=2).contains(&woken),
+        "{woken} checks for one clock move"
     );
 }
 

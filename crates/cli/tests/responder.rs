@@ -222,7 +222,8 @@ async fn a_thousand_repeats_make_one_issue_and_one_email() {
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Repeats journal nothing: once the opening's steps are done, nothing more goes out.
+    server.settled("INC-1").await;
     let state = jira_state(&http, &stack.jira_url).await;
     assert_eq!(state["issues"].as_array().map(Vec::len), Some(1));
     assert_eq!(mails(&stack.mail_dir).len(), 1);
@@ -230,7 +231,8 @@ async fn a_thousand_repeats_make_one_issue_and_one_email() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn jira_faults_and_an_smtp_outage_still_deliver_exactly_once() {
-    // 503 for the first 5 writes, 429 for every 3rd request; SMTP down for 30 s.
+    // 503 for the first 5 writes, 429 for every 3rd request; SMTP down until the email
+    // has failed twice.
     let mut stack = Stack::start(
         &["--fail-first", "5", "--rate-limit-every", "3"],
         false,
@@ -239,7 +241,6 @@ async fn jira_faults_and_an_smtp_outage_still_deliver_exactly_once() {
     )
     .await;
     let http = reqwest::Client::new();
-    let started = Instant::now();
     let (status, _) = stack
         .server
         .post(
@@ -263,8 +264,24 @@ async fn jira_faults_and_an_smtp_outage_still_deliver_exactly_once() {
         },
     )
     .await;
-    let remaining = Duration::from_secs(30).saturating_sub(started.elapsed());
-    tokio::time::sleep(remaining).await;
+    // SMTP stays down until the email has failed twice: a retry, not just one attempt.
+    until(
+        "two failed email attempts",
+        Duration::from_secs(60),
+        async || {
+            let (_, incident) = stack_ref.server.get("/api/v1/incidents/INC-1").await;
+            incident["deliveries"]
+                .as_array()?
+                .iter()
+                .any(|d| {
+                    d["channel"] == "email"
+                        && d["status"] == "pending"
+                        && d["attempts"].as_i64().unwrap_or(0) >= 2
+                })
+                .then_some(())
+        },
+    )
+    .await;
     assert!(mails(&stack.mail_dir).is_empty());
     stack.smtp = Some(smtp_sink(&stack.mail_dir, stack.smtp_port));
     let stack_ref = &stack;
@@ -274,7 +291,7 @@ async fn jira_faults_and_an_smtp_outage_still_deliver_exactly_once() {
         async || (mails(&stack_ref.mail_dir).len() == 1).then_some(()),
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    stack.server.settled("INC-1").await;
     assert_eq!(mails(&stack.mail_dir).len(), 1, "delivered once");
     let state = jira_state(&http, &stack.jira_url).await;
     assert_eq!(state["issues"].as_array().map(Vec::len), Some(1));
@@ -487,7 +504,13 @@ async fn slack_and_a_signed_webhook_get_one_message_each() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    stack
+        .server
+        .wait_for_incidents("the repeats grouped", |all| {
+            all.len() == 1 && all[0]["count"] == 3
+        })
+        .await;
+    stack.server.settled("INC-1").await;
     let seen = seen.lock().expect("lock").clone();
     assert_eq!(
         seen.iter().filter(|(p, ..)| p == "/slack").count(),

@@ -14,6 +14,7 @@ use vigil_core::{Event, TimelineKind};
 use vigil_store::{Escalation, Note, Store};
 
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::ownership::Ownership;
 use crate::pipeline::Wake;
 
@@ -21,40 +22,102 @@ pub const UNACKNOWLEDGED: &str = "Incident Unacknowledged";
 /// Incidents escalated per check at most; the rest follow on the next (a storm's worth of
 /// escalations must not hold the store in one round).
 const ESCALATIONS_PER_ROUND: usize = 500;
+/// After a store error, wait this long before looking again.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 pub const SOURCE: &str = "vigil.incidents";
 
+/// Sleeps until the next open incident falls due (on the server clock), escalates what is
+/// due, and again. `wake` is rung when an incident opens or is acknowledged; a move of the
+/// test clock wakes it too. Nothing else can make an escalation due sooner, so there is no
+/// periodic check.
 pub fn spawn(
     store: Arc<dyn Store>,
     ownership: Arc<Ownership>,
     clock: Arc<Clock>,
+    wake: Wake,
     processor: Wake,
+    metrics: Arc<Metrics>,
     after_minutes: Vec<u64>,
 ) {
     if after_minutes.is_empty() {
         return;
     }
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut moves = clock.moves();
         loop {
-            tick.tick().await;
-            match escalate_due(store.as_ref(), &ownership, &clock, &after_minutes).await {
-                Ok(0) => {}
-                Ok(_) => processor.poke(),
-                Err(e) => tracing::error!(error = %e, "escalation check failed"),
+            metrics.inc("vigil_escalation_checks_total", String::new());
+            let checked_at = clock.now_ms();
+            let wait = match escalate_due(store.as_ref(), &ownership, checked_at, &after_minutes)
+                .await
+            {
+                Ok(escalated) => {
+                    if escalated > 0 {
+                        processor.poke();
+                    }
+                    if escalated < ESCALATIONS_PER_ROUND {
+                        metrics.set("vigil_escalation_checked_at_ms", checked_at);
+                    }
+                    match next_due(store.as_ref(), &clock, &after_minutes).await {
+                        Ok(wait) => wait,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot read when the next escalation is due; retrying");
+                            Some(ERROR_BACKOFF)
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "escalation check failed; retrying");
+                    Some(ERROR_BACKOFF)
+                }
+            };
+            let timer = async {
+                match wait {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = timer => {}
+                _ = wake.rung() => {}
+                // The sender lives in `clock`, which this task holds: never an error.
+                _ = moves.changed() => {}
             }
         }
     });
 }
 
-/// Escalates every incident whose time has come; returns how many.
+/// How long until the next open incident falls due; `None` when none will without a new
+/// incident.
+async fn next_due(
+    store: &dyn Store,
+    clock: &Clock,
+    after_minutes: &[u64],
+) -> Result<Option<Duration>, vigil_store::StoreError> {
+    let oldest = store.oldest_unacknowledged(after_minutes.len()).await?;
+    let due_ms = oldest
+        .iter()
+        .filter_map(|open| {
+            let minutes = after_minutes.get(open.level as usize)?;
+            Some(
+                open.opened_at
+                    .timestamp_millis()
+                    .saturating_add((*minutes as i64).saturating_mul(60_000)),
+            )
+        })
+        .min();
+    // One millisecond more: the store's times may be finer than the clock's milliseconds.
+    Ok(due_ms
+        .map(|due| Duration::from_millis(due.saturating_sub(clock.now_ms()).max(0) as u64 + 1)))
+}
+
+/// Escalates every incident whose time has come by `now_ms` on the server clock, up to a
+/// round's worth; returns how many.
 async fn escalate_due(
     store: &dyn Store,
     ownership: &Ownership,
-    clock: &Clock,
+    now_ms: i64,
     after_minutes: &[u64],
 ) -> Result<usize, vigil_store::StoreError> {
-    let now_ms = clock.now_ms();
     let cutoffs = after_minutes
         .iter()
         .map(|minutes| {

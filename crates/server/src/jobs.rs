@@ -19,6 +19,9 @@ use vigil_store::{NewJob, Note, Store, StoreError, Work};
 #[derive(Default)]
 pub struct JobHub {
     doorbells: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Rung with every host's doorbell: a job just queued may be the next to run out of
+    /// time, so the sweeper looks at its deadline.
+    queued: Notify,
 }
 
 impl JobHub {
@@ -35,8 +38,12 @@ impl JobHub {
     /// seen by the next one at once.
     pub fn ring(&self, host: &str) {
         self.doorbell(host).notify_one();
+        self.queued.notify_one();
     }
 }
+
+/// After a store error, wait this long before looking again.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How long probes may run and how long an agent has to pick a job up.
 #[derive(Debug, Clone, Copy)]
@@ -232,15 +239,14 @@ pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-/// Expires overdue jobs every half second, for as long as the server runs. An expiry ends
-/// an incident's wait for diagnostics, so the runner is woken.
-pub fn spawn_sweeper(store: Arc<dyn Store>, runner: Arc<crate::runner::Runner>) {
+/// Expires overdue jobs for as long as the server runs, sleeping until the earliest open
+/// job's deadline. A job's deadline only comes sooner when a job is queued, which rings the
+/// hub (a claim moves it later), so there is no periodic check. An expiry ends an
+/// incident's wait for diagnostics, so the runner is woken.
+pub fn spawn_sweeper(store: Arc<dyn Store>, runner: Arc<crate::runner::Runner>, hub: Arc<JobHub>) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            match store.expire_jobs(crate::now()).await {
+            let wait = match store.expire_jobs(crate::now()).await {
                 Ok(ended) => {
                     for job in &ended {
                         tracing::warn!(host = %job.host, probe = %job.probe, incident = job.incident_key.as_deref().unwrap_or("-"), "probe job expired: host unreachable");
@@ -248,8 +254,29 @@ pub fn spawn_sweeper(store: Arc<dyn Store>, runner: Arc<crate::runner::Runner>) 
                     if !ended.is_empty() {
                         runner.wake();
                     }
+                    match store.next_job_deadline().await {
+                        // One millisecond more: the store's times may be finer than that.
+                        Ok(Some(at)) => Some(
+                            (at - crate::now()).to_std().unwrap_or(Duration::ZERO)
+                                + Duration::from_millis(1),
+                        ),
+                        Ok(None) => None,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot read when the next probe job runs out of time; retrying");
+                            Some(ERROR_BACKOFF)
+                        }
+                    }
                 }
-                Err(e) => tracing::error!(error = %e, "could not expire overdue jobs"),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not expire overdue jobs; retrying");
+                    Some(ERROR_BACKOFF)
+                }
+            };
+            match wait {
+                Some(wait) => {
+                    let _ = tokio::time::timeout(wait, hub.queued.notified()).await;
+                }
+                None => hub.queued.notified().await,
             }
         }
     });

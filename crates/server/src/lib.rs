@@ -43,6 +43,8 @@ pub struct AppState {
     pub runner: Arc<runner::Runner>,
     /// Rung after events are stored outside the ingest writer (escalations).
     pub processor: pipeline::Wake,
+    /// Rung when an incident is acknowledged, so the escalation sweeper looks again.
+    pub escalation: pipeline::Wake,
     /// Offset added to the wall clock by the test-only clock endpoint (see `clock`).
     pub clock: Arc<clock::Clock>,
     /// Checks SNS messages' signatures, keeping the certificates it fetched.
@@ -141,6 +143,7 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         );
     }
     let processor_wake = pipeline::Wake::default();
+    let escalation_wake = pipeline::Wake::default();
     let ingest = pipeline::start_ingest(store.clone(), processor_wake.clone());
     pipeline::Processor {
         store: store.clone(),
@@ -154,6 +157,7 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         hub: hub.clone(),
         runner: runner.clone(),
         ownership: ownership.clone(),
+        escalation: escalation_wake.clone(),
     }
     .spawn(processor_wake.clone());
 
@@ -190,14 +194,17 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         clock: clock.clone(),
         runner: runner.clone(),
         processor: processor_wake.clone(),
+        escalation: escalation_wake.clone(),
         sns_signatures: Arc::new(sns_signatures),
     };
-    jobs::spawn_sweeper(store.clone(), runner.clone());
+    jobs::spawn_sweeper(store.clone(), runner.clone(), state.jobs.clone());
     escalation::spawn(
         store.clone(),
         ownership.clone(),
         clock.clone(),
+        escalation_wake,
         processor_wake.clone(),
+        state.metrics.clone(),
         state.config.escalation.after_minutes.clone(),
     );
     metric_sources::spawn_ticker(

@@ -1,5 +1,5 @@
-//! vigil's own metrics in the Prometheus text format. A handful of counters and one
-//! histogram do not justify a metrics framework; labels are fixed strings chosen by code.
+//! vigil's own metrics in the Prometheus text format. A handful of counters, a gauge and
+//! one histogram do not justify a metrics framework; labels are fixed strings chosen by code.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -9,6 +9,7 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+    gauges: Mutex<BTreeMap<&'static str, i64>>,
     rule_match: Mutex<Histogram>,
 }
 
@@ -82,11 +83,22 @@ const COUNTERS: &[(&str, &str, bool)] = &[
         false,
     ),
     (
+        "vigil_escalation_checks_total",
+        "Times the escalation sweeper looked for unacknowledged incidents (it looks when one opens or is acknowledged, when the next is due, and when the test clock moves; never on a fixed tick).",
+        false,
+    ),
+    (
         "vigil_alarm_transitions_total",
         "Alarm state changes, by new state.",
         true,
     ),
 ];
+
+/// Every gauge with its help text; shown only once set.
+const GAUGES: &[(&str, &str)] = &[(
+    "vigil_escalation_checked_at_ms",
+    "Server-clock time (Unix milliseconds) of the escalation sweeper's last finished check: everything due by then has escalated.",
+)];
 
 impl Metrics {
     /// `labels` is the rendered label set, e.g. `endpoint="events"`, or empty.
@@ -97,6 +109,13 @@ impl Metrics {
 
     pub fn inc(&self, name: &'static str, labels: String) {
         self.add(name, labels, 1);
+    }
+
+    pub fn set(&self, name: &'static str, value: i64) {
+        self.gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, value);
     }
 
     pub fn observe_rule_match(&self, took: Duration) {
@@ -132,6 +151,16 @@ impl Metrics {
             }
         }
         drop(counters);
+        let gauges = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        for &(name, help) in GAUGES {
+            if let Some(value) = gauges.get(name) {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+                );
+            }
+        }
+        drop(gauges);
         let h = self.rule_match.lock().unwrap_or_else(|p| p.into_inner());
         let name = "vigil_rule_match_seconds";
         let _ = writeln!(

@@ -131,7 +131,7 @@ impl Wake {
         self.0.notify_one();
     }
 
-    async fn rung(&self) {
+    pub(crate) async fn rung(&self) {
         self.0.notified().await
     }
 }
@@ -145,13 +145,13 @@ pub struct Processor {
     pub hub: Arc<crate::jobs::JobHub>,
     pub runner: Arc<crate::runner::Runner>,
     pub ownership: Arc<crate::ownership::Ownership>,
+    /// Rung when an incident opens: it may be the next to escalate.
+    pub escalation: Wake,
 }
 
 /// Events read and committed together per round: one transaction (one fsync) for up to
 /// this many events.
 const PROCESS_BATCH: usize = 64;
-/// Safety net: look for work this often even without a wake-up.
-const IDLE_RECHECK: Duration = Duration::from_secs(1);
 /// After a store error, wait before retrying so a broken disk doesn't spin a core.
 const ERROR_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -182,9 +182,11 @@ impl Processor {
         tokio::spawn(async move {
             loop {
                 match self.process_pending().await {
-                    Ok(0) => {
-                        let _ = tokio::time::timeout(IDLE_RECHECK, wake.rung()).await;
-                    }
+                    // Every writer of events rings `wake` after its commit (ingest, the
+                    // alarm ticker, escalation) and a ring while busy is kept, so idle
+                    // waits need no timer; events left by a crash are read on the first
+                    // round after start.
+                    Ok(0) => wake.rung().await,
                     Ok(_) => {}
                     Err(e) => {
                         tracing::error!(error = %e, "event processing failed; retrying");
@@ -339,6 +341,7 @@ impl Processor {
                 for host in &plan.hosts {
                     self.hub.ring(host);
                 }
+                self.escalation.poke();
                 true
             }
             IncidentChange::Repeated { key, count } => {

@@ -37,9 +37,8 @@ const PARALLEL_STEPS: usize = 16;
 /// (every integration's own timeout is under a minute); a worker that dies holding a lease
 /// leaves the step to be claimed again when it runs out.
 const LEASE: Duration = Duration::from_secs(120);
-/// Without a wake-up, look at the journal at least this often (a safety net; wake-ups
-/// come from the processor, the agent API and the job sweeper).
-const IDLE_RECHECK: Duration = Duration::from_secs(1);
+/// After a store error, wait this long before looking at the journal again.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 pub struct Runner {
     store: Arc<dyn Store>,
@@ -187,46 +186,69 @@ impl Runner {
                 }
             }
             loop {
-                let free = self.slots.available_permits();
-                if free > 0 {
-                    match self
-                        .store
-                        .claim_steps(&self.worker, crate::now(), LEASE, free)
-                        .await
-                    {
-                        Ok(claimed) => {
-                            if !claimed.is_empty() {
-                                fault::crash_point("claimed");
-                            }
-                            for step in claimed {
-                                let Ok(permit) = self.slots.clone().acquire_owned().await else {
-                                    return;
-                                };
-                                let runner = self.clone();
-                                tokio::spawn(async move {
-                                    runner.work(step).await;
-                                    drop(permit);
-                                    runner.wake();
-                                });
-                            }
-                        }
-                        Err(e) => tracing::error!(error = %e, "cannot claim playbook steps"),
+                let wait = self.claim_and_start().await;
+                match wait {
+                    Some(wait) => {
+                        let _ = tokio::time::timeout(wait, self.wake.notified()).await;
                     }
+                    None => self.wake.notified().await,
                 }
-                let wait = match self.store.next_step_due().await {
-                    Ok(Some(due)) => (due - crate::now())
-                        .to_std()
-                        .unwrap_or(Duration::ZERO)
-                        .clamp(Duration::from_millis(5), IDLE_RECHECK),
-                    Ok(None) => IDLE_RECHECK,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read the playbook journal");
-                        IDLE_RECHECK
-                    }
-                };
-                let _ = tokio::time::timeout(wait, self.wake.notified()).await;
             }
         });
+    }
+
+    /// Claims what is due and starts working it; returns how long the journal has nothing
+    /// for this worker, `None` for "until woken". No periodic look: whatever makes a step
+    /// due sooner than the journal says rings [`Runner::wake`] — the processor and a
+    /// manual resolve after journaling a run, the agent API and the job sweeper when a
+    /// job ends (the store makes the steps waiting for it due), a finished step (its
+    /// successor, a follow-up run, a free slot); retries, diagnostics waits and leases
+    /// running out are times in the journal.
+    async fn claim_and_start(self: &Arc<Self>) -> Option<Duration> {
+        let free = self.slots.available_permits();
+        if free == 0 {
+            // Every slot is busy; each finished step rings.
+            return None;
+        }
+        match self
+            .store
+            .claim_steps(&self.worker, crate::now(), LEASE, free)
+            .await
+        {
+            Ok(claimed) => {
+                if !claimed.is_empty() {
+                    fault::crash_point("claimed");
+                }
+                for step in claimed {
+                    let Ok(permit) = self.slots.clone().acquire_owned().await else {
+                        return None;
+                    };
+                    let runner = self.clone();
+                    tokio::spawn(async move {
+                        runner.work(step).await;
+                        drop(permit);
+                        runner.wake();
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot claim playbook steps; retrying");
+                return Some(ERROR_BACKOFF);
+            }
+        }
+        match self.store.next_step_due().await {
+            Ok(Some(due)) => Some(
+                (due - crate::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .max(Duration::from_millis(5)),
+            ),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the playbook journal; retrying");
+                Some(ERROR_BACKOFF)
+            }
+        }
     }
 
     async fn work(&self, step: RunStep) {

@@ -95,6 +95,11 @@ pub trait IncidentStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Unacknowledged>>;
 
+    /// The oldest open (unacknowledged) incident at each escalation level below `levels`,
+    /// by level: whichever of them falls due first is the next escalation, so the sweeper
+    /// can sleep until then.
+    async fn oldest_unacknowledged(&self, levels: usize) -> Result<Vec<Unacknowledged>>;
+
     /// Raises an open incident's escalation level from `from` to `to`, records the note and
     /// stores the escalation event for processing, in one transaction. False (nothing
     /// written) when someone acknowledged it or another escalation got there first.
@@ -193,6 +198,10 @@ pub trait HostStore: Send + Sync {
     /// Ends jobs no agent took or answered in time, writing each one's "host unreachable"
     /// entry on its incident's timeline.
     async fn expire_jobs(&self, now: Timestamp) -> Result<Vec<JobEnd>>;
+
+    /// When the earliest open job runs out of time (to be taken, or to be answered);
+    /// `None` when no job is queued or running.
+    async fn next_job_deadline(&self) -> Result<Option<Timestamp>>;
 
     /// Releases an incident's jobs held for approval and records who approved and when.
     /// Returns the hosts whose agents now have work.

@@ -225,6 +225,7 @@ macro_rules! conformance_suite {
             manual_transitions_journal_work_only_when_they_change,
             escalation_writes_its_event_once_per_level,
             escalations_come_oldest_first_per_level,
+            oldest_unacknowledged_names_the_next_escalation,
             concurrent_workers_never_claim_the_same_step,
             an_expired_lease_lets_another_worker_claim,
             steps_of_a_run_go_in_order,
@@ -1259,6 +1260,65 @@ async fn escalations_come_oldest_first_per_level(h: &dyn Harness) {
     assert!(found.iter().all(|u| u.key != keys[0]));
 }
 
+async fn oldest_unacknowledged_names_the_next_escalation(h: &dyn Harness) {
+    let store = h.store();
+    let t0 = now();
+    assert!(store.oldest_unacknowledged(3).await.unwrap().is_empty());
+    let mut keys = Vec::new();
+    for n in 0..3i64 {
+        let key = open(
+            &*store,
+            &format!("o{n}"),
+            &format!("g{n}"),
+            Work::default(),
+            t0 + secs(n),
+        )
+        .await;
+        keys.push(key);
+    }
+    // The oldest moves to level 1; the next one is then the oldest at level 0.
+    assert!(store
+        .escalate(Escalation {
+            key: keys[0].clone(),
+            from: 0,
+            to: 1,
+            note: Note::new(TimelineKind::Note, "escalated to level 1"),
+            event: event("esc-o0"),
+            now: t0 + secs(10),
+        })
+        .await
+        .unwrap());
+    let oldest = |list: Vec<Unacknowledged>| {
+        list.into_iter()
+            .map(|u| (u.key, u.level, u.opened_at))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        oldest(store.oldest_unacknowledged(2).await.unwrap()),
+        [(keys[1].clone(), 0, t0 + secs(1)), (keys[0].clone(), 1, t0)]
+    );
+    // Levels at or past `levels` never escalate again, so they are not named.
+    assert_eq!(
+        oldest(store.oldest_unacknowledged(1).await.unwrap()),
+        [(keys[1].clone(), 0, t0 + secs(1))]
+    );
+    // Acknowledged incidents never escalate.
+    store
+        .transition(ManualChange {
+            key: keys[1].clone(),
+            to: IncidentStatus::Acknowledged,
+            by: "alice".into(),
+            work: Work::default(),
+            now: t0 + secs(20),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        oldest(store.oldest_unacknowledged(2).await.unwrap()),
+        [(keys[2].clone(), 0, t0 + secs(2)), (keys[0].clone(), 1, t0)]
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Runs
 // ---------------------------------------------------------------------------------------
@@ -1842,6 +1902,11 @@ async fn jobs_are_claimed_answered_and_expired(h: &dyn Harness) {
     let key = open(&*store, "o", "g", work, t0).await;
     let records = store.incident_jobs(&key).await.unwrap();
     assert_eq!(records.len(), 4);
+    // The job sweeper sleeps until the first claim window closes.
+    assert_eq!(
+        store.next_job_deadline().await.unwrap(),
+        Some(t0 + secs(10))
+    );
 
     let claimed = store.claim_jobs("web-1", t0, 2).await.unwrap();
     let probes: Vec<&str> = claimed.iter().map(|j| j.probe.as_str()).collect();
@@ -1912,6 +1977,16 @@ async fn jobs_are_claimed_answered_and_expired(h: &dyn Harness) {
         assert_eq!(end.claim_within, Duration::from_secs(10));
         assert_eq!(end.incident_key.as_deref(), Some(key.as_str()));
     }
+    // Only the running job is left: its answer's deadline is next.
+    let answer_by = store
+        .next_job_deadline()
+        .await
+        .unwrap()
+        .expect("a job is running");
+    assert!(
+        answer_by >= t0 + secs(20) && answer_by <= t0 + secs(60),
+        "{answer_by}"
+    );
     assert_eq!(expired[0].host_last_seen_at, Some(t0));
     assert_eq!(expired[1].host_last_seen_at, None, "web-2 never enrolled");
     assert!(expired[0]
@@ -1925,6 +2000,7 @@ async fn jobs_are_claimed_answered_and_expired(h: &dyn Harness) {
     assert_eq!(expired_running[0].probe, "disk_usage");
     assert!(expired_running[0].was_claimed);
     assert!(store.expire_jobs(late).await.unwrap().is_empty());
+    assert_eq!(store.next_job_deadline().await.unwrap(), None);
     assert_eq!(
         store.job_status(claimed[1].id).await.unwrap(),
         Some(JobStatus::Expired)
@@ -1975,6 +2051,7 @@ async fn held_jobs_wait_for_approval(h: &dyn Harness) {
     assert!(store.claim_jobs("web-1", t0, 10).await.unwrap().is_empty());
     // Held jobs have no deadline.
     assert!(store.expire_jobs(t0 + secs(3600)).await.unwrap().is_empty());
+    assert_eq!(store.next_job_deadline().await.unwrap(), None);
 
     let t1 = t0 + secs(3600);
     let hosts = store
@@ -1982,6 +2059,10 @@ async fn held_jobs_wait_for_approval(h: &dyn Harness) {
         .await
         .unwrap();
     assert_eq!(hosts, ["web-1", "web-2"]);
+    assert_eq!(
+        store.next_job_deadline().await.unwrap(),
+        Some(t1 + secs(30))
+    );
     let inc = store.incident(&key).await.unwrap().unwrap();
     let stamp = t1.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     assert_eq!(

@@ -235,6 +235,73 @@ impl Server {
         }
     }
 
+    /// Waits until every step of the incident's playbook runs has finished and returns the
+    /// incident. A follow-up run is journaled in the transaction that finishes the step it
+    /// follows, so from here on nothing more goes out for the incident until it changes.
+    pub async fn settled(&self, key: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, incident) = self.get(&format!("/api/v1/incidents/{key}")).await;
+            let steps = incident["deliveries"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if status == 200 && !steps.is_empty() && steps.iter().all(|d| d["status"] != "pending")
+            {
+                return incident;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the deliveries of {key} did not finish: {incident}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A value of the server's own metrics (`/metrics`), `None` while the line is absent.
+    pub async fn metric(&self, name: &str) -> Option<i64> {
+        let answer = self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("metrics reach vigil");
+        assert_eq!(answer.status().as_u16(), 200, "metrics");
+        let text = answer.text().await.unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// Moves the test clock forward and waits until the escalation sweeper has finished a
+    /// check at the new time or later: whatever was due by then has escalated, and whatever
+    /// has not was not due. Returns the new clock time (Unix ms).
+    pub async fn move_clock_and_settle(&self, seconds: i64) -> i64 {
+        let (status, moved) = self
+            .post(
+                "/api/v1/test/clock",
+                serde_json::json!({ "seconds": seconds }).to_string(),
+            )
+            .await;
+        assert_eq!(
+            status, 200,
+            "the test clock moves (VIGIL_TEST_CLOCK=1): {moved}"
+        );
+        let now_ms = moved["now_ms"].as_i64().expect("now_ms");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let checked = self.metric("vigil_escalation_checked_at_ms").await;
+            if checked.is_some_and(|at| at >= now_ms) {
+                return now_ms;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the escalation sweeper did not look at the moved clock ({now_ms}); last check at {checked:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Runs the CLI against this server's data directory.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(VIGIL)

@@ -78,7 +78,10 @@ pub(crate) async fn change_by_hand(
                     state.runner.wake();
                 }
             }
-            _ => tracing::info!(incident = %incident.key, by, "incident acknowledged"),
+            _ => {
+                tracing::info!(incident = %incident.key, by, "incident acknowledged");
+                state.escalation.poke();
+            }
         }
     }
     Ok(Some(incident))

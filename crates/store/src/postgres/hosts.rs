@@ -398,6 +398,18 @@ impl HostStore for PostgresStore {
         Ok(ended)
     }
 
+    async fn next_job_deadline(&self) -> Result<Option<Timestamp>> {
+        let client = self.client().await?;
+        let row = query_one(
+            &client,
+            "SELECT MIN(CASE status WHEN 'queued' THEN claim_by ELSE finish_by END)
+             FROM jobs WHERE status IN ('queued', 'running')",
+            &[],
+        )
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
     async fn approve_jobs(
         &self,
         incident_key: &str,

@@ -267,6 +267,36 @@ impl IncidentStore for PostgresStore {
         Ok(out)
     }
 
+    async fn oldest_unacknowledged(&self, levels: usize) -> Result<Vec<Unacknowledged>> {
+        let levels = i32::try_from(levels).unwrap_or(i32::MAX);
+        let client = self.client().await?;
+        // One index lookup per level.
+        let rows = query(
+            &client,
+            "SELECT d.key, d.opened_at, d.escalation_level
+             FROM generate_series(0, $1 - 1) AS l (level)
+             CROSS JOIN LATERAL (
+               SELECT key, opened_at, escalation_level FROM incidents
+               WHERE status = 'open' AND escalation_level = l.level
+               ORDER BY opened_at, id LIMIT 1
+             ) d
+             ORDER BY d.escalation_level",
+            &[&levels],
+        )
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key: String = row.try_get("key")?;
+            let level: i32 = row.try_get("escalation_level")?;
+            out.push(Unacknowledged {
+                level: super::unsigned(i64::from(level), &key, "escalation level")?,
+                opened_at: row.try_get("opened_at")?,
+                key,
+            });
+        }
+        Ok(out)
+    }
+
     async fn escalate(&self, escalation: Escalation) -> Result<bool> {
         let from = i32::try_from(escalation.from)
             .map_err(|_| StoreError::Task(format!("escalation level {}", escalation.from)))?;

@@ -9,7 +9,8 @@ use vigil_core::{Heartbeat, Host, Job, JobResult, JobStatus, TimelineKind};
 
 use super::incidents::{add_timeline, incident_id, incident_key};
 use super::{
-    exec, json_text, millis, one, parse_enum, parse_opt_time, parse_time, text, SqliteStore,
+    exec, from_millis, json_text, millis, one, parse_enum, parse_opt_time, parse_time, text,
+    SqliteStore,
 };
 use crate::{
     host_token_name, Enrollment, HostStore, JobEnd, JobRecord, NewHost, NewJob, Result, StoreError,
@@ -364,6 +365,23 @@ impl HostStore for SqliteStore {
                     ended.push(job);
                 }
                 Ok(ended)
+            })
+        })
+        .await
+    }
+
+    async fn next_job_deadline(&self) -> Result<Option<Timestamp>> {
+        self.blocking(|db| {
+            db.read(|tx| {
+                let due: Option<i64> = one(
+                    tx,
+                    "SELECT MIN(CASE status WHEN 'queued' THEN claim_by_ms ELSE finish_by_ms END)
+                     FROM jobs WHERE status IN ('queued', 'running')",
+                    [],
+                    |r| r.get(0),
+                )?;
+                due.map(|ms| from_millis(ms, || "next job deadline".into()))
+                    .transpose()
             })
         })
         .await

@@ -109,6 +109,36 @@ impl IncidentStore for SqliteStore {
         .await
     }
 
+    async fn oldest_unacknowledged(&self, levels: usize) -> Result<Vec<Unacknowledged>> {
+        self.blocking(move |db| {
+            db.read(|tx| {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT key, opened_at FROM incidents
+                     WHERE status = 'open' AND escalation_level = ?1
+                     ORDER BY opened_at, id LIMIT 1",
+                )?;
+                let mut out = Vec::new();
+                for level in 0..levels {
+                    let Some((key, opened_at)) = stmt
+                        .query_row([level as i64], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                        })
+                        .optional()?
+                    else {
+                        continue;
+                    };
+                    out.push(Unacknowledged {
+                        opened_at: parse_time(&opened_at, || format!("incident {key}: opened_at"))?,
+                        level: level as u32,
+                        key,
+                    });
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
     async fn escalate(&self, escalation: Escalation) -> Result<bool> {
         self.blocking(move |db| {
             db.write(|tx| {
