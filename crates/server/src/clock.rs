@@ -44,6 +44,10 @@ impl Clock {
         crate::jobs::now_ms() + *self.offset_ms.borrow()
     }
 
+    pub fn now(&self) -> vigil_core::Timestamp {
+        chrono::DateTime::from_timestamp_millis(self.now_ms()).unwrap_or_else(crate::now)
+    }
+
     /// Changes whenever the clock is moved: a sleeper waits on it besides its timer, then
     /// looks at the time again.
     pub fn moves(&self) -> watch::Receiver<i64> {
@@ -73,9 +77,5 @@ mod tests {
         assert!(!wall.advance(3_600_000));
         assert!(!moves.has_changed().expect("the clock is alive"));
         assert!(wall.now_ms() - crate::jobs::now_ms() < 60_000);
-    }
-
-    pub fn now(&self) -> vigil_core::Timestamp {
-        chrono::DateTime::from_timestamp_millis(self.now_ms()).unwrap_or_else(crate::now)
     }
 }

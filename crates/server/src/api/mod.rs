@@ -276,6 +276,7 @@ mod tests {
                 Duration::from_secs(30),
             )),
             processor: wake,
+            escalation: pipeline::Wake::default(),
             clock: Arc::new(clock::Clock::from_env()),
             sns_signatures: Arc::new(
                 crate::sns_signature::Verifier::new(Vec::new()).expect("HTTP client"),
