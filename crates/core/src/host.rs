@@ -25,6 +25,17 @@ pub struct Host {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Whether `name` may be enrolled as a host: DNS characters (plus `_`), at most 253 bytes,
+/// not starting with `-` or `.`, so it is safe in logs, URLs and file names.
+pub fn valid_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        && !name.starts_with(['-', '.'])
+}
+
 /// What an agent says about itself every interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -207,6 +218,27 @@ impl JobResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_names_follow_dns() {
+        let long = "a".repeat(253);
+        for ok in ["web-1", "db_2.eu.example.com", "1host", long.as_str()] {
+            assert!(valid_host_name(ok), "{ok}");
+        }
+        let too_long = "a".repeat(254);
+        for bad in [
+            "",
+            "-web",
+            ".web",
+            "web 1",
+            "web/1",
+            "wéb",
+            "a:9100",
+            too_long.as_str(),
+        ] {
+            assert!(!valid_host_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn probes_follow_the_metric() {

@@ -633,15 +633,6 @@ impl Inner {
     }
 }
 
-pub fn parse_state(text: &str) -> Option<State> {
-    match text {
-        "OK" => Some(State::Ok),
-        "ALARM" => Some(State::Alarm),
-        "INSUFFICIENT_DATA" => Some(State::InsufficientData),
-        _ => None,
-    }
-}
-
 /// CloudWatch's timestamp form inside `detail`: `2026-10-02T17:04:40.989+0000`.
 fn cloudwatch_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)

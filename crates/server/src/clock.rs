@@ -1,22 +1,28 @@
-//! Time as the escalation sweeper and the SNS certificate validity check see it. Tests
-//! must not sleep for minutes (or days), so with `VIGIL_TEST_CLOCK=1` in the environment
-//! the admin may move this clock forward
-//! (`POST /api/v1/test/clock`); without it the endpoint answers 404 and the clock is the
-//! wall clock.
+//! The server's only source of "now". Tests must not sleep for minutes (or days), so with
+//! `VIGIL_TEST_CLOCK=1` in the environment the admin may move this clock forward
+//! (`POST /api/v1/test/clock`), and everything that reads the time — escalation, SNS
+//! certificate validity, job expiry, run deadlines, timestamps written to the store — sees
+//! the moved time together. Without it the endpoint answers 404 and this is the wall clock.
+//!
+//! The offset is process-wide, as the environment variable that allows moving it is.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use vigil_core::Timestamp;
+
 pub const TEST_CLOCK_ENV: &str = "VIGIL_TEST_CLOCK";
 
+/// How far a test has moved the clock, in milliseconds; 0 unless the clock is movable.
+static OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Whether this server's clock may be moved.
 pub struct Clock {
-    offset_ms: AtomicI64,
     movable: bool,
 }
 
 impl Clock {
     pub fn from_env() -> Clock {
         Clock {
-            offset_ms: AtomicI64::new(0),
             movable: std::env::var(TEST_CLOCK_ENV).is_ok_and(|v| v == "1"),
         }
     }
@@ -28,12 +34,46 @@ impl Clock {
     /// Moves the clock forward; false when this is the wall clock.
     pub fn advance(&self, ms: i64) -> bool {
         if self.movable {
-            self.offset_ms.fetch_add(ms.max(0), Ordering::SeqCst);
+            OFFSET_MS.fetch_add(ms.max(0), Ordering::SeqCst);
         }
         self.movable
     }
+}
 
-    pub fn now_ms(&self) -> i64 {
-        crate::jobs::now_ms() + self.offset_ms.load(Ordering::SeqCst)
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now()
+        .timestamp_millis()
+        .saturating_add(OFFSET_MS.load(Ordering::SeqCst))
+}
+
+/// The current time at the store's precision (milliseconds), so a value read back equals
+/// the value written.
+pub fn now() -> Timestamp {
+    Timestamp::from_timestamp_millis(now_ms()).unwrap_or(Timestamp::MAX_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_movable_clock_moves_every_reading_and_the_wall_clock_does_not() {
+        let wall = Clock { movable: false };
+        let before = now_ms();
+        assert!(!wall.advance(3_600_000));
+        assert!(now_ms() - before < 3_600_000);
+
+        let test = Clock { movable: true };
+        let before = now();
+        assert!(test.advance(3_600_000));
+        let (ms, at) = (now_ms(), now());
+        assert!(ms - before.timestamp_millis() >= 3_600_000);
+        assert!(at - before >= chrono::Duration::hours(1));
+        assert_eq!(at.timestamp_subsec_nanos() % 1_000_000, 0);
+        // Backwards is refused: time in the store must not run back.
+        assert!(test.advance(-7_200_000));
+        assert!(now_ms() >= ms);
+        OFFSET_MS.fetch_sub(3_600_000, Ordering::SeqCst);
     }
 }

@@ -13,7 +13,6 @@ use serde_json::json;
 use vigil_core::{Event, TimelineKind};
 use vigil_store::{Escalation, Note, Store};
 
-use crate::clock::Clock;
 use crate::ownership::Ownership;
 use crate::pipeline::Wake;
 
@@ -26,7 +25,6 @@ pub const SOURCE: &str = "vigil.incidents";
 pub fn spawn(
     store: Arc<dyn Store>,
     ownership: Arc<Ownership>,
-    clock: Arc<Clock>,
     processor: Wake,
     after_minutes: Vec<u64>,
 ) {
@@ -38,7 +36,7 @@ pub fn spawn(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match escalate_due(store.as_ref(), &ownership, &clock, &after_minutes).await {
+            match escalate_due(store.as_ref(), &ownership, &after_minutes).await {
                 Ok(0) => {}
                 Ok(_) => processor.poke(),
                 Err(e) => tracing::error!(error = %e, "escalation check failed"),
@@ -51,10 +49,9 @@ pub fn spawn(
 async fn escalate_due(
     store: &dyn Store,
     ownership: &Ownership,
-    clock: &Clock,
     after_minutes: &[u64],
 ) -> Result<usize, vigil_store::StoreError> {
-    let now_ms = clock.now_ms();
+    let now_ms = crate::now_ms();
     let cutoffs = after_minutes
         .iter()
         .map(|minutes| {

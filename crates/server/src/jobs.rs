@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::Notify;
 use vigil_actions::Step;
 use vigil_core::{probes_for, AlarmFacts, AlarmState, Host, TimelineKind, Timestamp};
@@ -181,10 +180,6 @@ fn describe_host(host: &Host, now: Timestamp) -> String {
         ),
         None => format!("agent on {} last seen at {last_seen}", host.name),
     }
-}
-
-pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
 }
 
 /// Expires overdue jobs every half second, for as long as the server runs. An expiry ends

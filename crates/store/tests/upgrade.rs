@@ -61,7 +61,7 @@ async fn a_schema_5_database_migrates_with_nothing_lost() {
             "dan@example.com".to_string()
         ]
     );
-    let later = vigil_store::now() + chrono::Duration::hours(1);
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
     let claimed = store
         .claim_steps("upgrade-test", later, Duration::from_secs(60), 100)
         .await

@@ -8,7 +8,6 @@ mod hosts;
 mod incidents;
 mod ingest;
 
-pub use hosts::valid_host_name;
 pub(crate) use incidents::change_by_hand;
 
 use axum::extract::rejection::BytesRejection;

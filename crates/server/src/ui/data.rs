@@ -16,8 +16,8 @@ use vigil_store::{IncidentFilter, Store};
 
 use super::session::SessionInfo;
 use super::{UiError, UiState};
-use crate::jobs::now_ms;
 use crate::now;
+use crate::now_ms;
 
 /// Incidents one list call looks through, newest first; filters apply within them.
 const SCAN: usize = 1000;
