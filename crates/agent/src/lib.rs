@@ -6,6 +6,8 @@
 //!   `top_mem`, `disk_usage`, `system_summary`, the collector's status and restart, and
 //!   `command:NAME` for commands in the local allow-list.
 //! * [`allowlist`] — that allow-list, a TOML file the host's owner writes.
+//! * [`redact`] — passwords, tokens and keys masked in every probe's output before it
+//!   leaves the host.
 //! * [`runtime`] — the network side: metric batches and heartbeats to the server, and the
 //!   job long poll.
 //!
@@ -15,4 +17,5 @@
 pub mod allowlist;
 pub mod collect;
 pub mod probes;
+pub mod redact;
 pub mod runtime;

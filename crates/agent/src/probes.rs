@@ -29,6 +29,7 @@ use serde_json::Value;
 
 use crate::allowlist::AllowList;
 use crate::collect::CollectError;
+use crate::redact::Redactor;
 
 mod command;
 mod disk;
@@ -58,16 +59,20 @@ pub struct ProbeContext {
     pub output_cap: usize,
     /// Per probe.
     pub timeout: Duration,
+    /// Masks secrets in every probe's output.
+    pub redactor: Redactor,
 }
 
 impl ProbeContext {
-    /// A context with [`DEFAULT_OUTPUT_CAP`] and [`DEFAULT_TIMEOUT`].
+    /// A context with [`DEFAULT_OUTPUT_CAP`], [`DEFAULT_TIMEOUT`] and the built-in
+    /// redaction rules.
     pub fn new(collector: Arc<CollectorHealth>, allow_list: AllowList) -> ProbeContext {
         ProbeContext {
             collector,
             allow_list,
             output_cap: DEFAULT_OUTPUT_CAP,
             timeout: DEFAULT_TIMEOUT,
+            redactor: Redactor::default(),
         }
     }
 }
@@ -177,7 +182,8 @@ impl Args {
     }
 }
 
-/// Runs a probe by name, giving up after `ctx.timeout`.
+/// Runs a probe by name, giving up after `ctx.timeout`. Its output is redacted (see
+/// [`crate::redact`]) before it is capped, whatever the probe.
 ///
 /// The probe runs on its own thread; if it overruns (a `statvfs` stuck on a dead NFS
 /// server, say) `run` returns [`ProbeError::TimedOut`] and leaves the thread behind.
@@ -201,7 +207,17 @@ pub fn run(name: &str, args: &Value, ctx: &ProbeContext) -> Result<ProbeOutput, 
             "the probe crashed; the agent's log has the panic message".into(),
         )),
     })?;
-    Ok(cap_output(output, ctx.output_cap))
+    Ok(cap_output(
+        redact_output(output, &ctx.redactor),
+        ctx.output_cap,
+    ))
+}
+
+fn redact_output(mut out: ProbeOutput, redactor: &Redactor) -> ProbeOutput {
+    if let std::borrow::Cow::Owned(clean) = redactor.text(&out.output) {
+        out.output = clean;
+    }
+    out
 }
 
 fn timed_out(timeout: Duration) -> ProbeError {
@@ -231,8 +247,8 @@ fn execute(
     deadline: Instant,
 ) -> Result<ProbeOutput, ProbeError> {
     let text = match probe {
-        Probe::TopCpu => process::top_cpu(args.top, deadline)?,
-        Probe::TopMem => process::top_mem(args.top)?,
+        Probe::TopCpu => process::top_cpu(args.top, deadline, &ctx.redactor)?,
+        Probe::TopMem => process::top_mem(args.top, &ctx.redactor)?,
         Probe::DiskUsage => disk::disk_usage(
             disk::DiskArgs {
                 path: args.path.as_deref(),
@@ -241,7 +257,7 @@ fn execute(
             },
             deadline,
         )?,
-        Probe::SystemSummary => summary::system_summary(deadline)?,
+        Probe::SystemSummary => summary::system_summary(deadline, &ctx.redactor)?,
         Probe::CollectorStatus => return Ok(collector_status(&ctx.collector.snapshot())),
         Probe::CollectorRestart => collector_restart(&ctx.collector, ctx.timeout, deadline)?,
         Probe::Command(name) => {

@@ -14,6 +14,7 @@ use vigil_core::{Heartbeat, Job, JobResult, JobStatus, MetricBatch, MetricSample
 use crate::allowlist::{AllowList, AllowListError};
 use crate::collect::Collector;
 use crate::probes::{self, CollectorHealth, ProbeContext, ProbeError};
+use crate::redact::{RedactError, Redactor};
 
 /// Agent settings. Every key but `server`, `token` and `name` has a default; flags on
 /// `vigil agent` override the file.
@@ -39,6 +40,9 @@ pub struct AgentConfig {
     /// Metric batches kept while the server is unreachable; the oldest are dropped (and
     /// counted) beyond this. Default 360 (an hour at 10 s).
     pub buffer_batches: usize,
+    /// Regular expressions whose matches in probe output become `***`, on top of the
+    /// built-in secret shapes (see `redact`). Default: none.
+    pub redact_patterns: Vec<String>,
 }
 
 impl Default for AgentConfig {
@@ -54,6 +58,7 @@ impl Default for AgentConfig {
             output_cap_bytes: 64 * 1024,
             probe_timeout_secs: 10,
             buffer_batches: 360,
+            redact_patterns: Vec::new(),
         }
     }
 }
@@ -66,6 +71,8 @@ pub enum AgentError {
     Missing(&'static str),
     #[error(transparent)]
     AllowList(#[from] AllowListError),
+    #[error("{0}; fix the pattern in the agent config or --redact")]
+    Redact(#[from] RedactError),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
 }
@@ -122,14 +129,6 @@ impl AgentHandle {
     }
 }
 
-/// Runs the agent until the process ends.
-pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
-    let (handle, task) = start(config)?;
-    let _ = handle;
-    task.await;
-    Ok(())
-}
-
 /// Starts the agent's loops; returns a handle and the future that drives the network side.
 pub fn start(
     config: AgentConfig,
@@ -139,6 +138,7 @@ pub fn start(
         Some(path) => AllowList::load(path)?,
         None => AllowList::default(),
     };
+    let redactor = Redactor::new(&config.redact_patterns)?;
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(POLL_WAIT_SECS + 10))
@@ -157,6 +157,7 @@ pub fn start(
         allow_list,
         output_cap: config.output_cap_bytes,
         timeout: Duration::from_secs(config.probe_timeout_secs.max(1)),
+        redactor,
     });
     let link = Link {
         http,

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use vigil_agent::allowlist::AllowList;
 use vigil_agent::collect::Collector;
 use vigil_agent::probes::{run, CollectorHealth, ProbeContext, ProbeError};
+use vigil_agent::redact::Redactor;
 
 const ALLOW_LIST: &str = r#"
 [commands]
@@ -20,6 +21,7 @@ fail = ["/usr/bin/false"]
 env = ["/usr/bin/env"]
 count = ["/usr/bin/seq", "1", "100000"]
 nap = ["/usr/bin/sleep", "987"]
+secrets = ["/bin/echo", "db token=abc123 licence corp-4242"]
 "#;
 
 fn ctx() -> ProbeContext {
@@ -104,6 +106,57 @@ fn top_cpu_finds_a_cpu_burner() {
     assert!(cpu > 20.0, "yes at {cpu}%\n{text}");
     assert_eq!(row[6], "/usr/bin/yes");
     assert_eq!(row[2], std::process::id().to_string(), "PPID");
+}
+
+/// A shell that spins with a password on its command line.
+fn secret_burner() -> Reaped {
+    Reaped(
+        Command::new("/bin/sh")
+            .args([
+                "-c",
+                "while :; do :; done",
+                "sh",
+                "--password=hunter2",
+                "--token",
+                "vgl_AbCdEfGhIjKlMnOpQrStUv",
+            ])
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn process_tables_mask_secrets_in_command_lines() {
+    let _turn = cpu_heavy();
+    let burner = secret_burner();
+    let pid = burner.0.id();
+    let expected = "sh -c while :; do :; done sh --password=*** --token ***";
+    std::thread::sleep(Duration::from_millis(100));
+    for (probe, args) in [
+        ("top_cpu", json!({"top": 3})),
+        ("top_mem", json!({"top": 100000})),
+        ("system_summary", json!({})),
+    ] {
+        let out = run(probe, &args, &ctx()).unwrap();
+        let text = &out.output;
+        assert!(!text.contains("hunter2"), "{probe}:\n{text}");
+        assert!(!text.contains("vgl_AbCd"), "{probe}:\n{text}");
+        let row = text
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(&pid.to_string()))
+            .unwrap_or_else(|| panic!("{probe} does not list the burner (pid {pid}):\n{text}"));
+        assert!(row.ends_with(expected), "{probe}: {row}");
+    }
+}
+
+#[test]
+fn every_probe_output_is_redacted_with_extra_patterns_too() {
+    let mut ctx = ctx();
+    let out = run("command:secrets", &no_args(), &ctx).unwrap();
+    assert_eq!(out.output, "db token=*** licence corp-4242\n");
+    ctx.redactor = Redactor::new(&["corp-[0-9]+"]).unwrap();
+    let out = run("command:secrets", &no_args(), &ctx).unwrap();
+    assert_eq!(out.output, "db token=*** licence ***\n");
 }
 
 #[test]

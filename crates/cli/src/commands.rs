@@ -1,8 +1,10 @@
 use std::io::Read;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use serde_json::Value;
+use vigil_agent::runtime::AgentHandle;
 use vigil_server::Config;
 
 use crate::client::Client;
@@ -50,7 +52,12 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             start_server(config, false).await
         }
-        Command::Alarms { json, client } => list_alarms(&client, json).await,
+        Command::Alarms {
+            state,
+            appcode,
+            json,
+            client,
+        } => list_alarms(&client, state, appcode, json).await,
         Command::Agent(args) => run_agent(args).await,
         Command::Host { action } => match action {
             HostAction::Add {
@@ -74,7 +81,11 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .await
             }
         },
-        Command::Hosts { json, client } => list_hosts(&client, json).await,
+        Command::Hosts {
+            state,
+            json,
+            client,
+        } => list_hosts(&client, state, json).await,
         Command::App { action } => app_command(action).await,
         Command::Report {
             appcode,
@@ -155,11 +166,18 @@ fn init_logging() {
 
 async fn start_server(config: Config, with_agent: bool) -> anyhow::Result<()> {
     init_logging();
+    let agent = Arc::new(OnceLock::new());
+    let without = if with_agent {
+        "the built-in agent is not running (yet, or it could not start: see the log above)"
+    } else {
+        "this vigil runs no agent (--no-agent, or `vigil server`)"
+    };
+    stop_collector_on_usr1(agent.clone(), without)?;
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<(String, String)>();
     if with_agent {
         tokio::spawn(async move {
             if let Ok((url, admin_token)) = started_rx.await {
-                if let Err(e) = run_local_agent(url, admin_token).await {
+                if let Err(e) = run_local_agent(url, admin_token, agent).await {
                     tracing::error!(error = %format!("{e:#}"), "the local agent could not start");
                 }
             }
@@ -179,9 +197,39 @@ async fn start_server(config: Config, with_agent: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// SIGUSR1 stops metric collection (as if the collector died), to exercise the no-data
+/// playbook on a real host; a collector_restart probe starts it again. The handler is
+/// installed before anything else: the signal's default action would end the process.
+/// `without` says why there is nothing to stop while `agent` is unset.
+fn stop_collector_on_usr1(
+    agent: Arc<OnceLock<AgentHandle>>,
+    without: &'static str,
+) -> anyhow::Result<()> {
+    let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .context("installing the SIGUSR1 handler")?;
+    tokio::spawn(async move {
+        while signal.recv().await.is_some() {
+            match agent.get() {
+                Some(handle) => {
+                    tracing::info!("SIGUSR1: stopping the metric collector");
+                    handle.stop_collector();
+                }
+                None => {
+                    tracing::warn!("SIGUSR1: {without}, so there is no metric collector to stop")
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
 /// `vigil up` watches its own host: it enrolls it (a fresh token each start) and runs the
 /// agent in-process.
-async fn run_local_agent(url: String, admin_token: String) -> anyhow::Result<()> {
+async fn run_local_agent(
+    url: String,
+    admin_token: String,
+    agent: Arc<OnceLock<AgentHandle>>,
+) -> anyhow::Result<()> {
     let client = Client::new(url.clone(), admin_token)?;
     let name = vigil_agent::runtime::local_host_name();
     let enrolled = client
@@ -202,8 +250,10 @@ async fn run_local_agent(url: String, admin_token: String) -> anyhow::Result<()>
         name: name.clone(),
         ..Default::default()
     };
+    let (handle, task) = vigil_agent::runtime::start(config)?;
+    let _ = agent.set(handle);
     tracing::info!(host = %name, "local agent started");
-    vigil_agent::runtime::run(config).await?;
+    task.await;
     Ok(())
 }
 
@@ -225,17 +275,13 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     if let Some(interval) = args.interval {
         config.interval_secs = interval;
     }
+    config.redact_patterns.extend(args.redact);
     let name = config.name.clone();
     let (handle, task) = vigil_agent::runtime::start(config)?;
-    // SIGUSR1 stops metric collection (as if the collector died), to exercise the no-data
-    // playbook on a real host; a collector_restart probe starts it again.
-    let mut stop_signal =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
-    tokio::spawn(async move {
-        while stop_signal.recv().await.is_some() {
-            handle.stop_collector();
-        }
-    });
+    stop_collector_on_usr1(
+        Arc::new(OnceLock::from(handle)),
+        "the agent has not started",
+    )?;
     tracing::info!(host = %name, "agent started");
     task.await;
     Ok(())
@@ -277,9 +323,13 @@ async fn revoke_host(args: &ClientArgs, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn list_hosts(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
+async fn list_hosts(args: &ClientArgs, state: Option<String>, json: bool) -> anyhow::Result<()> {
     let client = Client::from_args(args)?;
-    let body = client.get("/api/v1/hosts").await?;
+    let path = match &state {
+        Some(state) => format!("/api/v1/hosts?state={}", urlencode(state)),
+        None => "/api/v1/hosts".to_string(),
+    };
+    let body = client.get(&path).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
@@ -290,12 +340,15 @@ async fn list_hosts(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
         .cloned()
         .unwrap_or_default();
     if hosts.is_empty() {
-        println!("no hosts enrolled; add one with `vigil host add NAME`");
+        match state {
+            Some(state) => println!("no {state} hosts"),
+            None => println!("no hosts; add one with `vigil host add NAME`"),
+        }
         return Ok(());
     }
     println!(
-        "{:<24} {:<20} {:<8} {:<9} {:<12} APPCODE",
-        "HOST", "LAST SEEN", "AGENT", "COLLECTOR", "STATUS"
+        "{:<24} {:<10} {:<20} {:<8} {:<9} APPCODE",
+        "HOST", "STATE", "LAST SEEN", "AGENT", "COLLECTOR"
     );
     for host in hosts {
         let text = |field: &str| {
@@ -309,18 +362,13 @@ async fn list_hosts(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
             Some(false) => "stopped",
             None => "-",
         };
-        let status = if host.get("revoked_at").is_some_and(|v| !v.is_null()) {
-            "revoked"
-        } else {
-            "enrolled"
-        };
         println!(
-            "{:<24} {:<20} {:<8} {:<9} {:<12} {}",
+            "{:<24} {:<10} {:<20} {:<8} {:<9} {}",
             text("name"),
+            text("state"),
             text("last_seen_at").chars().take(19).collect::<String>(),
             text("agent_version"),
             collector,
-            status,
             text("appcode"),
         );
     }
@@ -445,58 +493,106 @@ async fn app_command(action: AppAction) -> anyhow::Result<()> {
     }
 }
 
-async fn list_alarms(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
+/// Longest reason shown in the table; `--json` has the whole text.
+const REASON_WIDTH: usize = 100;
+
+async fn list_alarms(
+    args: &ClientArgs,
+    state: Option<String>,
+    appcode: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
     let client = Client::from_args(args)?;
-    let body = client.get("/api/v1/alarms").await?;
+    let mut query = Vec::new();
+    if let Some(state) = &state {
+        query.push(format!("state={}", urlencode(state)));
+    }
+    if let Some(appcode) = &appcode {
+        query.push(format!("appcode={}", urlencode(appcode)));
+    }
+    let path = if query.is_empty() {
+        "/api/v1/alarms".to_string()
+    } else {
+        format!("/api/v1/alarms?{}", query.join("&"))
+    };
+    let body = client.get(&path).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
     }
-    let instances = body
-        .get("instances")
+    let alarms = body
+        .get("alarms")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let defined = body
-        .get("alarms")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
-    if instances.is_empty() {
-        println!("{defined} alarms defined, none has a series to judge yet");
+    if alarms.is_empty() {
+        println!("no alarms");
         return Ok(());
     }
     println!(
-        "{:<18} {:>10} {:>10}  {:<20} {:<28} SERIES",
-        "STATE", "VALUE", "THRESHOLD", "SINCE", "ALARM"
+        "{:<18} {:>10} {:>10}  {:<20} {:<28} {:<20} {:<16} REASON",
+        "STATE", "VALUE", "THRESHOLD", "SINCE", "ALARM", "HOST", "APPCODE"
     );
-    for row in instances {
-        let text = |field: &str| {
-            row.get(field)
-                .and_then(Value::as_str)
-                .unwrap_or("-")
-                .to_string()
-        };
-        let number = |field: &str| {
-            row.get(field)
-                .and_then(Value::as_f64)
-                .map_or("-".to_string(), |v| format!("{v:.2}"))
-        };
-        let since = row
-            .get("since_ms")
-            .and_then(Value::as_i64)
-            .and_then(chrono::DateTime::from_timestamp_millis)
-            .map_or("-".to_string(), |t| {
-                t.format("%Y-%m-%d %H:%M:%S").to_string()
-            });
-        println!(
-            "{:<18} {:>10} {:>10}  {:<20} {:<28} {}",
-            text("state"),
-            number("value"),
-            number("threshold"),
-            since,
-            text("alarm"),
-            text("series"),
-        );
+    for alarm in alarms {
+        let name = alarm
+            .get("AlarmName")
+            .and_then(Value::as_str)
+            .unwrap_or("-");
+        let instances = alarm
+            .get("instances")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if instances.is_empty() {
+            println!(
+                "{:<18} {:>10} {:>10}  {:<20} {:<28} {:<20} {:<16} no series to judge yet",
+                "-",
+                "-",
+                alarm
+                    .get("Threshold")
+                    .and_then(Value::as_f64)
+                    .map_or("-".to_string(), |v| format!("{v:.2}")),
+                "-",
+                name,
+                "-",
+                alarm.get("Appcode").and_then(Value::as_str).unwrap_or("-"),
+            );
+        }
+        for row in instances {
+            let text = |field: &str| {
+                row.get(field)
+                    .and_then(Value::as_str)
+                    .unwrap_or("-")
+                    .to_string()
+            };
+            let number = |field: &str| {
+                row.get(field)
+                    .and_then(Value::as_f64)
+                    .map_or("-".to_string(), |v| format!("{v:.2}"))
+            };
+            let since = row
+                .get("since_ms")
+                .and_then(Value::as_i64)
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .map_or("-".to_string(), |t| {
+                    t.format("%Y-%m-%d %H:%M:%S").to_string()
+                });
+            let mut reason: String = text("reason").chars().take(REASON_WIDTH).collect();
+            if row.get("restored").and_then(Value::as_bool) == Some(true) {
+                reason.push_str(" (kept from before the restart; no data since)");
+            }
+            println!(
+                "{:<18} {:>10} {:>10}  {:<20} {:<28} {:<20} {:<16} {}",
+                text("state"),
+                number("value"),
+                number("threshold"),
+                since,
+                name,
+                text("host"),
+                text("appcode"),
+                reason,
+            );
+        }
     }
     Ok(())
 }

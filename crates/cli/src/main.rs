@@ -66,8 +66,12 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
-    /// List enrolled hosts: last seen, agent version, collector state.
+    /// List hosts: lifecycle state (declared, enrolled, reporting, silent, revoked), last
+    /// seen, agent version, collector state.
     Hosts {
+        /// Only hosts in this state: declared, enrolled, reporting, silent or revoked
+        #[arg(long)]
+        state: Option<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -81,8 +85,14 @@ enum Command {
         #[arg(long)]
         graphite: Option<String>,
     },
-    /// List alarm instances: state, current value, threshold, last change.
+    /// List alarms with each instance's state, value, reason and last change.
     Alarms {
+        /// Only instances in this state: OK, ALARM or INSUFFICIENT_DATA
+        #[arg(long)]
+        state: Option<String>,
+        /// Only instances of this Appcode (the alarm's, else its host's binding)
+        #[arg(long)]
+        appcode: Option<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -122,7 +132,7 @@ enum Command {
 #[derive(Args)]
 pub struct AgentArgs {
     /// Agent config file (TOML): server, token, name, interval_secs, labels, appcode,
-    /// allow_list, output_cap_bytes, probe_timeout_secs, buffer_batches
+    /// allow_list, output_cap_bytes, probe_timeout_secs, buffer_batches, redact_patterns
     #[arg(long)]
     config: Option<PathBuf>,
     /// Server URL, e.g. http://10.0.0.5:8080
@@ -137,6 +147,10 @@ pub struct AgentArgs {
     /// Seconds between samples and heartbeats [default: 10]
     #[arg(long)]
     interval: Option<u64>,
+    /// A regular expression whose matches in probe output become `***`, besides the
+    /// built-in secret shapes; repeat for several (added to the file's redact_patterns)
+    #[arg(long = "redact", value_name = "REGEX")]
+    redact: Vec<String>,
 }
 
 #[derive(Subcommand)]

@@ -1,5 +1,7 @@
 //! A server and three real agent processes on loopback: diagnostics from real probes on
-//! real load, the no-data playbook, an unreachable host, and what must be refused.
+//! real load, the no-data playbook, an unreachable host, and what must be refused; each
+//! host's lifecycle (declared, enrolled, reporting, silent, revoked) in the API, the CLI
+//! and on incident timelines.
 
 mod common;
 
@@ -278,15 +280,21 @@ steps = [{ type = "incident" }, { type = "diagnose", probes = ["no_such_probe", 
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // CPU and network rates need two readings, so they start with the second batch.
+    let has_cpu = |host: &Value| {
+        host["last_metrics"]["samples"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["name"] == "CPUUtilization"))
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     let host2 = loop {
         let (_, host2) = server.get("/api/v1/hosts/agent-2").await;
-        if host2["last_metrics"].is_object() {
+        if has_cpu(&host2) {
             break host2;
         }
         assert!(
             Instant::now() < deadline,
-            "agent-2 sent no metrics: {host2}"
+            "agent-2 sent no CPU metrics: {host2}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -671,4 +679,414 @@ async fn an_agent_buffers_while_the_server_is_down_and_resends() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     drop(agent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_on_command_lines_never_reach_the_incident() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &["--no-agent"]).await;
+    let token = enroll(&server, "secret-host").await;
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server = \"{}\"\ntoken = \"{token}\"\nname = \"secret-host\"\ninterval_secs = 1\nredact_patterns = [\"corp-[0-9]+\"]\n",
+            server.url
+        ),
+    )
+    .expect("agent config");
+    let _agent = Agent::start(
+        &server,
+        "secret-host",
+        &token,
+        Some(&config),
+        &dir.path().join("agent.log"),
+    );
+    // Burns CPU, so top_cpu lists it, with secrets in its arguments.
+    let burner = Load(
+        Command::new("/bin/sh")
+            .args([
+                "-c",
+                "while :; do :; done",
+                "sh",
+                "--password=hunter2",
+                "licence",
+                "corp-4242",
+            ])
+            .spawn()
+            .expect("start a CPU burner"),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_about(
+                "secret-1",
+                "secret-host CPU high",
+                "secret-host",
+                "CPUUtilization",
+                "ALARM",
+            )
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let timeline = timeline_of(&server, "secret-host CPU high", "top_cpu output", |t| {
+        !entries(t, "diagnostics").is_empty()
+    })
+    .await;
+    let output = entries(&timeline, "diagnostics")[0].to_string();
+    drop(burner);
+    assert!(output.starts_with("top_cpu on secret-host"), "{output}");
+
+    let key = server
+        .incidents()
+        .await
+        .iter()
+        .find(|i| i["alarm_name"] == "secret-host CPU high")
+        .and_then(|i| i["key"].as_str())
+        .map(String::from)
+        .expect("the incident");
+    let (status, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+    assert_eq!(status, 200);
+    let json = incident.to_string();
+    for secret in ["hunter2", "corp-4242", &token] {
+        assert!(
+            !json.contains(secret),
+            "{secret} is on the incident:\n{output}"
+        );
+    }
+    assert!(
+        output
+            .lines()
+            .any(|l| l.ends_with("sh -c while :; do :; done sh --password=*** licence ***")),
+        "the burner's row, masked, in:\n{output}"
+    );
+}
+
+#[test]
+fn an_invalid_redact_pattern_stops_the_agent_at_start() {
+    let output = Command::new(VIGIL)
+        .args([
+            "agent",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token",
+            "vgl_not-a-real-token",
+            "--name",
+            "bad-pattern",
+            "--redact",
+            "corp-[0-9",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run vigil agent");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("redact_patterns[0] `corp-[0-9` is not a valid regular expression"),
+        "{stderr}"
+    );
+}
+
+fn send_usr1(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-USR1", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+async fn assert_healthy(server: &Server) {
+    assert!(server.is_running(), "the server died of SIGUSR1");
+    let answer = server
+        .http
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .expect("/healthz answers after SIGUSR1");
+    assert!(
+        answer.status().is_success(),
+        "/healthz: {}",
+        answer.status()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usr1_on_vigil_up_stops_its_built_in_collector_not_the_server() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path()).await;
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_string();
+    let collector_running = |host: &Value| host["collector"]["running"].as_bool();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, host) = server.get(&format!("/api/v1/hosts/{hostname}")).await;
+        if collector_running(&host) == Some(true) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the built-in agent never reported a running collector: {host}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    send_usr1(server.pid());
+    // The collector notices at its next round and the heartbeat after that says so,
+    // each at most one interval (10 s) away.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, host) = server.get(&format!("/api/v1/hosts/{hostname}")).await;
+        if collector_running(&host) == Some(false) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the built-in agent never reported its collector stopped: {host}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_healthy(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usr1_on_vigil_up_without_an_agent_is_logged_not_fatal() {
+    let dir = temp_dir();
+    let server = Server::start_with(dir.path(), &["--no-agent"]).await;
+    send_usr1(server.pid());
+    let log = dir.path().join("server.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("there is no metric collector to stop") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGUSR1 was not logged:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_healthy(&server).await;
+}
+
+const LIFECYCLE_TREE: &str = r#"
+[[apps]]
+appcode = "fleet"
+name = "Fleet"
+kind = "application"
+
+[[hosts]]
+name = "web-07"
+appcode = "fleet"
+"#;
+
+/// Each host's `state` in `GET /api/v1/hosts`.
+async fn host_states(server: &Server) -> std::collections::BTreeMap<String, String> {
+    let (status, body) = server.get("/api/v1/hosts").await;
+    assert_eq!(status, 200, "{body}");
+    body["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| {
+            Some((
+                h["name"].as_str()?.to_string(),
+                h["state"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// Each host's STATE column in `vigil hosts`.
+fn cli_host_states(server: &Server, args: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let output = server.cli(&[&["hosts"], args].concat());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let mut lines = stdout.lines();
+    let header = lines.next().unwrap_or_default();
+    assert!(
+        header.starts_with("HOST") && header.contains("STATE"),
+        "{stdout}"
+    );
+    lines
+        .filter_map(|l| {
+            let mut fields = l.split_whitespace();
+            Some((fields.next()?.to_string(), fields.next()?.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_show_their_lifecycle_in_the_api_the_cli_and_incident_timelines() {
+    let dir = temp_dir();
+    let server = Server::start_env(dir.path(), &["--no-agent"], &[("VIGIL_TEST_CLOCK", "1")]).await;
+    let tree = dir.path().join("tree.toml");
+    std::fs::write(&tree, LIFECYCLE_TREE).expect("tree file");
+    let imported = server.cli(&["app", "import", tree.to_str().expect("path")]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    enroll(&server, "web-enrolled").await;
+    let live_token = enroll(&server, "web-live").await;
+    let agent = Agent::start(
+        &server,
+        "web-live",
+        &live_token,
+        None,
+        &dir.path().join("web-live.log"),
+    );
+    enroll(&server, "web-gone").await;
+    let revoked = server.cli(&["host", "revoke", "web-gone"]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while host_states(&server)
+        .await
+        .get("web-live")
+        .map(String::as_str)
+        != Some("reporting")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "web-live never reported: {:?}",
+            host_states(&server).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let expected: std::collections::BTreeMap<String, String> = [
+        ("web-07", "declared"),
+        ("web-enrolled", "enrolled"),
+        ("web-gone", "revoked"),
+        ("web-live", "reporting"),
+    ]
+    .into_iter()
+    .map(|(h, s)| (h.to_string(), s.to_string()))
+    .collect();
+    assert_eq!(host_states(&server).await, expected);
+    assert_eq!(cli_host_states(&server, &[]), expected);
+    let (_, declared) = server.get("/api/v1/hosts/web-07").await;
+    assert_eq!(declared["state"], "declared", "{declared}");
+    assert_eq!(declared["enrolled_at"], Value::Null, "{declared}");
+    assert_eq!(
+        declared["revoked_at"],
+        Value::Null,
+        "never enrolled, so never revoked: {declared}"
+    );
+    let (_, only) = server.get("/api/v1/hosts?state=declared").await;
+    let names: Vec<&str> = only["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["name"].as_str())
+        .collect();
+    assert_eq!(names, ["web-07"]);
+    let (status, bad) = server.get("/api/v1/hosts?state=lost").await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["error"].as_str().is_some_and(|e| e.contains("`lost`")
+            && e.contains("declared, enrolled, reporting, silent, revoked")),
+        "{bad}"
+    );
+    // Revoking a host that was only declared changes nothing: it has no token.
+    let (status, answer) = server.post("/api/v1/hosts/web-07/revoke", "").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["changed"], false, "{answer}");
+    assert_eq!(
+        host_states(&server).await.get("web-07").map(String::as_str),
+        Some("declared")
+    );
+
+    // Incidents about hosts no agent can answer for say why on their timelines.
+    for (id, alarm, host) in [
+        ("life-1", "web-07 cpu", "web-07"),
+        ("life-2", "web-gone cpu", "web-gone"),
+        ("life-3", "web-live cpu", "web-live"),
+    ] {
+        let (status, body) = server
+            .post(
+                "/api/v1/events",
+                alarm_about(id, alarm, host, "CPUUtilization", "ALARM").to_string(),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let timeline = timeline_of(&server, "web-07 cpu", "the declared host noted", |t| {
+        !entries(t, "host_check").is_empty()
+    })
+    .await;
+    let checks = entries(&timeline, "host_check");
+    assert!(
+        checks
+            .iter()
+            .any(|m| m.starts_with("host web-07 is declared but no agent has enrolled")),
+        "{checks:?}"
+    );
+    let timeline = timeline_of(&server, "web-gone cpu", "the revoked host noted", |t| {
+        !entries(t, "host_check").is_empty()
+    })
+    .await;
+    let checks = entries(&timeline, "host_check");
+    assert!(
+        checks
+            .iter()
+            .any(|m| m.starts_with("host web-gone is revoked")),
+        "{checks:?}"
+    );
+    let timeline = timeline_of(&server, "web-live cpu", "the live host's probes", |t| {
+        !entries(t, "diagnostics").is_empty()
+    })
+    .await;
+    assert!(
+        entries(&timeline, "host_check")
+            .iter()
+            .any(|m| m.starts_with("host web-live is reporting")),
+        "{timeline:?}"
+    );
+    // No probe was queued for the hosts without an agent.
+    for alarm in ["web-07 cpu", "web-gone cpu"] {
+        let key = server
+            .incidents()
+            .await
+            .iter()
+            .find(|i| i["alarm_name"] == alarm)
+            .and_then(|i| i["key"].as_str().map(str::to_string))
+            .expect("incident");
+        let (_, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+        assert_eq!(
+            entries(
+                incident["timeline"].as_array().expect("timeline"),
+                "diagnostics"
+            )
+            .len(),
+            0,
+            "{incident}"
+        );
+    }
+
+    // The agent stops; a minute later on the test clock its host is silent.
+    drop(agent);
+    let (status, body) = server
+        .post("/api/v1/test/clock", json!({"seconds": 60}).to_string())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut silent = expected.clone();
+    silent.insert("web-live".into(), "silent".into());
+    assert_eq!(host_states(&server).await, silent);
+    assert_eq!(
+        cli_host_states(&server, &["--state", "silent"]),
+        [("web-live".to_string(), "silent".to_string())].into()
+    );
+    assert_eq!(cli_host_states(&server, &[]), silent);
 }

@@ -40,12 +40,21 @@ async fn define(server: &Server, definition: &Value) {
     assert!(status == 201 || status == 200, "{body}");
 }
 
+/// The instances the alarms list shows for `alarm`.
+fn instances_of<'a>(list: &'a Value, alarm: &str) -> Vec<&'a Value> {
+    list["alarms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["AlarmName"] == alarm)
+        .flat_map(|a| a["instances"].as_array().into_iter().flatten())
+        .collect()
+}
+
 async fn instance_state(server: &Server, alarm: &str) -> Option<String> {
     let (_, body) = server.get("/api/v1/alarms").await;
-    body["instances"]
-        .as_array()?
-        .iter()
-        .find(|i| i["alarm"] == alarm)
+    instances_of(&body, alarm)
+        .first()
         .and_then(|i| i["state"].as_str())
         .map(str::to_string)
 }
@@ -313,6 +322,267 @@ async fn remote_write_drives_an_alarm_to_alarm_and_back() {
     assert_eq!(status, 400, "{body}");
 }
 
+/// Sends one remote_write sample stamped now.
+async fn push_sample(server: &Server, name: &str, labels: &[(&str, &str)], value: f64) {
+    let body = write_request(name, labels, value, unix_ms());
+    let answer = server
+        .http
+        .post(format!("{}/api/v1/write", server.url))
+        .bearer_auth(&server.token)
+        .header("content-encoding", "snappy")
+        .header("content-type", "application/x-protobuf")
+        .header("x-prometheus-remote-write-version", "0.1.0")
+        .body(body)
+        .send()
+        .await
+        .expect("remote_write");
+    assert_eq!(
+        answer.status(),
+        202,
+        "{}",
+        answer.text().await.unwrap_or_default()
+    );
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+const LIST_TREE: &str = r#"
+[[apps]]
+appcode = "pay"
+name = "Payments"
+kind = "application"
+
+[[apps]]
+appcode = "shop"
+name = "Shop"
+kind = "application"
+
+[[hosts]]
+name = "web-1"
+appcode = "pay"
+
+[[hosts]]
+name = "web-2"
+appcode = "shop"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alarms_list_shows_each_instances_state_value_reason_and_since() {
+    let dir = temp_dir();
+    let server = Server::start_with(dir.path(), &["--no-agent"]).await;
+    let tree = dir.path().join("tree.toml");
+    std::fs::write(&tree, LIST_TREE).expect("tree file");
+    let imported = server.cli(&["app", "import", tree.to_str().expect("path")]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    // One definition watching every host (its instances take their hosts' Appcodes), and
+    // one whose metric never arrives.
+    let mut by_host = alarm(
+        "list-cpu",
+        "list_cpu",
+        json!([{"Name": "host", "Value": "*"}]),
+        50.0,
+        2,
+    );
+    by_host
+        .as_object_mut()
+        .expect("definition")
+        .remove("Appcode");
+    define(&server, &by_host).await;
+    define(
+        &server,
+        &alarm("list-quiet", "list_never_sent", json!([]), 1.0, 1),
+    )
+    .await;
+
+    let started_ms = unix_ms();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, list) = server.get("/api/v1/alarms").await;
+        let state_of = |host: &str| {
+            instances_of(&list, "list-cpu")
+                .into_iter()
+                .find(|i| i["host"] == host)
+                .and_then(|i| i["state"].as_str())
+                .map(str::to_string)
+        };
+        if state_of("web-1").as_deref() == Some("ALARM")
+            && state_of("web-2").as_deref() == Some("OK")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "web-1 never reached ALARM with web-2 OK: {list}"
+        );
+        push_sample(&server, "list_cpu", &[("host", "web-1")], 90.0).await;
+        push_sample(&server, "list_cpu", &[("host", "web-2")], 10.0).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let listed_ms = unix_ms();
+
+    let (status, list) = server.get("/api/v1/alarms").await;
+    assert_eq!(status, 200, "{list}");
+    let names: Vec<&str> = list["alarms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["AlarmName"].as_str())
+        .filter(|n| n.starts_with("list-"))
+        .collect();
+    assert_eq!(names, ["list-cpu", "list-quiet"], "{list}");
+    assert_eq!(instances_of(&list, "list-quiet").len(), 0, "{list}");
+    let instances = instances_of(&list, "list-cpu");
+    assert_eq!(instances.len(), 2, "{list}");
+    let (web1, web2) = (instances[0], instances[1]);
+    assert_eq!(web1["host"], "web-1", "{list}");
+    assert_eq!(web2["host"], "web-2", "{list}");
+
+    assert_eq!(web1["state"], "ALARM");
+    assert_eq!(web1["value"], 90.0);
+    assert_eq!(web1["threshold"], 50.0);
+    assert_eq!(web1["appcode"], "pay", "the host's binding: {web1}");
+    assert_eq!(web1["restored"], false);
+    let reason = web1["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("Threshold Crossed: 2 out of the last 2 datapoints [90.0")
+            && reason.contains("were greater than the threshold (50.0)"),
+        "{web1}"
+    );
+    assert_eq!(
+        web1["reason_data"]["evaluatedDatapoints"][0]["value"], 90.0,
+        "{web1}"
+    );
+    assert_eq!(web1["reason_data"]["threshold"], 50.0, "{web1}");
+
+    assert_eq!(web2["state"], "OK");
+    assert_eq!(web2["value"], 10.0);
+    assert_eq!(web2["appcode"], "shop", "{web2}");
+    let reason = web2["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("Threshold Crossed: ")
+            && reason.contains("[10.0")
+            && reason.contains("not greater than the threshold (50.0)"),
+        "{web2}"
+    );
+
+    for instance in [web1, web2] {
+        let since_ms = instance["since_ms"].as_i64().expect("since_ms");
+        assert!(
+            (started_ms - 1_000..=listed_ms).contains(&since_ms),
+            "the change happened while the test ran: {instance}"
+        );
+        let since = instance["since"].as_str().expect("since");
+        let parsed = chrono::DateTime::parse_from_rfc3339(since).expect("since is RFC 3339");
+        assert_eq!(parsed.timestamp_millis(), since_ms, "{instance}");
+    }
+
+    // Filters keep the matching instances; a state filter leaves out alarms with none.
+    let hosts_in = |list: &Value, alarm: &str| -> Vec<String> {
+        instances_of(list, alarm)
+            .iter()
+            .filter_map(|i| i["host"].as_str().map(str::to_string))
+            .collect()
+    };
+    let (status, alarming) = server.get("/api/v1/alarms?state=ALARM").await;
+    assert_eq!(status, 200, "{alarming}");
+    assert_eq!(
+        alarming["alarms"].as_array().map(Vec::len),
+        Some(1),
+        "{alarming}"
+    );
+    assert_eq!(hosts_in(&alarming, "list-cpu"), ["web-1"]);
+    let (_, ok) = server.get("/api/v1/alarms?state=OK").await;
+    assert_eq!(ok["alarms"].as_array().map(Vec::len), Some(1), "{ok}");
+    assert_eq!(hosts_in(&ok, "list-cpu"), ["web-2"]);
+    let (_, no_data) = server.get("/api/v1/alarms?state=INSUFFICIENT_DATA").await;
+    assert_eq!(no_data["alarms"], json!([]), "{no_data}");
+    let (_, shop) = server.get("/api/v1/alarms?appcode=shop").await;
+    assert_eq!(shop["alarms"].as_array().map(Vec::len), Some(1), "{shop}");
+    assert_eq!(hosts_in(&shop, "list-cpu"), ["web-2"]);
+    let (_, pay_alarming) = server.get("/api/v1/alarms?state=ALARM&appcode=pay").await;
+    assert_eq!(hosts_in(&pay_alarming, "list-cpu"), ["web-1"]);
+    let (_, shop_alarming) = server.get("/api/v1/alarms?state=ALARM&appcode=shop").await;
+    assert_eq!(shop_alarming["alarms"], json!([]), "{shop_alarming}");
+    // The alarm's own Appcode lists it even before it has an instance.
+    let (_, own) = server.get("/api/v1/alarms?appcode=test_app").await;
+    let own_names: Vec<&str> = own["alarms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["AlarmName"].as_str())
+        .collect();
+    assert_eq!(own_names, ["list-quiet"], "{own}");
+
+    let (status, bad) = server.get("/api/v1/alarms?state=alarm").await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("`alarm`") && e.contains("OK, ALARM, INSUFFICIENT_DATA")),
+        "{bad}"
+    );
+    let (status, bad) = server.get("/api/v1/alarms?colour=red").await;
+    assert_eq!(status, 400, "{bad}");
+    assert!(
+        bad["error"].as_str().is_some_and(|e| e.contains("colour")),
+        "{bad}"
+    );
+
+    // The CLI shows the same, with the state column first.
+    let shown = server.cli(&["alarms", "--state", "ALARM"]);
+    assert!(
+        shown.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(
+        lines[0].starts_with("STATE") && lines[0].contains("REASON"),
+        "{shown}"
+    );
+    assert_eq!(lines.len(), 2, "one ALARM instance: {shown}");
+    for expected in [
+        "ALARM",
+        "90.00",
+        "50.00",
+        "list-cpu",
+        "web-1",
+        "pay",
+        "Threshold Crossed: 2 out of",
+    ] {
+        assert!(lines[1].contains(expected), "{expected} in {shown}");
+    }
+    let all = server.cli(&["alarms"]);
+    let all = String::from_utf8_lossy(&all.stdout).to_string();
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with("OK") && l.contains("web-2") && l.contains("shop")),
+        "{all}"
+    );
+    assert!(
+        all.lines()
+            .any(|l| l.contains("list-quiet") && l.contains("no series to judge yet")),
+        "{all}"
+    );
+    let refused = server.cli(&["alarms", "--state", "PURPLE"]);
+    assert!(!refused.status.success());
+    let refused = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(
+        refused.contains("OK, ALARM, INSUFFICIENT_DATA"),
+        "{refused}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_does_not_invent_insufficient_data() {
     let dir = temp_dir();
@@ -356,6 +626,8 @@ playbook = "respond"
     wait_state(&server, "restart-high", "ALARM", Duration::from_secs(20)).await;
     wait_state(&server, "restart-low", "OK", Duration::from_secs(20)).await;
 
+    let (_, list) = server.get("/api/v1/alarms").await;
+    let before_restart = instances_of(&list, "restart-high")[0].clone();
     server.kill();
     let _ = std::fs::remove_file(data.join("graphite.addr"));
     let server = Server::start_with(&data, &args).await;
@@ -375,6 +647,17 @@ playbook = "respond"
     assert_eq!(
         instance_state(&server, "restart-high").await.as_deref(),
         Some("ALARM")
+    );
+    // No change since the restart: the reason and its time are the ones saved before it.
+    let (_, list) = server.get("/api/v1/alarms").await;
+    let high = instances_of(&list, "restart-high")[0].clone();
+    assert_eq!(high["since_ms"], before_restart["since_ms"], "{high}");
+    assert_eq!(high["reason"], before_restart["reason"], "{high}");
+    assert!(
+        high["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("Threshold Crossed: 3 out of the last 3 datapoints")),
+        "{high}"
     );
     assert_eq!(
         instance_state(&server, "restart-low").await.as_deref(),

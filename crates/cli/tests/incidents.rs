@@ -469,10 +469,11 @@ async fn vigil_up_watches_its_own_host_with_the_default_alarms() {
             .into_iter()
             .flatten()
             .any(|h| h["name"] == hostname.as_str() && h["last_seen_at"].is_string());
-        let watched: Vec<&str> = alarms["instances"]
+        let watched: Vec<&str> = alarms["alarms"]
             .as_array()
             .into_iter()
             .flatten()
+            .flat_map(|a| a["instances"].as_array().into_iter().flatten())
             .filter(|i| i["dimensions"]["host"] == hostname.as_str())
             .filter_map(|i| i["alarm"].as_str())
             .collect();

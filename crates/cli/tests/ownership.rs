@@ -335,13 +335,45 @@ async fn a_scoped_token_sees_only_its_subtree() {
         ("GET", "/api/v1/apps/hotel_api".to_string()),
         ("GET", "/api/v1/apps/travel".to_string()),
         ("GET", "/api/v1/reports?appcode=hotels".to_string()),
+        ("GET", "/api/v1/events/s2".to_string()),
     ] {
         let answer = as_scoped(method, &path).send().await.expect("request");
         assert_eq!(answer.status(), 404, "{method} {path}");
     }
+    // The export holds the subtree only: no other team's nodes, owners or hosts.
+    let export = as_scoped("GET", "/api/v1/apps/export")
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(export.status(), 200);
+    let export = export.text().await.expect("text");
+    assert!(
+        export.contains("appcode = \"flight_search_api\""),
+        "{export}"
+    );
+    for outside in [
+        "appcode = \"hotel_api\"",
+        "appcode = \"travel\"",
+        "hotel-01",
+    ] {
+        assert!(
+            !export.contains(outside),
+            "`{outside}` in a scoped export:\n{export}"
+        );
+    }
+    let csv = as_scoped("GET", "/api/v1/apps/export?format=csv")
+        .send()
+        .await
+        .expect("export")
+        .text()
+        .await
+        .expect("text");
+    assert!(csv.contains("flight_search_api"), "{csv}");
+    assert!(!csv.contains("hotel"), "{csv}");
     // Inside: allowed.
     for path in [
         format!("/api/v1/incidents/{search_key}"),
+        "/api/v1/events/s1".into(),
         "/api/v1/apps/flight_search_api".into(),
         "/api/v1/alarms/search-alarm".into(),
         "/api/v1/reports?appcode=flights&since=1d".into(),

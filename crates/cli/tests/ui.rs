@@ -401,7 +401,7 @@ async fn incidents_update_live_show_diagnostics_and_acknowledge_in_place() {
         .screenshot(&shots.join("05-incident-acknowledged.png"))
         .await;
 
-    // Hosts: last seen, agent version, collector, Appcode, open incidents.
+    // Hosts: lifecycle state, last seen, agent version, collector, Appcode, open incidents.
     browser.goto(&format!("{}/ui/hosts", server.url)).await;
     let host = browser
         .wait_for(
@@ -412,6 +412,7 @@ async fn incidents_update_live_show_diagnostics_and_acknowledge_in_place() {
         )
         .await;
     assert_eq!(host["Appcode"], "ui_shop", "{host}");
+    assert_eq!(host["State"], "reporting", "{host}");
     assert_eq!(host["Collector"], "running", "{host}");
     assert_eq!(host["Open incidents"], "1", "{host}");
     assert!(
@@ -588,6 +589,12 @@ async fn the_alarm_chart_shows_the_series_threshold_and_state_changes() {
         .await;
     assert_eq!(row["State"], "alarm", "{row}");
     assert_eq!(row["Threshold"], "> 50", "{row}");
+    assert!(
+        row["Reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("Threshold Crossed: 2 out of the last 2 datapoints")),
+        "{row}"
+    );
     browser.screenshot(&shots.join("01-alarms.png")).await;
 
     browser.click("#alarms a").await;

@@ -6,13 +6,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 
-/// An enrolled host, as the API and CLI show it.
+/// A host vigil knows of (enrolled, or only declared by a binding), as the API and CLI
+/// show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Host {
     pub name: String,
     pub appcode: Option<String>,
     pub instance_id: Option<String>,
-    pub enrolled_at: Timestamp,
+    /// When its agent was first given a token; `None` for a host only declared (bound to
+    /// an application by an import) and never enrolled.
+    pub enrolled_at: Option<Timestamp>,
+    /// When its agent's token was revoked; `None` while it works.
     pub revoked_at: Option<Timestamp>,
     pub last_seen_at: Option<Timestamp>,
     pub agent_version: Option<String>,
@@ -34,6 +38,87 @@ pub fn valid_host_name(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
         && !name.starts_with(['-', '.'])
+}
+
+/// Where a host stands with vigil, derived from what is known of it
+/// ([`Host::lifecycle`]): whether it was ever enrolled, whether its token was revoked, and
+/// when its agent last reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostLifecycle {
+    /// Bound to an application (declared by an import), but no agent was ever enrolled.
+    Declared,
+    /// Given a token, but its agent has never reported.
+    Enrolled,
+    /// Its agent reported within the silence window.
+    Reporting,
+    /// Its agent reported once, but not within the silence window.
+    Silent,
+    /// Its agent's token was revoked.
+    Revoked,
+}
+
+impl HostLifecycle {
+    pub const ALL: &'static [HostLifecycle] = &[
+        HostLifecycle::Declared,
+        HostLifecycle::Enrolled,
+        HostLifecycle::Reporting,
+        HostLifecycle::Silent,
+        HostLifecycle::Revoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostLifecycle::Declared => "declared",
+            HostLifecycle::Enrolled => "enrolled",
+            HostLifecycle::Reporting => "reporting",
+            HostLifecycle::Silent => "silent",
+            HostLifecycle::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HostLifecycle> {
+        Self::ALL.iter().copied().find(|l| l.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for HostLifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The reporting interval assumed for an agent that has not said its own.
+const DEFAULT_INTERVAL_SECS: u64 = 10;
+/// Reports an agent may miss before its host counts as silent.
+const MISSED_REPORTS: u64 = 3;
+
+impl Host {
+    /// How long the agent may stay quiet before the host counts as silent: three of its
+    /// reporting intervals (10 s when it never said).
+    pub fn silent_after(&self) -> chrono::TimeDelta {
+        let interval = self
+            .interval_secs
+            .unwrap_or(DEFAULT_INTERVAL_SECS)
+            .clamp(1, 24 * 3600);
+        chrono::TimeDelta::seconds((MISSED_REPORTS * interval) as i64)
+    }
+
+    /// Where the host stands at `now`. A revoked token outweighs everything else; a host
+    /// never enrolled is declared whatever else is recorded of it.
+    pub fn lifecycle(&self, now: Timestamp) -> HostLifecycle {
+        if self.enrolled_at.is_none() {
+            return HostLifecycle::Declared;
+        }
+        if self.revoked_at.is_some() {
+            return HostLifecycle::Revoked;
+        }
+        match self.last_seen_at {
+            None => HostLifecycle::Enrolled,
+            Some(seen) if now - seen > self.silent_after() => HostLifecycle::Silent,
+            Some(_) => HostLifecycle::Reporting,
+        }
+    }
 }
 
 /// What an agent says about itself every interval.
@@ -218,6 +303,123 @@ impl JobResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        chrono::DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn a_hosts_lifecycle_follows_its_facts() {
+        // (enrolled at, revoked at, last seen, interval, now, expected)
+        let table = [
+            (None, None, None, None, 0, HostLifecycle::Declared),
+            // Declared outweighs anything recorded of a host never enrolled.
+            (None, Some(0), None, None, 0, HostLifecycle::Declared),
+            (Some(0), None, None, None, 1_000, HostLifecycle::Enrolled),
+            (
+                Some(0),
+                None,
+                Some(100),
+                Some(10),
+                100,
+                HostLifecycle::Reporting,
+            ),
+            // Silent past three intervals, not at them.
+            (
+                Some(0),
+                None,
+                Some(100),
+                Some(10),
+                130,
+                HostLifecycle::Reporting,
+            ),
+            (
+                Some(0),
+                None,
+                Some(100),
+                Some(10),
+                131,
+                HostLifecycle::Silent,
+            ),
+            (
+                Some(0),
+                None,
+                Some(100),
+                Some(1),
+                104,
+                HostLifecycle::Silent,
+            ),
+            // No interval said: ten seconds assumed.
+            (
+                Some(0),
+                None,
+                Some(100),
+                None,
+                130,
+                HostLifecycle::Reporting,
+            ),
+            (Some(0), None, Some(100), None, 131, HostLifecycle::Silent),
+            // An interval of 0 counts as one second.
+            (
+                Some(0),
+                None,
+                Some(100),
+                Some(0),
+                104,
+                HostLifecycle::Silent,
+            ),
+            // A heartbeat stamped after `now` (clocks apart) is reporting.
+            (
+                Some(0),
+                None,
+                Some(200),
+                Some(10),
+                100,
+                HostLifecycle::Reporting,
+            ),
+            (Some(0), Some(50), None, None, 60, HostLifecycle::Revoked),
+            (
+                Some(0),
+                Some(150),
+                Some(100),
+                Some(10),
+                120,
+                HostLifecycle::Revoked,
+            ),
+        ];
+        for (enrolled, revoked, seen, interval, now, expected) in table {
+            let host = Host {
+                name: "web-07".into(),
+                appcode: None,
+                instance_id: None,
+                enrolled_at: enrolled.map(at),
+                revoked_at: revoked.map(at),
+                last_seen_at: seen.map(at),
+                agent_version: None,
+                uptime_secs: None,
+                interval_secs: interval,
+                collector: None,
+                labels: BTreeMap::new(),
+            };
+            assert_eq!(
+                host.lifecycle(at(now)),
+                expected,
+                "enrolled {enrolled:?}, revoked {revoked:?}, seen {seen:?}, interval {interval:?}, now {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn lifecycle_names_round_trip() {
+        for lifecycle in HostLifecycle::ALL {
+            assert_eq!(HostLifecycle::parse(lifecycle.as_str()), Some(*lifecycle));
+            assert_eq!(
+                serde_json::to_value(lifecycle).unwrap(),
+                serde_json::json!(lifecycle.as_str())
+            );
+        }
+        assert_eq!(HostLifecycle::parse("Reporting"), None);
+    }
 
     #[test]
     fn host_names_follow_dns() {

@@ -543,16 +543,26 @@ fn apply_app(tree: &mut Tree, entry: &AppEntry, report: &mut ImportReport) -> Re
     Ok(())
 }
 
+/// Whether an export limited to `scope` (a subtree) includes `appcode`.
+fn exported(tree: &Tree, scope: Option<&str>, appcode: &str) -> bool {
+    scope.is_none_or(|scope| tree.is_within(appcode, scope))
+}
+
 /// The tree and bindings as a TOML document [`Document::from_toml`] reads back: retired
-/// codes, then `[[apps]]` parents first, then `[[hosts]]` sorted by name.
-pub fn export_toml(tree: &Tree, hosts: &HostIndex) -> String {
+/// codes, then `[[apps]]` parents first, then `[[hosts]]` sorted by name. With a `scope`,
+/// only that subtree and the hosts bound inside it (and no retired codes: they belong to
+/// no subtree any more).
+pub fn export_toml(tree: &Tree, hosts: &HostIndex, scope: Option<&str>) -> String {
     let mut out = String::new();
     let retired = tree.retired();
-    if !retired.is_empty() {
+    if !retired.is_empty() && scope.is_none() {
         let codes: Vec<&str> = retired.iter().map(|c| c.as_str()).collect();
         out.push_str(&format!("retired = {}\n", toml_list(&codes)));
     }
     for node in tree.nodes() {
+        if !exported(tree, scope, &node.appcode) {
+            continue;
+        }
         out.push_str("\n[[apps]]\n");
         out.push_str(&format!("appcode = {}\n", toml_string(&node.appcode)));
         out.push_str(&format!("name = {}\n", toml_string(&node.name)));
@@ -573,6 +583,9 @@ pub fn export_toml(tree: &Tree, hosts: &HostIndex) -> String {
         }
     }
     for (host, code) in hosts.bindings() {
+        if !exported(tree, scope, code) {
+            continue;
+        }
         out.push_str("\n[[hosts]]\n");
         out.push_str(&format!("name = {}\n", toml_string(host)));
         out.push_str(&format!("appcode = {}\n", toml_string(code)));
@@ -614,11 +627,15 @@ pub struct CsvExport {
 }
 
 /// The tree and bindings as the two CSV shapes [`Document::from_csv`] reads back.
-/// Retired codes are not part of CSV; keep them with [`export_toml`].
-pub fn export_csv(tree: &Tree, hosts: &HostIndex) -> CsvExport {
+/// Retired codes are not part of CSV; keep them with [`export_toml`]. With a `scope`, only
+/// that subtree and the hosts bound inside it.
+pub fn export_csv(tree: &Tree, hosts: &HostIndex, scope: Option<&str>) -> CsvExport {
     let mut apps = String::new();
     csv::write_record(&mut apps, &APP_COLUMNS);
     for node in tree.nodes() {
+        if !exported(tree, scope, &node.appcode) {
+            continue;
+        }
         let parent = node.parent.as_deref().unwrap_or("");
         let lists =
             [&node.owners, &node.approvers, &node.oncall, &node.channels].map(|l| l.join(";"));
@@ -640,6 +657,9 @@ pub fn export_csv(tree: &Tree, hosts: &HostIndex) -> CsvExport {
     let mut out_hosts = String::new();
     csv::write_record(&mut out_hosts, &HOST_COLUMNS);
     for (host, code) in hosts.bindings() {
+        if !exported(tree, scope, code) {
+            continue;
+        }
         csv::write_record(&mut out_hosts, &[host, code]);
     }
     CsvExport {

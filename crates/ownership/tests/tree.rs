@@ -398,12 +398,12 @@ parent = "travel"
 #[test]
 fn import_errors_name_the_entry_and_change_nothing() {
     let (mut tree, mut hosts) = sample();
-    let before = export_toml(&tree, &hosts);
+    let before = export_toml(&tree, &hosts, None);
     let mut fail = |text: &str| {
         let doc = Document::from_toml(text).unwrap();
         let err = import(&mut tree, &mut hosts, &doc).unwrap_err().to_string();
         assert_eq!(
-            export_toml(&tree, &hosts),
+            export_toml(&tree, &hosts, None),
             before,
             "a failed import changed the tree"
         );
@@ -550,7 +550,7 @@ fn same(a: (&Tree, &HostIndex), b: (&Tree, &HostIndex)) {
 #[test]
 fn toml_export_import_round_trip() {
     let (tree, hosts) = awkward();
-    let text = export_toml(&tree, &hosts);
+    let text = export_toml(&tree, &hosts, None);
     let (mut copy, mut copy_hosts) = (Tree::new(), HostIndex::new());
     let report = import(
         &mut copy,
@@ -564,7 +564,7 @@ fn toml_export_import_round_trip() {
     );
     same((&tree, &hosts), (&copy, &copy_hosts));
     assert!(copy.is_retired("legacy"));
-    assert_eq!(export_toml(&copy, &copy_hosts), text);
+    assert_eq!(export_toml(&copy, &copy_hosts, None), text);
 
     // Importing the export into the original changes nothing.
     let (mut tree, mut hosts) = (tree, hosts);
@@ -575,7 +575,7 @@ fn toml_export_import_round_trip() {
 #[test]
 fn csv_export_import_round_trip() {
     let (tree, hosts) = awkward();
-    let files = export_csv(&tree, &hosts);
+    let files = export_csv(&tree, &hosts, None);
     assert!(
         files
             .apps
@@ -590,7 +590,7 @@ fn csv_export_import_round_trip() {
     let (mut copy, mut copy_hosts) = (Tree::new(), HostIndex::new());
     import(&mut copy, &mut copy_hosts, &doc).unwrap();
     same((&tree, &hosts), (&copy, &copy_hosts));
-    assert_eq!(export_csv(&copy, &copy_hosts), files);
+    assert_eq!(export_csv(&copy, &copy_hosts, None), files);
 
     let (mut tree, mut hosts) = (tree, hosts);
     assert_eq!(import(&mut tree, &mut hosts, &doc).unwrap().changes(), 0);
@@ -621,4 +621,37 @@ fn csv_quoted_newlines_commas_and_quotes_then_a_bad_row_names_its_line() {
         err.starts_with("CSV line 5") && err.contains("quote inside an unquoted field"),
         "{err}"
     );
+}
+
+#[test]
+fn a_scoped_export_holds_only_its_subtree() {
+    let (tree, hosts) = awkward();
+    let text = export_toml(&tree, &hosts, Some("flights"));
+    let doc = Document::from_toml(&text).unwrap();
+    let (mut copy, mut copy_hosts) = (Tree::new(), HostIndex::new());
+    // The subtree's root keeps its parent, which the scoped document does not hold.
+    assert!(text.contains("appcode = \"flights\""), "{text}");
+    for outside in [
+        "appcode = \"travel\"",
+        "hotels",
+        "legacy",
+        "db,1",
+        "hotels_lead",
+        "ceo",
+    ] {
+        assert!(!text.contains(outside), "`{outside}` leaked into\n{text}");
+    }
+    for inside in ["flight_search_api", "booking", "o'brien"] {
+        assert!(text.contains(inside), "`{inside}` missing from\n{text}");
+    }
+    copy.add(node("travel", None, "business_unit")).unwrap();
+    import(&mut copy, &mut copy_hosts, &doc).unwrap();
+    assert_eq!(copy.subtree("flights").len(), 3);
+
+    let files = export_csv(&tree, &hosts, Some("hotels"));
+    assert!(files.apps.contains("hotels,"), "{}", files.apps);
+    assert!(!files.apps.contains("booking"), "{}", files.apps);
+    assert!(files.hosts.contains("\"db,1\",hotels"), "{}", files.hosts);
+    let files = export_csv(&tree, &hosts, Some("flights"));
+    assert!(!files.hosts.contains("db,1"), "{}", files.hosts);
 }

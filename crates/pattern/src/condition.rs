@@ -13,7 +13,7 @@ pub(crate) enum Leaf<'a> {
 }
 
 /// One element of a field's match array. Elements of one array are ORed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Condition {
     ExactStr(Box<str>),
     ExactNum(f64),
@@ -74,7 +74,7 @@ impl Condition {
 
 /// `anything-but`: matches any value the inner test rejects, including null, and never a
 /// missing field.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum AnythingBut {
     Strings(Vec<Box<str>>),
     Numbers(Vec<f64>),
@@ -107,7 +107,7 @@ impl AnythingBut {
 }
 
 /// A numeric interval; `=` is the degenerate closed interval.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct NumericRange {
     pub lower: Option<(f64, bool)>,
     pub upper: Option<(f64, bool)>,
@@ -128,7 +128,7 @@ impl NumericRange {
 }
 
 /// An IPv4 or IPv6 network.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Cidr {
     network: u128,
     mask: u128,
@@ -194,9 +194,12 @@ pub(crate) struct Wildcard {
     middle: Vec<memchr::memmem::Finder<'static>>,
 }
 
-/// How many simultaneously live positions a wildcard may create before we refuse it, the way
-/// AWS refuses "too complex" wildcard rules: matching cost must stay bounded per event.
-const WILDCARD_COMPLEXITY_LIMIT: usize = 100;
+/// Two wildcards are the same test when their literal pieces are.
+impl PartialEq for Wildcard {
+    fn eq(&self, other: &Self) -> bool {
+        self.pieces == other.pieces
+    }
+}
 
 impl Wildcard {
     pub(crate) fn parse(text: &str) -> Result<Wildcard, String> {
@@ -229,33 +232,12 @@ impl Wildcard {
                 .map(|p| memchr::memmem::Finder::new(p.as_bytes()).into_owned())
                 .collect(),
         };
-        let wildcard = Wildcard { pieces, middle };
-        if wildcard.complexity() > WILDCARD_COMPLEXITY_LIMIT {
-            return Err("Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character".into());
-        }
-        Ok(wildcard)
+        Ok(Wildcard { pieces, middle })
     }
 
-    /// Stars times the longest run of one repeated character after a star: a cheap bound on
-    /// the backtracking a pathological value can force.
-    fn complexity(&self) -> usize {
-        let stars = self.pieces.len() - 1;
-        let longest_run = self.pieces[1..]
-            .iter()
-            .map(|piece| {
-                let mut best = 0;
-                let mut run = 0;
-                let mut last = None;
-                for c in piece.chars() {
-                    run = if Some(c) == last { run + 1 } else { 1 };
-                    last = Some(c);
-                    best = best.max(run);
-                }
-                best
-            })
-            .max()
-            .unwrap_or(0);
-        stars * longest_run.max(1)
+    /// The literal pieces between the stars (unescaped), in order.
+    pub(crate) fn pieces(&self) -> &[Box<str>] {
+        &self.pieces
     }
 
     pub(crate) fn matches(&self, s: &str) -> bool {

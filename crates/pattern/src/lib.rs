@@ -10,6 +10,7 @@
 //! [`Matcher`] holds many rules and finds every rule an event matches in one walk over the
 //! event; [`Pattern`] is a matcher of one rule.
 
+mod complexity;
 mod condition;
 mod error;
 mod flatten;
@@ -31,7 +32,7 @@ pub struct Pattern {
 impl Pattern {
     /// Compiles pattern JSON text.
     pub fn parse(text: &str) -> Result<Pattern, PatternError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| PatternError {
+        let value: Value = serde_json::from_str(text).map_err(|e| PatternError::Invalid {
             path: String::new(),
             message: format!("not valid JSON: {e}"),
         })?;
@@ -120,7 +121,7 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let error = Pattern::parse(r#"{"detail":{"state":[{"EXISTS":true}]}}"#).unwrap_err();
-        assert_eq!(error.path, "detail.state");
+        assert_eq!(error.path(), "detail.state");
         assert!(
             error.to_string().contains("Unrecognized match type EXISTS"),
             "{error}"

@@ -31,13 +31,15 @@ const OPERATORS: [&str; 8] = [
 ];
 
 pub(crate) fn parse(pattern: &Value) -> Result<Vec<Clause>, PatternError> {
-    match pattern {
+    let clauses = match pattern {
         Value::Object(fields) if fields.is_empty() => {
             Err(PatternError::new(&[], "Empty objects are not allowed"))
         }
         Value::Object(fields) => parse_object(fields, &mut Vec::new()),
         _ => Err(PatternError::new(&[], "a pattern must be a JSON object")),
-    }
+    }?;
+    crate::complexity::check(&clauses)?;
+    Ok(clauses)
 }
 
 fn parse_object(

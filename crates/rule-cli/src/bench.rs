@@ -604,6 +604,18 @@ mod tests {
     #[test]
     fn bad_patterns_and_empty_runs_are_errors() {
         let dir = TempDir::new();
+        // AWS refuses this wildcard as too complex; the operator reads AWS's reason.
+        let wild = args(
+            &dir,
+            json!({"WILD": [{"pattern": {"city": [{"wildcard": "a*a*a*a*a*a*"}]}}]}),
+        );
+        let err = format!("{:#}", run_bench(&wild, &mut Vec::new()).unwrap_err());
+        assert!(err.contains("rule set `WILD`, rule 0"), "{err}");
+        assert!(
+            err.ends_with("invalid pattern at `city`: Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character"),
+            "{err}"
+        );
+
         let args = args(&dir, json!({"BAD": [{"pattern": {"color": "red"}}]}));
         let err = format!("{:#}", run_bench(&args, &mut Vec::new()).unwrap_err());
         assert!(err.contains("rule set `BAD`, rule 0"), "{err}");

@@ -159,6 +159,14 @@ mod tests {
         let (code, _, err) = run("{not json", MATCHING, "");
         assert_eq!(code, 2);
         assert!(err.starts_with("invalid pattern"), "{err}");
+
+        // Refused by AWS as too complex: exit 2 with AWS's reason and the field.
+        let (code, out, err) = run(r#"{"source":[{"wildcard":"*aaaaaaaaaa"}]}"#, MATCHING, "");
+        assert_eq!((code, out.as_str()), (2, ""));
+        assert_eq!(
+            err,
+            "invalid pattern at `source`: Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character\n"
+        );
     }
 
     #[test]

@@ -297,7 +297,11 @@ impl Rollups {
 
 struct InstanceEntry {
     instance: AlarmInstance,
+    /// The datapoint that decided the last change.
     last_value: Option<f64>,
+    /// CloudWatch's `StateReason` and `StateReasonData` of the last change.
+    reason: Option<String>,
+    reason_data: Option<Value>,
     /// Recent transitions (Unix ms, new state), oldest first, so charts can mark them.
     changes: std::collections::VecDeque<(i64, State)>,
 }
@@ -320,21 +324,51 @@ pub struct AlarmChange {
     pub series: String,
     pub state: State,
     pub since_ms: i64,
+    pub reason: String,
+    pub reason_data: Value,
+    pub value: Option<f64>,
     pub event: Event,
 }
 
-/// A row of `vigil alarms`.
+/// A state saved before a restart, held until its series reports again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredState {
+    pub state: State,
+    pub since_ms: i64,
+    pub reason: Option<String>,
+    pub reason_data: Option<Value>,
+    pub value: Option<f64>,
+}
+
+/// One alarm instance as the alarms list shows it (a row of `vigil alarms`): the engine's
+/// current state, with what CloudWatch's DescribeAlarms tells of an alarm.
 #[derive(Debug, Clone, Serialize)]
 pub struct InstanceView {
     pub alarm: String,
     pub series: String,
     pub metric: String,
     pub dimensions: BTreeMap<String, String>,
-    pub state: &'static str,
+    /// The host the series is about, read as an incident reads it: the `host` dimension,
+    /// else `InstanceId`.
+    pub host: Option<String>,
+    /// The alarm's Appcode, else the host's binding; filled in by the caller, which holds
+    /// the application tree.
+    pub appcode: Option<String>,
+    pub state: State,
+    /// When the instance entered its state (CloudWatch's `StateUpdatedTimestamp`).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
     pub since_ms: i64,
+    /// The datapoint that decided the last change, else the latest raw point.
     pub value: Option<f64>,
     pub threshold: f64,
     pub comparison: &'static str,
+    /// CloudWatch's `StateReason` of the last change; `None` when it is not known (a state
+    /// saved before reasons were kept, or a new instance not judged yet).
+    pub reason: Option<String>,
+    /// CloudWatch's `StateReasonData`.
+    pub reason_data: Option<Value>,
+    /// The state was saved before the last restart and its series has not reported since.
+    pub restored: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -370,7 +404,7 @@ struct Inner {
     /// When idle series were last looked for.
     swept_ms: i64,
     /// States loaded at start, waiting for their series to report again.
-    restored: HashMap<(String, String), (State, i64)>,
+    restored: HashMap<(String, String), RestoredState>,
 }
 
 impl Engine {
@@ -400,10 +434,10 @@ impl Engine {
         inner.alarms.remove(name).is_some()
     }
 
-    pub fn restore_state(&self, alarm: &str, series: &str, state: State, since_ms: i64) {
+    pub fn restore_state(&self, alarm: &str, series: &str, restored: RestoredState) {
         self.lock()
             .restored
-            .insert((alarm.to_string(), series.to_string()), (state, since_ms));
+            .insert((alarm.to_string(), series.to_string()), restored);
     }
 
     pub fn definitions(&self) -> Vec<AlarmDefinition> {
@@ -501,20 +535,27 @@ impl Engine {
                 };
                 if !per_alarm.contains_key(key.as_str()) {
                     let id = (alarm.spec.name.clone(), key.clone());
-                    let instance = match inner.restored.remove(&id) {
-                        Some((state, since)) => {
-                            AlarmInstance::restored(state, since, self.started_ms)
-                        }
-                        None => AlarmInstance::new(now_ms),
-                    };
-                    per_alarm.insert(
-                        key.clone(),
-                        InstanceEntry {
-                            instance,
-                            last_value: None,
+                    let entry = match inner.restored.remove(&id) {
+                        Some(restored) => InstanceEntry {
+                            instance: AlarmInstance::restored(
+                                restored.state,
+                                restored.since_ms,
+                                self.started_ms,
+                            ),
+                            last_value: restored.value,
+                            reason: restored.reason,
+                            reason_data: restored.reason_data,
                             changes: std::collections::VecDeque::new(),
                         },
-                    );
+                        None => InstanceEntry {
+                            instance: AlarmInstance::new(now_ms),
+                            last_value: None,
+                            reason: None,
+                            reason_data: None,
+                            changes: std::collections::VecDeque::new(),
+                        },
+                    };
+                    per_alarm.insert(key.clone(), entry);
                 }
                 let Some(instance) = per_alarm.get_mut(key.as_str()) else {
                     continue;
@@ -525,6 +566,8 @@ impl Engine {
                         .evaluate(&alarm.spec, &entry.series, now_ms)
                 {
                     instance.last_value = transition.evaluated.iter().find_map(|d| d.value);
+                    instance.reason = Some(transition.reason.clone());
+                    instance.reason_data = Some(transition.reason_data.clone());
                     if instance.changes.len() == CHANGES_KEPT {
                         instance.changes.pop_front();
                     }
@@ -537,6 +580,9 @@ impl Engine {
                         series: key.clone(),
                         state: transition.state,
                         since_ms: transition.at_ms,
+                        reason: transition.reason,
+                        reason_data: transition.reason_data,
+                        value: instance.last_value,
                         event,
                     });
                 }
@@ -545,9 +591,11 @@ impl Engine {
         changes
     }
 
+    /// Every instance's current state: those judged since the start, and those restored
+    /// at start whose series has not reported since (their state is still the one saved).
     pub fn instances(&self) -> Vec<InstanceView> {
         let inner = self.lock();
-        let mut rows: Vec<InstanceView> = inner
+        let judged = inner
             .instances
             .iter()
             .flat_map(|(alarm, per_alarm)| {
@@ -562,17 +610,47 @@ impl Engine {
                     alarm: alarm.clone(),
                     series: series.clone(),
                     metric: data.name.clone(),
+                    host: host_of(&data.labels),
                     dimensions: data.labels.clone(),
-                    state: entry.instance.state.as_str(),
+                    appcode: None,
+                    state: entry.instance.state,
+                    since: chrono::DateTime::from_timestamp_millis(entry.instance.state_since_ms),
                     since_ms: entry.instance.state_since_ms,
                     value: entry
                         .last_value
                         .or_else(|| data.series.iter().last().map(|(_, v)| v)),
                     threshold: definition.spec.threshold,
                     comparison: definition.spec.comparison.as_str(),
+                    reason: entry.reason.clone(),
+                    reason_data: entry.reason_data.clone(),
+                    restored: false,
                 })
-            })
-            .collect();
+            });
+        let waiting = inner
+            .restored
+            .iter()
+            .filter_map(|((alarm, series), restored)| {
+                let definition = inner.alarms.get(alarm)?;
+                let labels = labels_of_key(series);
+                Some(InstanceView {
+                    alarm: alarm.clone(),
+                    series: series.clone(),
+                    metric: definition.definition.metric_name.clone(),
+                    host: host_of(&labels),
+                    dimensions: labels,
+                    appcode: None,
+                    state: restored.state,
+                    since: chrono::DateTime::from_timestamp_millis(restored.since_ms),
+                    since_ms: restored.since_ms,
+                    value: restored.value,
+                    threshold: definition.spec.threshold,
+                    comparison: definition.spec.comparison.as_str(),
+                    reason: restored.reason.clone(),
+                    reason_data: restored.reason_data.clone(),
+                    restored: true,
+                })
+            });
+        let mut rows: Vec<InstanceView> = judged.chain(waiting).collect();
         rows.sort_by(|a, b| (&a.alarm, &a.series).cmp(&(&b.alarm, &b.series)));
         rows
     }
@@ -631,6 +709,29 @@ impl Inner {
             }
         }
     }
+}
+
+/// The host a series is about, as an incident reads it from the alarm's dimensions.
+fn host_of(labels: &BTreeMap<String, String>) -> Option<String> {
+    labels
+        .get("host")
+        .or_else(|| labels.get("InstanceId"))
+        .cloned()
+}
+
+/// The labels of a [`series_key`], for a restored state whose series has not reported
+/// since the restart. Keys hold no escaping, so a label value containing `,` or `=` reads
+/// back split; host names and instance ids never do.
+fn labels_of_key(key: &str) -> BTreeMap<String, String> {
+    let inner = key
+        .split_once('{')
+        .and_then(|(_, rest)| rest.strip_suffix('}'))
+        .unwrap_or_default();
+    inner
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// CloudWatch's timestamp form inside `detail`: `2026-10-02T17:04:40.989+0000`.
@@ -741,7 +842,16 @@ mod tests {
             .iter()
             .find(|i| i.series.contains("host=a"))
             .unwrap();
-        assert_eq!(a.state, "ALARM");
+        assert_eq!(a.state, State::Alarm);
+        assert_eq!(a.host.as_deref(), Some("a"));
+        assert!(
+            a.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("Threshold Crossed: 1 out of the last 1 datapoints")),
+            "{a:?}"
+        );
+        assert_eq!(a.value, Some(95.0));
+        assert_eq!(a.since_ms, start + 1_000);
         assert_eq!(
             engine.state_changes(&a.alarm, &a.series),
             [(start + 1_000, "ALARM")]

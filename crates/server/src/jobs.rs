@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use vigil_actions::Step;
-use vigil_core::{probes_for, AlarmFacts, AlarmState, Host, TimelineKind, Timestamp};
+use vigil_core::{
+    probes_for, AlarmFacts, AlarmState, Host, HostLifecycle, TimelineKind, Timestamp,
+};
 use vigil_store::{NewJob, Note, Store, StoreError, Work};
 
 /// Wakes a host's waiting long poll the moment a job is queued for it: job pickup has no
@@ -51,6 +53,28 @@ impl Default for JobTimes {
     }
 }
 
+/// Hosts looked up while deciding one batch of events: a storm names the same hosts again
+/// and again, and each lookup is a round trip to the store.
+#[derive(Default)]
+pub struct HostLookups(HashMap<(Option<String>, Option<String>), Option<Host>>);
+
+impl HostLookups {
+    async fn find(
+        &mut self,
+        store: &dyn Store,
+        host: Option<&str>,
+        instance_id: Option<&str>,
+    ) -> Result<Option<Host>, StoreError> {
+        let key = (host.map(str::to_owned), instance_id.map(str::to_owned));
+        if let Some(found) = self.0.get(&key) {
+            return Ok(found.clone());
+        }
+        let found = store.host_for_alarm(host, instance_id).await?;
+        self.0.insert(key, found.clone());
+        Ok(found)
+    }
+}
+
 /// Plans the host-facing steps of a playbook for an incident about to open: what vigil
 /// knows of the host, and the probe jobs for its agent. The plan commits with the incident.
 pub struct Responder {
@@ -64,6 +88,7 @@ impl Responder {
         facts: &AlarmFacts,
         steps: &[Step],
         now: Timestamp,
+        hosts: &mut HostLookups,
     ) -> Result<Work, StoreError> {
         let mut work = Work::default();
         let wants_check = steps.contains(&Step::CheckHost);
@@ -91,9 +116,12 @@ impl Responder {
             note("the alarm names no host (dimension host or InstanceId; label instance, host or nodename); no diagnostics".into());
             return Ok(work);
         };
-        let Some(host) = self
-            .store
-            .host_for_alarm(facts.host.as_deref(), facts.instance_id.as_deref())
+        let Some(host) = hosts
+            .find(
+                self.store.as_ref(),
+                facts.host.as_deref(),
+                facts.instance_id.as_deref(),
+            )
             .await?
         else {
             note(format!(
@@ -101,12 +129,15 @@ impl Responder {
             ));
             return Ok(work);
         };
-        if host.revoked_at.is_some() {
-            note(format!("host {} is revoked; no diagnostics", host.name));
+        // No agent can answer a declared or revoked host: say why instead of queueing
+        // probes that could only expire.
+        let lifecycle = host.lifecycle(now);
+        if matches!(lifecycle, HostLifecycle::Declared | HostLifecycle::Revoked) {
+            note(describe_host(&host, lifecycle, now));
             return Ok(work);
         }
         if wants_check {
-            note(describe_host(&host, now));
+            note(describe_host(&host, lifecycle, now));
         }
         let no_data = facts.state == Some(AlarmState::InsufficientData);
         let mut probes: Vec<String> = Vec::new();
@@ -146,39 +177,53 @@ impl Responder {
     }
 }
 
-/// The timeline's account of a host: reachable or not, by its last heartbeat.
-fn describe_host(host: &Host, now: Timestamp) -> String {
-    let Some(last_seen) = host.last_seen_at else {
-        return format!(
-            "host unreachable: the agent on {} has never reported",
-            host.name
-        );
-    };
-    let interval = host.interval_secs.unwrap_or(10).max(1);
-    let age = Some((now - last_seen).num_seconds().max(0));
-    let last_seen = last_seen.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let collector = host
-        .collector
-        .as_ref()
-        .map(|c| {
-            let running = c["running"].as_bool().unwrap_or(false);
-            let last = c["last_sample_at"].as_str().unwrap_or("never");
+/// The timeline's account of a host: where it stands in its lifecycle, and so whether an
+/// agent can answer probes.
+fn describe_host(host: &Host, lifecycle: HostLifecycle, now: Timestamp) -> String {
+    let name = &host.name;
+    let stamp = |t: Timestamp| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    match lifecycle {
+        HostLifecycle::Declared => format!(
+            "host {name} is declared but no agent has enrolled; no diagnostics (enroll it with `vigil host add {name}` and start its agent)"
+        ),
+        HostLifecycle::Revoked => format!(
+            "host {name} is revoked{}; no agent may answer, no diagnostics",
+            host.revoked_at
+                .map(|t| format!(" (its agent's token was revoked at {})", stamp(t)))
+                .unwrap_or_default()
+        ),
+        HostLifecycle::Enrolled => format!(
+            "host unreachable: host {name} is enrolled but its agent has never reported"
+        ),
+        HostLifecycle::Silent | HostLifecycle::Reporting => {
+            let Some(last_seen) = host.last_seen_at else {
+                return format!("host {name} is {lifecycle}");
+            };
+            let age = (now - last_seen).num_seconds().max(0);
+            let seen = stamp(last_seen);
+            if lifecycle == HostLifecycle::Silent {
+                return format!(
+                    "host unreachable: host {name} is silent, agent last seen at {seen} ({age} s ago; silent after {} s without a report)",
+                    host.silent_after().num_seconds()
+                );
+            }
+            let collector = host
+                .collector
+                .as_ref()
+                .map(|c| {
+                    let running = c["running"].as_bool().unwrap_or(false);
+                    let last = c["last_sample_at"].as_str().unwrap_or("never");
+                    format!(
+                        "collector {}, last sample at {last}",
+                        if running { "running" } else { "stopped" }
+                    )
+                })
+                .unwrap_or_else(|| "collector state unknown".into());
             format!(
-                "collector {}, last sample at {last}",
-                if running { "running" } else { "stopped" }
+                "host {name} is reporting: agent {} last seen at {seen} ({age} s ago); {collector}",
+                host.agent_version.as_deref().unwrap_or("?"),
             )
-        })
-        .unwrap_or_else(|| "collector state unknown".into());
-    match age {
-        Some(age) if age > 3 * interval as i64 => format!(
-            "host unreachable: agent last seen at {last_seen} ({age} s ago, reports every {interval} s)"
-        ),
-        Some(age) => format!(
-            "host {} is reporting: agent {} last seen at {last_seen} ({age} s ago); {collector}",
-            host.name,
-            host.agent_version.as_deref().unwrap_or("?"),
-        ),
-        None => format!("agent on {} last seen at {last_seen}", host.name),
+        }
     }
 }
 
@@ -203,4 +248,41 @@ pub fn spawn_sweeper(store: Arc<dyn Store>, runner: Arc<crate::runner::Runner>) 
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        chrono::DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    #[test]
+    fn the_timeline_says_where_the_host_stands() {
+        let host = |enrolled: Option<i64>, revoked: Option<i64>, seen: Option<i64>| Host {
+            name: "web-07".into(),
+            appcode: None,
+            instance_id: None,
+            enrolled_at: enrolled.map(at),
+            revoked_at: revoked.map(at),
+            last_seen_at: seen.map(at),
+            agent_version: Some("0.1.0".into()),
+            uptime_secs: None,
+            interval_secs: Some(10),
+            collector: None,
+            labels: Default::default(),
+        };
+        let cases = [
+            (host(None, None, None), "host web-07 is declared but no agent has enrolled; no diagnostics"),
+            (host(Some(0), Some(50), Some(40)), "host web-07 is revoked (its agent's token was revoked at 2027-01-15T08:00:50.000Z)"),
+            (host(Some(0), None, None), "host unreachable: host web-07 is enrolled but its agent has never reported"),
+            (host(Some(0), None, Some(60)), "host unreachable: host web-07 is silent, agent last seen at 2027-01-15T08:01:00.000Z (40 s ago; silent after 30 s without a report)"),
+            (host(Some(0), None, Some(90)), "host web-07 is reporting: agent 0.1.0 last seen at 2027-01-15T08:01:30.000Z (10 s ago)"),
+        ];
+        for (host, expected) in cases {
+            let text = describe_host(&host, host.lifecycle(at(100)), at(100));
+            assert!(text.starts_with(expected), "{text}");
+        }
+    }
 }

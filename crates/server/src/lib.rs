@@ -87,6 +87,8 @@ pub struct Started {
 
 /// Runs the server until Ctrl-C or SIGTERM. `on_start` is called once it listens.
 pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<(), ServerError> {
+    // A rule that does not compile is the operator's to fix before anything is opened.
+    let rules = Arc::new(rules::Rules::from_config(&config)?);
     let data_dir = config.server.data_dir.clone();
     let dir_error = |source| ServerError::DataDir {
         path: data_dir.clone(),
@@ -101,7 +103,6 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
     let (admin_token, token_created) = auth::ensure_admin_token(store.as_ref(), &data_dir)
         .await
         .map_err(dir_error)?;
-    let rules = Arc::new(rules::Rules::from_config(&config)?);
     let metrics = Arc::new(metrics::Metrics::default());
 
     let engine = Arc::new(load_alarms(&config, store.as_ref()).await?);
@@ -279,8 +280,13 @@ async fn load_alarms(
         engine.restore_state(
             &record.alarm,
             &record.series,
-            record.state,
-            record.since.timestamp_millis(),
+            alarm_engine::RestoredState {
+                state: record.state,
+                since_ms: record.since.timestamp_millis(),
+                reason: record.reason,
+                reason_data: record.reason_data,
+                value: record.value,
+            },
         );
     }
     Ok(engine)

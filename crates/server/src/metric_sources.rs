@@ -83,6 +83,9 @@ pub fn spawn_ticker(
                         series: change.series.clone(),
                         state: change.state,
                         since,
+                        reason: Some(change.reason.clone()),
+                        reason_data: Some(change.reason_data.clone()),
+                        value: change.value,
                     }),
                     None => {
                         tracing::error!(alarm = %change.alarm, since_ms = change.since_ms, "alarm state time out of range; not saved")

@@ -110,6 +110,19 @@ impl Ownership {
         vigil_ownership::bind_by_rules(&self.rules, host, labels).map(|c| c.to_string())
     }
 
+    /// What an event says about its alarm, with the Appcode it belongs to: its own, else
+    /// its host's. The one answer to "whose is this event", for processing and for access.
+    pub fn facts_of(&self, event: &vigil_core::Event) -> vigil_core::AlarmFacts {
+        let mut facts = vigil_core::AlarmFacts::from_event(event)
+            .unwrap_or_else(|| vigil_core::AlarmFacts::from_other_event(event));
+        if facts.appcode.is_none() {
+            if let Some(host) = facts.host.clone().or_else(|| facts.instance_id.clone()) {
+                facts.appcode = self.appcode_for_host(&host, &facts.labels);
+            }
+        }
+        facts
+    }
+
     /// Whether a caller limited to `scope` may see something of `appcode`.
     pub fn allowed(&self, scope: Option<&str>, appcode: Option<&str>) -> bool {
         match (scope, appcode) {

@@ -204,8 +204,9 @@ impl Processor {
         let now = crate::now();
         let mut decisions = Vec::with_capacity(pending.len());
         let mut planned = Vec::with_capacity(pending.len());
+        let mut hosts = crate::jobs::HostLookups::default();
         for stored in &pending {
-            let (decision, plan) = self.decide(stored, now).await?;
+            let (decision, plan) = self.decide(stored, now, &mut hosts).await?;
             decisions.push(decision);
             planned.push(plan);
         }
@@ -226,6 +227,7 @@ impl Processor {
         &self,
         stored: &StoredEvent,
         now: vigil_core::Timestamp,
+        hosts: &mut crate::jobs::HostLookups,
     ) -> Result<(Decision, Planned), StoreError> {
         let event = &stored.event;
         let started = Instant::now();
@@ -238,14 +240,8 @@ impl Processor {
             event_id: event.id.clone(),
             effect,
         };
-        let mut facts =
-            AlarmFacts::from_event(event).unwrap_or_else(|| AlarmFacts::from_other_event(event));
         // An incident belongs to the application of its host unless the alarm says otherwise.
-        if facts.appcode.is_none() {
-            if let Some(host) = facts.host.clone().or_else(|| facts.instance_id.clone()) {
-                facts.appcode = self.ownership.appcode_for_host(&host, &facts.labels);
-            }
-        }
+        let facts = self.ownership.facts_of(event);
         let opens = steps.contains(&Step::Incident);
         let resolves = steps.contains(&Step::Resolve);
         let action = match (opens, resolves) {
@@ -270,7 +266,7 @@ impl Processor {
         let outward = self.with_recipients(&steps, facts.appcode.as_deref(), 0);
         let (on_open, on_resolve) = match action {
             AlarmAction::OpenOrRepeat => {
-                let mut work = self.responder.plan(&facts, &steps, now).await?;
+                let mut work = self.responder.plan(&facts, &steps, now, hosts).await?;
                 work.run = self.runner.plan(RunKind::Opened, &outward);
                 (work, Work::default())
             }

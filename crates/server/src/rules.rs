@@ -214,4 +214,18 @@ mod tests {
         let err = Rules::from_config(&config).err().unwrap().to_string();
         assert!(err.contains("playbook `nope`"), "{err}");
     }
+
+    #[test]
+    fn rules_aws_finds_too_complex_are_refused_with_its_reason() {
+        let config = Config::parse(
+            "[[rules]]\nname = \"uploads\"\nplaybook = \"respond\"\n\
+             pattern = { detail = { key = [{ wildcard = \"*/in/*.tif\" }, { wildcard = \"*/in/*.tiff\" }, { wildcard = \"*/in/*.svs\" }] } }\n",
+        )
+        .unwrap();
+        let err = Rules::from_config(&config).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            "config: rule `uploads`: invalid pattern at `detail.key`: Rule is too complex - try using fewer wildcard characters or fewer repeating character sequences after a wildcard character"
+        );
+    }
 }

@@ -144,13 +144,14 @@ pub trait RunStore: Send + Sync {
     async fn tickets(&self, incident_key: &str) -> Result<Vec<TicketRecord>>;
 }
 
-/// Enrolled hosts and the probe jobs handed to their agents.
+/// Hosts (enrolled, or declared by a binding) and the probe jobs handed to their agents.
 #[async_trait]
 pub trait HostStore: Send + Sync {
     /// Enrolls `name` with a token (by hash), or gives an existing host a new token.
     async fn enroll_host(&self, enrollment: NewHost, now: Timestamp) -> Result<Enrollment>;
 
-    /// Revokes a host's token; its agent is refused from then on. False if unknown.
+    /// Revokes a host's token; its agent is refused from then on. False if unknown, only
+    /// declared (never enrolled, so there is no token), or already revoked.
     async fn revoke_host(&self, name: &str, now: Timestamp) -> Result<bool>;
 
     async fn hosts(&self) -> Result<Vec<Host>>;

@@ -548,13 +548,21 @@ pub struct JobRecord {
     pub created_at: Timestamp,
 }
 
-/// The last known state of one alarm instance (alarm × series).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The last known state of one alarm instance (alarm × series), with what CloudWatch's
+/// DescribeAlarms tells of it, so a restart shows the same answer as before it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlarmStateRecord {
     pub alarm: String,
     pub series: String,
     pub state: AlarmState,
     pub since: Timestamp,
+    /// CloudWatch's `StateReason` of the change. `None` for states saved before reasons
+    /// were kept.
+    pub reason: Option<String>,
+    /// CloudWatch's `StateReasonData`.
+    pub reason_data: Option<serde_json::Value>,
+    /// The datapoint that decided the change, if it had one.
+    pub value: Option<f64>,
 }
 
 /// A stored API token: only its SHA-256 hash is kept.

@@ -16,8 +16,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 use vigil_core::{
-    AlarmFacts, AlarmState, Event, Heartbeat, IncidentStatus, JobResult, JobStatus, Severity,
-    TimelineKind,
+    AlarmFacts, AlarmState, Event, Heartbeat, HostLifecycle, IncidentStatus, JobResult, JobStatus,
+    Severity, TimelineKind,
 };
 use vigil_store::*;
 
@@ -41,6 +41,10 @@ trait Harness: Send + Sync {
 
     /// Marks the schema as migrated to `version`.
     async fn set_schema_version(&self, version: i64);
+
+    /// Forgets that the newest migration ran, so the next open runs it again over the
+    /// rows a test wrote as an older vigil would have.
+    async fn unmark_last_migration(&self);
 
     /// Opens another store on the same database.
     async fn reopen(&self) -> vigil_store::Result<Arc<dyn Store>>;
@@ -140,6 +144,13 @@ impl Harness for Postgres {
         .await;
     }
 
+    async fn unmark_last_migration(&self) {
+        self.execute(
+            "DELETE FROM schema_version WHERE version = (SELECT MAX(version) FROM schema_version)",
+        )
+        .await;
+    }
+
     async fn reopen(&self) -> vigil_store::Result<Arc<dyn Store>> {
         Ok(Arc::new(PostgresStore::connect(&self.url).await?))
     }
@@ -189,6 +200,16 @@ impl Harness for Sqlite {
             .await;
     }
 
+    async fn unmark_last_migration(&self) {
+        let conn = rusqlite::Connection::open(self.dir.path().join("vigil.db"))
+            .expect("open the database file");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("schema version");
+        conn.pragma_update(None, "user_version", version - 1)
+            .expect("set the schema version");
+    }
+
     async fn reopen(&self) -> vigil_store::Result<Arc<dyn Store>> {
         Ok(Arc::new(
             SqliteStore::open(&self.dir.path().join("vigil.db")).await?,
@@ -223,6 +244,7 @@ macro_rules! conformance_suite {
             tokens_by_hash_and_scoped_tokens,
             sessions_expire,
             apps_and_host_bindings,
+            hosts_bound_by_an_older_vigil_migrate_as_declared,
             sns_subscriptions_keep_their_status,
             unknown_enum_values_are_corrupt,
             a_newer_schema_is_refused,
@@ -1686,7 +1708,11 @@ async fn hosts_enroll_renew_revoke_and_report(h: &dyn Harness) {
     let host = store.host("web-1").await.unwrap().unwrap();
     assert_eq!(host.appcode.as_deref(), Some("SHOP"), "kept when not given");
     assert_eq!(host.instance_id.as_deref(), Some("i-web-1"));
-    assert_eq!(host.enrolled_at, t0);
+    assert_eq!(
+        host.enrolled_at,
+        Some(t0),
+        "the first enrollment's time is kept"
+    );
     assert_eq!(host.revoked_at, None);
     assert_eq!(host.last_seen_at, None);
 
@@ -2087,11 +2113,14 @@ async fn alarm_definitions_and_states(h: &dyn Harness) {
         ]
     );
 
-    let state = |alarm: &str, series: &str, state, since| AlarmStateRecord {
+    let state = |alarm: &str, series: &str, state: AlarmState, since| AlarmStateRecord {
         alarm: alarm.into(),
         series: series.into(),
         state,
         since,
+        reason: Some(format!("{alarm} on {series} went {state}")),
+        reason_data: Some(serde_json::json!({"version": "1.0", "threshold": 80.0})),
+        value: Some(91.5),
     };
     store
         .record_alarm_changes(
@@ -2114,6 +2143,17 @@ async fn alarm_definitions_and_states(h: &dyn Harness) {
         )
         .await
         .unwrap();
+    // A state without a deciding datapoint or reason (INSUFFICIENT_DATA) keeps none.
+    let no_data = AlarmStateRecord {
+        reason: None,
+        reason_data: None,
+        value: None,
+        ..state("mem", "web-2", AlarmState::InsufficientData, t1)
+    };
+    store
+        .record_alarm_changes(vec![no_data.clone()], Vec::new(), t1)
+        .await
+        .unwrap();
     let mut states = store.alarm_states().await.unwrap();
     states.sort_by(|a, b| (&a.alarm, &a.series).cmp(&(&b.alarm, &b.series)));
     assert_eq!(
@@ -2122,7 +2162,13 @@ async fn alarm_definitions_and_states(h: &dyn Harness) {
             state("cpu", "web-1", AlarmState::Ok, t1),
             state("cpu", "web-2", AlarmState::Ok, t0),
             state("mem", "web-1", AlarmState::InsufficientData, t0),
+            no_data,
         ]
+    );
+    assert_eq!(
+        states[0].reason.as_deref(),
+        Some("cpu on web-1 went OK"),
+        "a change replaces the reason with its own"
     );
     let pending = store.pending_events(10).await.unwrap();
     let ids: Vec<&str> = pending.iter().map(|p| p.event.id.as_str()).collect();
@@ -2137,8 +2183,8 @@ async fn alarm_definitions_and_states(h: &dyn Harness) {
     assert!(!store.delete_alarm("cpu").await.unwrap());
     assert_eq!(store.alarms().await.unwrap().len(), 1);
     let states = store.alarm_states().await.unwrap();
-    assert_eq!(states.len(), 1);
-    assert_eq!(states[0].alarm, "mem");
+    assert_eq!(states.len(), 2);
+    assert!(states.iter().all(|s| s.alarm == "mem"));
 }
 
 async fn tokens_by_hash_and_scoped_tokens(h: &dyn Harness) {
@@ -2278,25 +2324,103 @@ async fn apps_and_host_bindings(h: &dyn Harness) {
         store.host_bindings().await.unwrap(),
         [("web-9".to_string(), "SHOP".to_string())]
     );
-    // A bound host that never enrolled is not an enrolled host; enrolling it renews.
+    // A bound host that never enrolled is declared: neither enrolled nor revoked, and
+    // there is no token to revoke. Enrolling it renews the row and starts its enrollment.
     let bound = store
         .host("web-9")
         .await
         .unwrap()
         .expect("the binding's row");
-    assert!(bound.revoked_at.is_some());
+    assert_eq!(bound.enrolled_at, None);
+    assert_eq!(bound.revoked_at, None);
+    assert_eq!(bound.lifecycle(t0), HostLifecycle::Declared);
     assert_eq!(bound.appcode.as_deref(), Some("SHOP"));
+    assert!(!store.revoke_host("web-9", t0).await.unwrap());
+    assert_eq!(
+        store.host("web-9").await.unwrap().unwrap().lifecycle(t0),
+        HostLifecycle::Declared
+    );
+    let t1 = t0 + secs(5);
     let enroll = NewHost {
         appcode: None,
         ..new_host("web-9", "h9")
     };
     assert_eq!(
-        store.enroll_host(enroll, t0).await.unwrap(),
+        store.enroll_host(enroll, t1).await.unwrap(),
         Enrollment::Renewed
     );
     let host = store.host("web-9").await.unwrap().unwrap();
+    assert_eq!(host.enrolled_at, Some(t1));
     assert_eq!(host.revoked_at, None);
+    assert_eq!(host.lifecycle(t1), HostLifecycle::Enrolled);
     assert_eq!(host.appcode.as_deref(), Some("SHOP"));
+    // Binding it again (a re-import) keeps its enrollment.
+    store
+        .save_apps(Vec::new(), vec![("web-9".into(), "SHOP".into())], t1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.host("web-9").await.unwrap().unwrap().enrolled_at,
+        Some(t1)
+    );
+    assert!(store.revoke_host("web-9", t1).await.unwrap());
+    assert_eq!(
+        store.host("web-9").await.unwrap().unwrap().lifecycle(t1),
+        HostLifecycle::Revoked
+    );
+}
+
+/// Before hosts had a lifecycle, binding a host that never enrolled wrote it enrolled and
+/// revoked at the binding's time. The migration that made enrollment optional (the newest)
+/// turns such rows into declared hosts and leaves enrolled ones alone.
+async fn hosts_bound_by_an_older_vigil_migrate_as_declared(h: &dyn Harness) {
+    let store = h.store();
+    let t0 = now();
+    store
+        .enroll_host(new_host("web-1", "h1"), t0)
+        .await
+        .unwrap();
+    assert!(store.revoke_host("web-1", t0).await.unwrap());
+    store
+        .enroll_host(new_host("web-2", "h2"), t0)
+        .await
+        .unwrap();
+    h.execute(
+        "INSERT INTO hosts (name, appcode, enrolled_at, revoked_at)
+         VALUES ('web-7', 'SHOP', '2026-01-02T03:04:05.000Z', '2026-01-02T03:04:05.000Z')",
+    )
+    .await;
+    h.unmark_last_migration().await;
+    drop(store);
+    let store = h.reopen().await.expect("reopen and migrate");
+    let host = |name: &'static str| {
+        let store = store.clone();
+        async move { store.host(name).await.unwrap().expect(name) }
+    };
+    let declared = host("web-7").await;
+    assert_eq!(declared.enrolled_at, None);
+    assert_eq!(declared.revoked_at, None);
+    assert_eq!(declared.appcode.as_deref(), Some("SHOP"));
+    assert_eq!(declared.lifecycle(t0), HostLifecycle::Declared);
+    let revoked = host("web-1").await;
+    assert_eq!(
+        (revoked.enrolled_at, revoked.revoked_at),
+        (Some(t0), Some(t0))
+    );
+    assert_eq!(revoked.lifecycle(t0), HostLifecycle::Revoked);
+    let enrolled = host("web-2").await;
+    assert_eq!(enrolled.instance_id.as_deref(), Some("i-web-2"));
+    assert_eq!(enrolled.lifecycle(t0), HostLifecycle::Enrolled);
+    assert_eq!(store.hosts().await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .host_for_alarm(None, Some("i-web-2"))
+            .await
+            .unwrap()
+            .map(|h| h.name),
+        Some("web-2".to_string()),
+        "the instance index still answers"
+    );
 }
 
 async fn sns_subscriptions_keep_their_status(h: &dyn Harness) {
@@ -2410,6 +2534,9 @@ async fn unknown_enum_values_are_corrupt(h: &dyn Harness) {
                 series: "web-1".into(),
                 state: AlarmState::Alarm,
                 since: t0,
+                reason: None,
+                reason_data: None,
+                value: None,
             }],
             Vec::new(),
             t0,
@@ -2467,6 +2594,8 @@ async fn unknown_enum_values_are_corrupt(h: &dyn Harness) {
 
     h.execute("UPDATE alarm_states SET state = 'PURPLE'").await;
     expect_corrupt(store.alarm_states().await, &["cpu", "web-1", "`PURPLE`"]);
+    h.execute("UPDATE alarm_states SET state = 'ALARM'").await;
+    assert_eq!(store.alarm_states().await.unwrap().len(), 1);
 
     assert_eq!(store.tickets(&key).await.unwrap().len(), 1);
     h.execute("UPDATE tickets SET tracker = 'telex'").await;

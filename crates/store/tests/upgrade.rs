@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use vigil_core::IncidentStatus;
+use vigil_core::{HostLifecycle, IncidentStatus};
 use vigil_store::{
     AccessStore, AlarmStore, Channel, EventStore, HostStore, IncidentFilter, IncidentStore,
     RunKind, RunStore, SnsStatus, SqliteStore, StepName, StepStatus, TokenRole,
@@ -24,7 +24,7 @@ async fn a_schema_5_database_migrates_with_nothing_lost() {
     )
     .expect("copy the fixture");
     let store = SqliteStore::open(&path).await.expect("open and migrate");
-    assert_eq!(store.schema_version().await.expect("version"), 7);
+    assert_eq!(store.schema_version().await.expect("version"), 9);
 
     assert_eq!(store.event_count().await.expect("events"), 5);
     assert!(store.pending_events(10).await.expect("pending").is_empty());
@@ -82,6 +82,18 @@ async fn a_schema_5_database_migrates_with_nothing_lost() {
     assert!(hosts.iter().any(|h| h.name == "web-01"
         && h.appcode.as_deref() == Some("shop_web")
         && h.instance_id.as_deref() == Some("i-0abc")));
+    // The old release wrote a host bound by the tree but never enrolled as enrolled and
+    // revoked; it is declared now, and the enrolled one stays enrolled.
+    let now = vigil_store::to_millis(chrono::Utc::now());
+    let lifecycle = |name: &str| {
+        hosts
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| h.lifecycle(now))
+            .unwrap_or_else(|| panic!("{name} is missing"))
+    };
+    assert_eq!(lifecycle("web-01"), HostLifecycle::Enrolled);
+    assert_eq!(lifecycle("i-12345678901234567"), HostLifecycle::Declared);
     assert_eq!(
         store
             .apps()

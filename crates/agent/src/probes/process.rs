@@ -13,6 +13,7 @@ use crate::collect::{
     parse_loadavg, parse_meminfo, parse_stat, read_proc, CollectError, MemInfo, PROC_LOADAVG,
     PROC_MEMINFO, PROC_STAT, PROC_UPTIME,
 };
+use crate::redact::Redactor;
 
 /// Longest COMMAND shown, in characters; enough to tell `java -jar app.jar` instances
 /// apart without one row swamping the incident.
@@ -116,23 +117,26 @@ fn page_size() -> u64 {
 
 /// The command line as ps prints it: argv joined by spaces, `[comm]` for kernel threads
 /// (which have none), control characters shown as `?` so one process cannot break the
-/// table, cut to [`COMMAND_WIDTH`] characters.
-fn command_line(stat: &PidStat) -> String {
+/// table, secrets masked, cut to [`COMMAND_WIDTH`] characters. Masking comes before the
+/// cut, which could otherwise leave part of a secret its rule no longer recognises.
+fn command_line(stat: &PidStat, redactor: &Redactor) -> String {
     let raw = std::fs::read(format!("/proc/{}/cmdline", stat.pid)).unwrap_or_default();
+    let printable = |text: &str| -> String {
+        text.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    };
     let args: Vec<String> = raw
         .split(|&b| b == 0)
         .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .map(|a| printable(&String::from_utf8_lossy(a)))
         .collect();
     let line = if args.is_empty() {
-        format!("[{}]", stat.comm)
+        printable(&format!("[{}]", stat.comm))
     } else {
-        args.join(" ")
+        redactor.command_line(&args)
     };
-    line.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(COMMAND_WIDTH)
-        .collect()
+    line.chars().take(COMMAND_WIDTH).collect()
 }
 
 /// uid → user name from /etc/passwd.
@@ -148,13 +152,14 @@ pub(crate) fn parse_passwd(text: &str) -> HashMap<u32, String> {
 }
 
 /// Renders processes with their %CPU as a ps-style table.
-pub(crate) struct ProcessTable {
+pub(crate) struct ProcessTable<'r> {
     users: HashMap<u32, String>,
     mem_total_kib: u64,
+    redactor: &'r Redactor,
 }
 
-impl ProcessTable {
-    pub(crate) fn new(mem: &MemInfo) -> ProcessTable {
+impl ProcessTable<'_> {
+    pub(crate) fn new<'r>(mem: &MemInfo, redactor: &'r Redactor) -> ProcessTable<'r> {
         // Without /etc/passwd (minimal containers) users show as numbers, as in ps.
         let users = std::fs::read_to_string("/etc/passwd")
             .map(|t| parse_passwd(&t))
@@ -162,6 +167,7 @@ impl ProcessTable {
         ProcessTable {
             users,
             mem_total_kib: mem.total_kib,
+            redactor,
         }
     }
 
@@ -194,7 +200,7 @@ impl ProcessTable {
                     format!("{cpu:.1}"),
                     format!("{mem:.1}"),
                     p.rss_kib.to_string(),
-                    command_line(&p.stat),
+                    command_line(&p.stat, self.redactor),
                 ]
             })
             .collect();
@@ -329,7 +335,11 @@ pub(crate) fn cpu_window(deadline: Instant) -> Duration {
     CPU_WINDOW.min(left / 2)
 }
 
-pub(crate) fn top_cpu(top: usize, deadline: Instant) -> Result<String, ProbeError> {
+pub(crate) fn top_cpu(
+    top: usize,
+    deadline: Instant,
+    redactor: &Redactor,
+) -> Result<String, ProbeError> {
     let sampled = sample_cpu(cpu_window(deadline))?;
     let mem = parse_meminfo(&read_proc(PROC_MEMINFO)?)?;
     let busy = match sampled.busy_percent {
@@ -341,16 +351,16 @@ pub(crate) fn top_cpu(top: usize, deadline: Instant) -> Result<String, ProbeErro
         sampled.window.as_millis(),
         load_line()?
     );
-    out.push_str(&ProcessTable::new(&mem).render(&sampled.top(top)));
+    out.push_str(&ProcessTable::new(&mem, redactor).render(&sampled.top(top)));
     Ok(out)
 }
 
-pub(crate) fn top_mem(top: usize) -> Result<String, ProbeError> {
+pub(crate) fn top_mem(top: usize, redactor: &Redactor) -> Result<String, ProbeError> {
     let mem = parse_meminfo(&read_proc(PROC_MEMINFO)?)?;
     let rows = lifetime_cpu(processes())?;
     let mut out = memory_line(&mem);
     out.push_str("\n%CPU is averaged over each process's lifetime, as ps shows it\n");
-    out.push_str(&ProcessTable::new(&mem).render(&top_by_memory(&rows, top)));
+    out.push_str(&ProcessTable::new(&mem, redactor).render(&top_by_memory(&rows, top)));
     Ok(out)
 }
 
@@ -423,12 +433,15 @@ mod tests {
         let own = all.iter().find(|p| p.stat.pid == me).unwrap();
         assert!(own.rss_kib > 0);
         assert!(all.len() > 1);
-        let cmd = command_line(&own.stat);
+        let cmd = command_line(&own.stat, &Redactor::default());
         let exe = std::env::args().next().unwrap();
         assert!(cmd.starts_with(&exe), "{cmd} vs {exe}");
         // pid 2 is kthreadd, which has no command line.
         if let Some(kthreadd) = all.iter().find(|p| p.stat.pid == 2) {
-            assert_eq!(command_line(&kthreadd.stat), "[kthreadd]");
+            assert_eq!(
+                command_line(&kthreadd.stat, &Redactor::default()),
+                "[kthreadd]"
+            );
         }
     }
 

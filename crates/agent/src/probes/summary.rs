@@ -12,13 +12,14 @@ use super::process::{
 use super::text::{duration_dhms, rfc3339};
 use super::ProbeError;
 use crate::collect::{parse_meminfo, parse_stat, read_proc, PROC_MEMINFO, PROC_STAT, PROC_UPTIME};
+use crate::redact::Redactor;
 
 const KMSG: &str = "/dev/kmsg";
 const OOM_LINES: usize = 20;
 /// Larger than the kernel's longest record (8 KiB), which a shorter read would fail on.
 const KMSG_RECORD_MAX: usize = 16 * 1024;
 
-pub(crate) fn system_summary(deadline: Instant) -> Result<String, ProbeError> {
+pub(crate) fn system_summary(deadline: Instant, redactor: &Redactor) -> Result<String, ProbeError> {
     let stat = parse_stat(&read_proc(PROC_STAT)?)?;
     let uptime = parse_uptime(&read_proc(PROC_UPTIME)?)?;
     let mut out = format!("uptime {}", duration_dhms(uptime as u64));
@@ -44,7 +45,7 @@ pub(crate) fn system_summary(deadline: Instant) -> Result<String, ProbeError> {
     out.push_str(&memory_line(&mem));
     out.push('\n');
 
-    let processes = ProcessTable::new(&mem);
+    let processes = ProcessTable::new(&mem, redactor);
     out.push_str(&format!("\ntop 3 by CPU over those {window_ms} ms:\n"));
     out.push_str(&processes.render(&sampled.top(3)));
     out.push_str("\ntop 3 by memory:\n");
@@ -168,7 +169,11 @@ mod tests {
 
     #[test]
     fn summary_has_every_section() {
-        let out = system_summary(Instant::now() + Duration::from_secs(5)).unwrap();
+        let out = system_summary(
+            Instant::now() + Duration::from_secs(5),
+            &Redactor::default(),
+        )
+        .unwrap();
         for needle in [
             "uptime ",
             "load average ",

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use vigil_core::{Heartbeat, JobResult, JobStatus, MetricBatch};
 
-use super::ApiError;
+use super::{ApiError, JsonBody};
 use crate::auth::{Principal, Role};
 use crate::metrics::labels;
 use crate::now_ms;
@@ -38,10 +38,10 @@ fn host_of(principal: &Principal) -> Result<&str, ApiError> {
 pub async fn heartbeat(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    body: Result<Json<Heartbeat>, JsonRejection>,
+    body: Result<JsonBody<Heartbeat>, ApiError>,
 ) -> Result<StatusCode, ApiError> {
     let host = host_of(&principal)?.to_string();
-    let Json(heartbeat) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(heartbeat) = body?;
     state
         .store
         .record_heartbeat(&host, heartbeat, now())
@@ -52,10 +52,10 @@ pub async fn heartbeat(
 pub async fn metrics(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    body: Result<Json<MetricBatch>, JsonRejection>,
+    body: Result<JsonBody<MetricBatch>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let host = host_of(&principal)?.to_string();
-    let Json(batch) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(batch) = body?;
     if batch.samples.len() > MAX_SAMPLES {
         return Err(ApiError::bad_request(format!(
             "samples: {} in one batch; send at most {MAX_SAMPLES}",
@@ -140,10 +140,10 @@ pub async fn job_result(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<i64>,
-    body: Result<Json<JobResult>, JsonRejection>,
+    body: Result<JsonBody<JobResult>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     let host = host_of(&principal)?.to_string();
-    let Json(mut result) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(mut result) = body?;
     if matches!(
         result.status,
         JobStatus::Queued | JobStatus::Running | JobStatus::Expired | JobStatus::AwaitingApproval

@@ -1,18 +1,20 @@
 //! Alarms (CloudWatch PutMetricAlarm JSON), series for charts, and Prometheus
 //! remote_write.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use serde::Deserialize;
 use serde_json::{json, Value};
+use vigil_core::AlarmState;
 use vigil_ingest::remote_write;
 
-use super::ApiError;
-use crate::alarm_engine::AlarmDefinition;
+use super::{ApiError, JsonBody};
+use crate::alarm_engine::{AlarmDefinition, InstanceView};
 use crate::auth::Principal;
 use crate::metric_sources::count_push;
 use crate::metrics::labels;
@@ -34,9 +36,9 @@ fn no_alarm(name: &str) -> ApiError {
 pub async fn put(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    body: Result<Json<AlarmDefinition>, JsonRejection>,
+    body: Result<JsonBody<AlarmDefinition>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(definition) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(definition) = body?;
     if !alarm_visible(&state, &who, &definition) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -65,26 +67,90 @@ pub async fn put(
     Ok((status, Json(json!({"alarm": name, "replaced": existed}))))
 }
 
-/// `GET /api/v1/alarms`: definitions and every instance's state and value.
+/// `GET /api/v1/alarms` filters, DescribeAlarms' `StateValue` and vigil's Appcode.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    state: Option<String>,
+    appcode: Option<String>,
+}
+
+/// Every instance of the visible alarms, each with its Appcode (the alarm's, else its
+/// host's binding), as the engine judges it now.
+pub(crate) fn instances_with_appcodes(
+    state: &AppState,
+    definitions: &[AlarmDefinition],
+) -> Vec<InstanceView> {
+    let appcodes: HashMap<&str, Option<&str>> = definitions
+        .iter()
+        .map(|d| (d.alarm_name.as_str(), d.appcode.as_deref()))
+        .collect();
+    let mut instances = state.engine.instances();
+    instances.retain_mut(|i| {
+        let Some(appcode) = appcodes.get(i.alarm.as_str()) else {
+            return false;
+        };
+        i.appcode = appcode.map(str::to_string).or_else(|| {
+            i.host
+                .as_deref()
+                .and_then(|host| state.ownership.appcode_for_host(host, &i.dimensions))
+        });
+        true
+    });
+    instances
+}
+
+/// `GET /api/v1/alarms[?state=ALARM&appcode=CODE]`: like CloudWatch's DescribeAlarms, each
+/// definition with its instances' state, value, reason and time of the last change. A
+/// filter keeps the matching instances; a definition none of whose instances match is
+/// left out, unless only `appcode` is asked and it is the definition's own.
 pub async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-) -> Json<Value> {
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let wanted_state = match query.state.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(AlarmState::parse(text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "state `{text}` is not one of OK, ALARM, INSUFFICIENT_DATA"
+            ))
+        })?),
+    };
+    let wanted_appcode = query.appcode.as_deref().filter(|c| !c.is_empty());
     let definitions: Vec<AlarmDefinition> = state
         .engine
         .definitions()
         .into_iter()
         .filter(|d| alarm_visible(&state, &who, d))
         .collect();
-    let names: std::collections::HashSet<&str> =
-        definitions.iter().map(|d| d.alarm_name.as_str()).collect();
-    let instances: Vec<_> = state
-        .engine
-        .instances()
-        .into_iter()
-        .filter(|i| names.contains(i.alarm.as_str()))
-        .collect();
-    Json(json!({"alarms": definitions, "instances": instances}))
+    let mut by_alarm: HashMap<String, Vec<InstanceView>> = HashMap::new();
+    for instance in instances_with_appcodes(&state, &definitions) {
+        if wanted_state.is_some_and(|s| s != instance.state)
+            || wanted_appcode.is_some_and(|c| instance.appcode.as_deref() != Some(c))
+        {
+            continue;
+        }
+        by_alarm
+            .entry(instance.alarm.clone())
+            .or_default()
+            .push(instance);
+    }
+    let mut alarms = Vec::with_capacity(definitions.len());
+    for definition in definitions {
+        let instances = by_alarm.remove(&definition.alarm_name).unwrap_or_default();
+        let listed = !instances.is_empty()
+            || wanted_state.is_none()
+                && wanted_appcode.is_none_or(|c| definition.appcode.as_deref() == Some(c));
+        if !listed {
+            continue;
+        }
+        let mut view = serde_json::to_value(&definition).map_err(ApiError::internal)?;
+        view["instances"] = json!(instances);
+        alarms.push(view);
+    }
+    Ok(Json(json!({"alarms": alarms})))
 }
 
 pub async fn show(
@@ -97,12 +163,7 @@ pub async fn show(
         .definition(&name)
         .filter(|d| alarm_visible(&state, &who, d))
         .ok_or_else(|| no_alarm(&name))?;
-    let instances: Vec<_> = state
-        .engine
-        .instances()
-        .into_iter()
-        .filter(|i| i.alarm == name)
-        .collect();
+    let instances = instances_with_appcodes(&state, std::slice::from_ref(&definition));
     Ok(Json(json!({"alarm": definition, "instances": instances})))
 }
 

@@ -3,7 +3,7 @@
 //! anything outside it answers 404, as if it did not exist.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
@@ -14,7 +14,7 @@ use vigil_ownership::{
 };
 use vigil_store::{IncidentFilter, StoreError};
 
-use super::ApiError;
+use super::{ApiError, JsonBody};
 use crate::auth::{generate_token, hash_token, Principal};
 use crate::ownership::node_rows;
 use crate::{now, AppState};
@@ -57,9 +57,9 @@ async fn save(
 pub async fn add(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    body: Result<Json<AppNode>, JsonRejection>,
+    body: Result<JsonBody<AppNode>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(node) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(node) = body?;
     let code = node.appcode.to_string();
     parent_allowed(&state, &who, node.parent.as_deref())?;
     let rows = {
@@ -148,9 +148,9 @@ pub async fn change(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(code): Path<String>,
-    body: Result<Json<Change>, JsonRejection>,
+    body: Result<JsonBody<Change>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(change) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(change) = body?;
     visible(&state, &who, &code)?;
     if change.appcode.as_deref().is_some_and(|c| c != code) {
         return Err(ApiError::bad_request(format!(
@@ -203,9 +203,9 @@ pub async fn move_node(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(code): Path<String>,
-    body: Result<Json<Move>, JsonRejection>,
+    body: Result<JsonBody<Move>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(target) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(target) = body?;
     visible(&state, &who, &code)?;
     if who.scope.as_deref() == Some(code.as_str()) {
         return Err(ApiError::new(
@@ -238,9 +238,9 @@ pub async fn bind_host(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(host): Path<String>,
-    body: Result<Json<Bind>, JsonRejection>,
+    body: Result<JsonBody<Bind>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(bind) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(bind) = body?;
     visible(&state, &who, &bind.appcode)?;
     if who.scope.is_some() {
         let current = state
@@ -342,8 +342,10 @@ pub struct ExportQuery {
 }
 
 /// `GET /api/v1/apps/export?format=toml|csv`.
+/// `GET /api/v1/apps/export`: the tree and bindings; a scoped caller gets its subtree only.
 pub async fn export_tree(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Query(query): Query<ExportQuery>,
 ) -> Result<(StatusCode, [(&'static str, &'static str); 1], String), ApiError> {
     let inner = state.ownership.read();
@@ -351,10 +353,10 @@ pub async fn export_tree(
         "toml" => Ok((
             StatusCode::OK,
             [("content-type", "application/toml")],
-            export_toml(&inner.tree, &inner.hosts),
+            export_toml(&inner.tree, &inner.hosts, who.scope.as_deref()),
         )),
         "csv" => {
-            let csv = export_csv(&inner.tree, &inner.hosts);
+            let csv = export_csv(&inner.tree, &inner.hosts, who.scope.as_deref());
             Ok((
                 StatusCode::OK,
                 [("content-type", "text/csv")],
@@ -380,9 +382,9 @@ pub struct NewToken {
 pub async fn add_token(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    body: Result<Json<NewToken>, JsonRejection>,
+    body: Result<JsonBody<NewToken>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(new) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(new) = body?;
     if new.name.is_empty()
         || new.name.len() > 100
         || new.name.starts_with("host:")
@@ -506,7 +508,7 @@ pub struct Advance {
 pub async fn advance_clock(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    body: Result<Json<Advance>, JsonRejection>,
+    body: Result<JsonBody<Advance>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     if !state.clock.movable() || who.scope.is_some() {
         return Err(ApiError::new(
@@ -514,7 +516,7 @@ pub async fn advance_clock(
             "no such route; see /api/v1/openapi.json",
         ));
     }
-    let Json(advance) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(advance) = body?;
     state.clock.advance(advance.seconds.saturating_mul(1000));
     Ok(Json(json!({"now_ms": crate::now_ms()})))
 }

@@ -1,15 +1,15 @@
 //! Host enrollment (admin): `vigil host add|revoke`, `vigil hosts`.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use vigil_core::valid_host_name;
+use vigil_core::{valid_host_name, Host, HostLifecycle, Timestamp};
 use vigil_store::Enrollment;
 
-use super::ApiError;
+use super::{ApiError, JsonBody};
 use crate::auth::{generate_token, hash_token, Principal};
 use crate::{now, AppState};
 
@@ -27,7 +27,7 @@ fn valid_instance_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-fn host_visible(state: &AppState, who: &Principal, host: &vigil_core::Host) -> bool {
+fn host_visible(state: &AppState, who: &Principal, host: &Host) -> bool {
     let appcode = host
         .appcode
         .clone()
@@ -41,9 +41,9 @@ fn host_visible(state: &AppState, who: &Principal, host: &vigil_core::Host) -> b
 pub async fn add(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    body: Result<Json<NewHost>, JsonRejection>,
+    body: Result<JsonBody<NewHost>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(new) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let JsonBody(new) = body?;
     if who.scope.is_some()
         && !state
             .ownership
@@ -102,12 +102,44 @@ pub async fn add(
     ))
 }
 
+/// A host as the API and the UI show it: what is known of it, and where it stands at
+/// `now` (`state`: declared, enrolled, reporting, silent or revoked).
+pub(crate) fn host_view(host: &Host, now: Timestamp) -> Value {
+    let mut view = json!(host);
+    view["state"] = json!(host.lifecycle(now));
+    view
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    state: Option<String>,
+}
+
+/// `GET /api/v1/hosts[?state=silent]`: every host vigil knows of, with its lifecycle.
 pub async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut hosts = state.store.hosts().await?;
-    hosts.retain(|h| host_visible(&state, &who, h));
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let wanted = match query.state.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(HostLifecycle::parse(text).ok_or_else(|| {
+            let known: Vec<&str> = HostLifecycle::ALL.iter().map(|l| l.as_str()).collect();
+            ApiError::bad_request(format!("state `{text}` is not one of {}", known.join(", ")))
+        })?),
+    };
+    let now = crate::now();
+    let hosts: Vec<Value> = state
+        .store
+        .hosts()
+        .await?
+        .iter()
+        .filter(|h| host_visible(&state, &who, h))
+        .filter(|h| wanted.is_none_or(|w| h.lifecycle(now) == w))
+        .map(|h| host_view(h, now))
+        .collect();
     Ok(Json(json!({"hosts": hosts})))
 }
 
@@ -123,7 +155,7 @@ pub async fn show(
         .filter(|h| host_visible(&state, &who, h))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no host named `{name}`")))?;
     let metrics = state.store.last_metrics(&name).await?;
-    let mut body = json!(host);
+    let mut body = host_view(&host, crate::now());
     body["last_metrics"] = metrics
         .and_then(|m| serde_json::from_str(&m).ok())
         .unwrap_or(Value::Null);

@@ -210,11 +210,20 @@ async fn accept(state: &AppState, endpoint: &'static str, events: Vec<Event>) ->
 }
 
 /// `GET /api/v1/events/{id}`: was this event accepted, and has processing finished with it?
+/// A scoped caller sees only events of its subtree (the Appcode the event's incident gets).
 pub async fn show_event(
     State(state): State<AppState>,
+    axum::extract::Extension(who): axum::extract::Extension<crate::auth::Principal>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let record = state.store.event(&id).await?;
+    let record = state.store.event(&id).await?.filter(|record| {
+        who.scope.is_none() || {
+            let facts = state.ownership.facts_of(&record.event);
+            state
+                .ownership
+                .allowed(who.scope.as_deref(), facts.appcode.as_deref())
+        }
+    });
     match record {
         Some(record) => Ok(Json(json!(record))),
         None => Err(ApiError::new(

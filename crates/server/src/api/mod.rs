@@ -2,20 +2,22 @@
 //! `{"error": "..."}` with a 4xx naming what was wrong, 5xx only for vigil's own faults.
 
 mod agent;
-mod alarms;
+pub(crate) mod alarms;
 mod apps;
-mod hosts;
+pub(crate) mod hosts;
 mod incidents;
 mod ingest;
 
 pub(crate) use incidents::change_by_hand;
 
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::AppState;
@@ -163,6 +165,48 @@ impl ApiError {
     }
 }
 
+/// A JSON request body, read as JSON whatever its `Content-Type` says: `curl -d @alarm.json`
+/// sends `application/x-www-form-urlencoded`, scripts often send none, and AWS-style APIs
+/// take the body as JSON all the same. Bounded by `server.body_limit_bytes` (413 past it);
+/// anything that is not the expected JSON is a 400 naming the error and the field's path.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|r| ApiError::from_body(r, state.config.server.body_limit_bytes))?;
+        from_json(&body).map(JsonBody)
+    }
+}
+
+fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "the request body is empty; send a JSON document",
+        ));
+    }
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let path = e.path().to_string();
+        let error = e.into_inner();
+        if error.is_data() && path != "." {
+            ApiError::bad_request(format!("request body: field `{path}`: {error}"))
+        } else if error.is_data() {
+            ApiError::bad_request(format!("request body: {error}"))
+        } else {
+            ApiError::bad_request(format!("request body is not valid JSON: {error}"))
+        }
+    })?;
+    reader
+        .end()
+        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
 /// A store failure is vigil's own fault (500); handlers that expect a particular one (a
 /// name taken: 409) match it before this applies.
 impl From<vigil_store::StoreError> for ApiError {
@@ -181,5 +225,256 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::http::Method;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::{alarm_engine, auth, clock, jobs, metrics, ownership, pipeline, runner, Config};
+
+    /// The API as `serve` wires it, over a real SQLite store in `dir`; with the admin token.
+    async fn api(dir: &Path, body_limit_bytes: usize) -> (Router, String) {
+        let mut config = Config::default();
+        config.server.data_dir = dir.to_path_buf();
+        config.server.body_limit_bytes = body_limit_bytes;
+        let store = vigil_store::open(&vigil_store::StoreLocation::Sqlite(dir.join("vigil.db")))
+            .await
+            .expect("open the store");
+        let (token, _) = auth::ensure_admin_token(store.as_ref(), dir)
+            .await
+            .expect("admin token");
+        let wake = pipeline::Wake::default();
+        let state = AppState {
+            config: Arc::new(config),
+            store: store.clone(),
+            auth: Arc::new(auth::Auth::new(store.clone())),
+            ingest: pipeline::start_ingest(store.clone(), wake.clone()),
+            metrics: Arc::new(metrics::Metrics::default()),
+            jobs: Arc::new(jobs::JobHub::default()),
+            engine: Arc::new(alarm_engine::Engine::new(crate::now_ms(), 1000)),
+            ownership: Arc::new(
+                ownership::Ownership::load(store.as_ref(), Vec::new())
+                    .await
+                    .expect("ownership"),
+            ),
+            runner: Arc::new(runner::Runner::new(
+                store.clone(),
+                Vec::new(),
+                Vec::new(),
+                "test".into(),
+                Duration::from_secs(30),
+            )),
+            processor: wake,
+            clock: Arc::new(clock::Clock::from_env()),
+            sns_signatures: Arc::new(
+                crate::sns_signature::Verifier::new(Vec::new()).expect("HTTP client"),
+            ),
+        };
+        (router(state), token)
+    }
+
+    async fn call(
+        app: &Router,
+        token: &str,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: impl Into<Body>,
+    ) -> (StatusCode, Value) {
+        let mut request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let answer = app
+            .clone()
+            .oneshot(request.body(body.into()).expect("request"))
+            .await
+            .expect("the router answers");
+        let status = answer.status();
+        let bytes = axum::body::to_bytes(answer.into_body(), 1 << 20)
+            .await
+            .expect("answer body");
+        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "{path} answered {status} with non-JSON {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        (status, value)
+    }
+
+    fn alarm(name: &str) -> Value {
+        json!({
+            "AlarmName": name,
+            "MetricName": "CPUUtilization",
+            "Namespace": "vigil",
+            "Dimensions": [{"Name": "host", "Value": "web-01"}],
+            "Statistic": "Average",
+            "Period": 60,
+            "EvaluationPeriods": 3,
+            "Threshold": 90,
+            "ComparisonOperator": "GreaterThanThreshold"
+        })
+    }
+
+    /// What `curl -d`, a bare script and a careful client send.
+    const CONTENT_TYPES: [Option<&str>; 5] = [
+        None,
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+        Some("application/json"),
+        Some("application/json; charset=utf-8"),
+    ];
+
+    #[tokio::test]
+    async fn json_bodies_are_read_whatever_the_content_type() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (app, token) = api(dir.path(), 1 << 20).await;
+        for (i, content_type) in CONTENT_TYPES.into_iter().enumerate() {
+            let name = format!("cpu-{i}");
+            let (status, body) = call(
+                &app,
+                &token,
+                Method::POST,
+                "/api/v1/alarms",
+                content_type,
+                alarm(&name).to_string(),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{content_type:?}: {body}");
+            assert_eq!(body, json!({"alarm": name, "replaced": false}));
+            let (status, body) = call(
+                &app,
+                &token,
+                Method::GET,
+                &format!("/api/v1/alarms/{name}"),
+                None,
+                Body::empty(),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{content_type:?}: {body}");
+            assert_eq!(body["alarm"]["Threshold"], json!(90.0), "{body}");
+
+            // A POST and a PATCH of another resource, the same way.
+            let code = format!("app_{i}");
+            let (status, body) = call(
+                &app,
+                &token,
+                Method::POST,
+                "/api/v1/apps",
+                content_type,
+                json!({"appcode": code, "name": "Shop", "kind": "application"}).to_string(),
+            )
+            .await;
+            assert_eq!(status, StatusCode::CREATED, "{content_type:?}: {body}");
+            let (status, body) = call(
+                &app,
+                &token,
+                Method::PATCH,
+                &format!("/api/v1/apps/{code}"),
+                content_type,
+                json!({"name": "Shop front"}).to_string(),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{content_type:?}: {body}");
+            let (_, body) = call(
+                &app,
+                &token,
+                Method::GET,
+                &format!("/api/v1/apps/{code}"),
+                None,
+                Body::empty(),
+            )
+            .await;
+            assert_eq!(body["node"]["name"], "Shop front", "{body}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_bodies_are_400s_naming_the_error_and_the_field() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (app, token) = api(dir.path(), 1 << 20).await;
+        let mut wrong_type = alarm("cpu");
+        wrong_type["Dimensions"][0]["Value"] = json!(7);
+        let mut missing = alarm("cpu");
+        missing
+            .as_object_mut()
+            .expect("object")
+            .remove("MetricName");
+        let cases: [(&str, String, &str); 6] = [
+            ("form fields", "AlarmName=cpu&Threshold=90".into(), "request body is not valid JSON: expected value at line 1 column 1"),
+            ("empty", "  \n".into(), "the request body is empty; send a JSON document"),
+            ("cut short", r#"{"AlarmName": "cpu""#.into(), "request body is not valid JSON: EOF while parsing an object at line 1 column 19"),
+            ("trailing text", format!("{} x", alarm("cpu")), "request body is not valid JSON: trailing characters at line 1 column "),
+            ("wrong type", wrong_type.to_string(), "request body: field `Dimensions[0].Value`: invalid type: integer `7`, expected a string at line 1 column "),
+            ("missing field", missing.to_string(), "request body: missing field `MetricName` at line 1 column "),
+        ];
+        for content_type in CONTENT_TYPES {
+            for (case, body, expected) in &cases {
+                let (status, answer) = call(
+                    &app,
+                    &token,
+                    Method::POST,
+                    "/api/v1/alarms",
+                    content_type,
+                    body.clone(),
+                )
+                .await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{case}: {answer}");
+                let message = answer["error"].as_str().unwrap_or_default();
+                assert!(
+                    message.starts_with(expected),
+                    "{case} ({content_type:?}): expected `{expected}…`, got {answer}"
+                );
+                assert_eq!(answer.as_object().map(|o| o.len()), Some(1), "{answer}");
+            }
+        }
+        let (_, listed) = call(
+            &app,
+            &token,
+            Method::GET,
+            "/api/v1/alarms",
+            None,
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(listed["alarms"], json!([]), "nothing was defined");
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_413s() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (app, token) = api(dir.path(), 1024).await;
+        let mut big = alarm("cpu");
+        big["AlarmDescription"] = json!("x".repeat(2000));
+        for content_type in CONTENT_TYPES {
+            let (status, answer) = call(
+                &app,
+                &token,
+                Method::POST,
+                "/api/v1/alarms",
+                content_type,
+                big.to_string(),
+            )
+            .await;
+            assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+            assert_eq!(
+                answer,
+                json!({"error": "request body is larger than the limit of 1024 bytes (server.body_limit_bytes)"})
+            );
+        }
     }
 }

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use vigil_core::{Host, Incident, IncidentStatus};
+use vigil_core::{Host, Incident, IncidentStatus, Timestamp};
 use vigil_store::{IncidentFilter, Store};
 
 use super::session::SessionInfo;
@@ -315,15 +315,7 @@ pub(super) async fn alarms(
         .into_iter()
         .filter(|d| visible(&state, &session, d.appcode.as_deref()))
         .collect();
-    let names: std::collections::HashSet<String> =
-        definitions.iter().map(|d| d.alarm_name.clone()).collect();
-    let instances: Vec<_> = state
-        .app
-        .engine
-        .instances()
-        .into_iter()
-        .filter(|i| names.contains(&i.alarm))
-        .collect();
+    let instances = crate::api::alarms::instances_with_appcodes(&state.app, &definitions);
     Json(json!({
         "alarms": definitions,
         "instances": instances,
@@ -342,21 +334,20 @@ pub(super) async fn alarm(
         .definition(&name)
         .filter(|d| visible(&state, &session, d.appcode.as_deref()))
         .ok_or_else(|| UiError::new(StatusCode::NOT_FOUND, format!("no alarm named `{name}`")))?;
-    let instances: Vec<Value> = engine
-        .instances()
-        .into_iter()
-        .filter(|i| i.alarm == name)
-        .map(|i| {
-            let changes: Vec<Value> = engine
-                .state_changes(&i.alarm, &i.series)
-                .into_iter()
-                .map(|(at_ms, state)| json!({"at_ms": at_ms, "state": state}))
-                .collect();
-            let mut view = json!(i);
-            view["changes"] = json!(changes);
-            view
-        })
-        .collect();
+    let instances: Vec<Value> =
+        crate::api::alarms::instances_with_appcodes(&state.app, std::slice::from_ref(&definition))
+            .into_iter()
+            .map(|i| {
+                let changes: Vec<Value> = engine
+                    .state_changes(&i.alarm, &i.series)
+                    .into_iter()
+                    .map(|(at_ms, state)| json!({"at_ms": at_ms, "state": state}))
+                    .collect();
+                let mut view = json!(i);
+                view["changes"] = json!(changes);
+                view
+            })
+            .collect();
     Ok(Json(
         json!({"alarm": definition, "instances": instances, "now_ms": now_ms()}),
     ))
@@ -409,8 +400,8 @@ async fn open_by_host(store: &dyn Store) -> vigil_store::Result<HashMap<String, 
     Ok(counts)
 }
 
-fn host_view(host: &Host, open: &HashMap<String, usize>) -> Value {
-    let mut view = json!(host);
+fn host_view(host: &Host, open: &HashMap<String, usize>, now: Timestamp) -> Value {
+    let mut view = crate::api::hosts::host_view(host, now);
     view["open_incidents"] = json!(open.get(&host.name).copied().unwrap_or(0));
     view
 }
@@ -422,10 +413,11 @@ pub(super) async fn hosts(
 ) -> Result<Json<Value>, UiError> {
     let hosts = state.app.store.hosts().await?;
     let open = open_by_host(state.app.store.as_ref()).await?;
+    let at = crate::now();
     let rows: Vec<Value> = hosts
         .iter()
         .filter(|h| visible(&state, &session, h.appcode.as_deref()))
-        .map(|h| host_view(h, &open))
+        .map(|h| host_view(h, &open, at))
         .collect();
     Ok(Json(json!({"hosts": rows, "now": now()})))
 }
@@ -439,6 +431,7 @@ pub(super) async fn apps(
 ) -> Result<Json<Value>, UiError> {
     let hosts = state.app.store.hosts().await?;
     let open = open_by_host(state.app.store.as_ref()).await?;
+    let at = crate::now();
     let by_name: HashMap<&str, &Host> = hosts.iter().map(|h| (h.name.as_str(), h)).collect();
     let tree = state.app.ownership.read();
     let mut apps: Vec<Value> = tree
@@ -474,7 +467,7 @@ pub(super) async fn apps(
                 "approvers": inherited.as_ref().map(|o| o.approvers.clone()).unwrap_or_default(),
                 "oncall": inherited.as_ref().map(|o| o.oncall.clone()).unwrap_or_default(),
                 "open_incidents": open_incidents,
-                "hosts": members.iter().map(|h| host_view(h, &open)).collect::<Vec<_>>(),
+                "hosts": members.iter().map(|h| host_view(h, &open, at)).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -482,7 +475,7 @@ pub(super) async fn apps(
         let unbound: Vec<Value> = hosts
             .iter()
             .filter(|h| tree.hosts.appcode_of(&h.name).is_none())
-            .map(|h| host_view(h, &open))
+            .map(|h| host_view(h, &open, at))
             .collect();
         if !unbound.is_empty() {
             let open_incidents: usize = hosts

@@ -47,13 +47,13 @@ impl AccessStore for PostgresStore {
             .await?;
         }
         for (host, appcode) in &bindings {
-            // Binding a host not enrolled yet keeps the binding for when it is: the row
-            // exists revoked, with no token, until the host enrolls.
+            // Binding a host not enrolled yet declares it: the binding waits for its
+            // agent to enroll.
             exec(
                 &tx,
-                "INSERT INTO hosts (name, appcode, enrolled_at, revoked_at) VALUES ($1, $2, $3, $3)
+                "INSERT INTO hosts (name, appcode) VALUES ($1, $2)
                  ON CONFLICT (name) DO UPDATE SET appcode = EXCLUDED.appcode",
-                &[host, appcode, &now],
+                &[host, appcode],
             )
             .await?;
         }

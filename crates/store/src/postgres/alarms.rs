@@ -51,7 +51,8 @@ impl AlarmStore for PostgresStore {
         let client = self.client().await?;
         let rows = query(
             &client,
-            "SELECT alarm, series, state, since FROM alarm_states ORDER BY alarm, series",
+            "SELECT alarm, series, state, since, reason, reason_data, value FROM alarm_states
+             ORDER BY alarm, series",
             &[],
         )
         .await?;
@@ -71,6 +72,9 @@ impl AlarmStore for PostgresStore {
                 series,
                 state,
                 since: row.try_get("since")?,
+                reason: row.try_get("reason")?,
+                reason_data: row.try_get("reason_data")?,
+                value: row.try_get("value")?,
             });
         }
         Ok(out)
@@ -90,10 +94,20 @@ impl AlarmStore for PostgresStore {
         for s in &states {
             exec(
                 &tx,
-                "INSERT INTO alarm_states (alarm, series, state, since) VALUES ($1, $2, $3, $4)
+                "INSERT INTO alarm_states (alarm, series, state, since, reason, reason_data, value)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (alarm, series) DO UPDATE SET state = EXCLUDED.state,
-                   since = EXCLUDED.since",
-                &[&s.alarm, &s.series, &s.state.as_str(), &s.since],
+                   since = EXCLUDED.since, reason = EXCLUDED.reason,
+                   reason_data = EXCLUDED.reason_data, value = EXCLUDED.value",
+                &[
+                    &s.alarm,
+                    &s.series,
+                    &s.state.as_str(),
+                    &s.since,
+                    &s.reason,
+                    &s.reason_data,
+                    &s.value,
+                ],
             )
             .await?;
         }

@@ -117,6 +117,7 @@ impl HostStore for PostgresStore {
             &tx,
             "INSERT INTO hosts (name, appcode, instance_id, enrolled_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (name) DO UPDATE SET revoked_at = NULL,
+                   enrolled_at = COALESCE(hosts.enrolled_at, EXCLUDED.enrolled_at),
                    appcode = COALESCE(EXCLUDED.appcode, hosts.appcode),
                    instance_id = COALESCE(EXCLUDED.instance_id, hosts.instance_id)
                  RETURNING (xmax = 0)",
@@ -154,7 +155,8 @@ impl HostStore for PostgresStore {
         let tx = client.transaction().await?;
         let changed = exec(
             &tx,
-            "UPDATE hosts SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
+            "UPDATE hosts SET revoked_at = $2
+             WHERE name = $1 AND revoked_at IS NULL AND enrolled_at IS NOT NULL",
             &[&name, &now],
         )
         .await?;

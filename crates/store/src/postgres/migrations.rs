@@ -186,6 +186,17 @@ const MIGRATIONS: &[&str] = &[
                         WHERE p.run_id = s.run_id AND p.status = 'pending');
     CREATE INDEX run_steps_due ON run_steps (due_at, run_id) WHERE due_at IS NOT NULL;
     CREATE INDEX incidents_escalation ON incidents (escalation_level, opened_at) WHERE status = 'open';",
+    // 3: an alarm instance's state keeps its reason, reason data and deciding value, so the
+    // alarms list tells the same after a restart.
+    "ALTER TABLE alarm_states ADD COLUMN reason text;
+    ALTER TABLE alarm_states ADD COLUMN reason_data jsonb;
+    ALTER TABLE alarm_states ADD COLUMN value double precision;",
+    // 4: a host only declared (bound by an import, never enrolled) has no enrollment time
+    // and is not revoked; such rows were written enrolled and revoked at the binding. A
+    // host was enrolled if its agent was ever given a token.
+    "ALTER TABLE hosts ALTER COLUMN enrolled_at DROP NOT NULL;
+    UPDATE hosts SET enrolled_at = NULL, revoked_at = NULL
+        WHERE NOT EXISTS (SELECT 1 FROM tokens t WHERE t.name = 'host:' || hosts.name);",
 ];
 
 /// The schema version this vigil knows.

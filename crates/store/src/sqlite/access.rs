@@ -39,12 +39,13 @@ impl AccessStore for SqliteStore {
                     .execute(params![appcode, definition, stamp])?;
                 }
                 for (host, appcode) in &bindings {
-                    // Binding a host not enrolled yet keeps the binding for when it is.
+                    // Binding a host not enrolled yet declares it: the binding waits for
+                    // its agent to enroll.
                     tx.prepare_cached(
-                        "INSERT INTO hosts (name, appcode, enrolled_at, revoked_at) VALUES (?1, ?2, ?3, ?3)
+                        "INSERT INTO hosts (name, appcode) VALUES (?1, ?2)
                          ON CONFLICT (name) DO UPDATE SET appcode = excluded.appcode",
                     )?
-                    .execute(params![host, appcode, stamp])?;
+                    .execute(params![host, appcode])?;
                 }
                 Ok(())
             })

@@ -6,7 +6,7 @@ use rusqlite::params;
 use vigil_core::{AlarmState, Event};
 
 use super::{from_millis, millis, parse_enum, text, SqliteStore};
-use crate::{AlarmStateRecord, AlarmStore, Result, Timestamp};
+use crate::{AlarmStateRecord, AlarmStore, Result, StoreError, Timestamp};
 
 #[async_trait]
 impl AlarmStore for SqliteStore {
@@ -52,25 +52,36 @@ impl AlarmStore for SqliteStore {
     async fn alarm_states(&self) -> Result<Vec<AlarmStateRecord>> {
         self.blocking(|db| {
             db.read(|tx| {
-                let mut stmt =
-                    tx.prepare_cached("SELECT alarm, series, state, since_ms FROM alarm_states")?;
+                let mut stmt = tx.prepare_cached(
+                    "SELECT alarm, series, state, since_ms, reason, reason_data, value FROM alarm_states",
+                )?;
                 let rows = stmt.query_map([], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
                         r.get::<_, String>(2)?,
                         r.get::<_, i64>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, Option<f64>>(6)?,
                     ))
                 })?;
                 let mut out = Vec::new();
                 for row in rows {
-                    let (alarm, series, state, since_ms) = row?;
+                    let (alarm, series, state, since_ms, reason, reason_data, value) = row?;
                     let what = || format!("alarm {alarm} series {series}");
+                    let reason_data = reason_data
+                        .map(|text| serde_json::from_str(&text))
+                        .transpose()
+                        .map_err(|e| StoreError::Corrupt(format!("{}: reason_data: {e}", what())))?;
                     out.push(AlarmStateRecord {
                         state: parse_enum(&state, AlarmState::parse, what)?,
                         since: from_millis(since_ms, what)?,
                         alarm,
                         series,
+                        reason,
+                        reason_data,
+                        value,
                     });
                 }
                 Ok(out)
@@ -92,10 +103,21 @@ impl AlarmStore for SqliteStore {
             db.write(|tx| {
                 for s in &states {
                     tx.prepare_cached(
-                        "INSERT INTO alarm_states (alarm, series, state, since_ms) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (alarm, series) DO UPDATE SET state = excluded.state, since_ms = excluded.since_ms",
+                        "INSERT INTO alarm_states (alarm, series, state, since_ms, reason, reason_data, value)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                         ON CONFLICT (alarm, series) DO UPDATE SET state = excluded.state,
+                           since_ms = excluded.since_ms, reason = excluded.reason,
+                           reason_data = excluded.reason_data, value = excluded.value",
                     )?
-                    .execute(params![s.alarm, s.series, s.state.as_str(), millis(s.since)])?;
+                    .execute(params![
+                        s.alarm,
+                        s.series,
+                        s.state.as_str(),
+                        millis(s.since),
+                        s.reason,
+                        s.reason_data.as_ref().map(serde_json::Value::to_string),
+                        s.value
+                    ])?;
                 }
                 for event in &events {
                     super::events::insert_one(tx, "alarms", event, now)?;

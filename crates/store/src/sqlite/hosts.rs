@@ -36,8 +36,9 @@ impl HostStore for SqliteStore {
                     exec(
                     tx,
                         "UPDATE hosts SET revoked_at = NULL, appcode = COALESCE(?2, appcode),
-                           instance_id = COALESCE(?3, instance_id) WHERE name = ?1",
-                        params![host.name, host.appcode, host.instance_id],
+                           instance_id = COALESCE(?3, instance_id),
+                           enrolled_at = COALESCE(enrolled_at, ?4) WHERE name = ?1",
+                        params![host.name, host.appcode, host.instance_id, text(now)],
                     )?;
                 } else {
                     exec(
@@ -69,7 +70,8 @@ impl HostStore for SqliteStore {
             db.write(|tx| {
                 let changed = exec(
                     tx,
-                    "UPDATE hosts SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+                    "UPDATE hosts SET revoked_at = ?2
+                     WHERE name = ?1 AND revoked_at IS NULL AND enrolled_at IS NOT NULL",
                     params![name, text(now)],
                 )?;
                 exec(
@@ -552,7 +554,7 @@ struct RawHost {
     name: String,
     appcode: Option<String>,
     instance_id: Option<String>,
-    enrolled_at: String,
+    enrolled_at: Option<String>,
     revoked_at: Option<String>,
     last_seen_at: Option<String>,
     agent_version: Option<String>,
@@ -592,7 +594,7 @@ impl RawHost {
         Ok(Host {
             appcode: self.appcode,
             instance_id: self.instance_id,
-            enrolled_at: parse_time(&self.enrolled_at, || what("enrolled_at"))?,
+            enrolled_at: parse_opt_time(self.enrolled_at, || what("enrolled_at"))?,
             revoked_at: parse_opt_time(self.revoked_at, || what("revoked_at"))?,
             last_seen_at: parse_opt_time(self.last_seen_at, || what("last_seen_at"))?,
             agent_version: self.agent_version,

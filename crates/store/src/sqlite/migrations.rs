@@ -180,6 +180,39 @@ const MIGRATIONS: &[&str] = &[
                           WHERE p.run_id = run_steps.run_id AND p.status = 'pending');
     CREATE INDEX run_steps_due ON run_steps (due_ms, run_id) WHERE due_ms IS NOT NULL;
     CREATE INDEX incidents_escalation ON incidents (escalation_level, opened_at) WHERE status = 'open';",
+    // 8: an alarm instance's state keeps its reason, reason data and deciding value, so the
+    // alarms list tells the same after a restart.
+    "ALTER TABLE alarm_states ADD COLUMN reason TEXT;
+    ALTER TABLE alarm_states ADD COLUMN reason_data TEXT;
+    ALTER TABLE alarm_states ADD COLUMN value REAL;",
+    // 9: a host only declared (bound by an import, never enrolled) has no enrollment time
+    // and is not revoked; such rows were written enrolled and revoked at the binding. A
+    // host was enrolled if its agent was ever given a token. SQLite cannot drop NOT NULL,
+    // so the table is rebuilt.
+    "CREATE TABLE hosts_new (
+        name TEXT PRIMARY KEY,
+        appcode TEXT,
+        instance_id TEXT,
+        enrolled_at TEXT,
+        revoked_at TEXT,
+        last_seen_at TEXT,
+        agent_version TEXT,
+        uptime_secs INTEGER,
+        interval_secs INTEGER,
+        collector TEXT,
+        labels TEXT NOT NULL DEFAULT '{}',
+        last_metrics TEXT
+    );
+    INSERT INTO hosts_new
+        SELECT h.name, h.appcode, h.instance_id,
+               CASE WHEN t.name IS NOT NULL THEN h.enrolled_at END,
+               CASE WHEN t.name IS NOT NULL THEN h.revoked_at END,
+               h.last_seen_at, h.agent_version, h.uptime_secs, h.interval_secs, h.collector,
+               h.labels, h.last_metrics
+        FROM hosts h LEFT JOIN tokens t ON t.name = 'host:' || h.name;
+    DROP TABLE hosts;
+    ALTER TABLE hosts_new RENAME TO hosts;
+    CREATE INDEX hosts_instance ON hosts (instance_id);",
 ];
 
 /// The schema version this vigil writes.

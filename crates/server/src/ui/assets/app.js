@@ -441,7 +441,7 @@
     main.replaceChildren(h('h1', { text: 'Alarms' }),
       h('div', { class: 'table-wrap' }, h('table', { class: 'grid', id: 'alarms' },
         h('caption', { class: 'sr-only', text: 'Alarm instances: one per alarm and series' }),
-        h('thead', {}, h('tr', {}, ['Alarm', 'Series', 'State', 'Value', 'Threshold', 'In state for']
+        h('thead', {}, h('tr', {}, ['Alarm', 'Series', 'State', 'Value', 'Threshold', 'In state for', 'Reason']
           .map((c) => h('th', { scope: 'col', text: c })))), tbody)),
       idle);
     let shown = '';
@@ -457,7 +457,8 @@
         h('td', { 'data-label': 'State', class: 'short' }, badge('state', i.state)),
         h('td', { 'data-label': 'Value', class: 'num', text: fmtValue(i.value) }),
         h('td', { 'data-label': 'Threshold', class: 'num', text: comparisonText(i.comparison, i.threshold) }),
-        h('td', { 'data-label': 'In state for', class: 'short', title: fmtTime(i.since_ms), text: since(i.since_ms) })))));
+        h('td', { 'data-label': 'In state for', class: 'short', title: fmtTime(i.since_ms), text: since(i.since_ms) }),
+        h('td', { 'data-label': 'Reason', class: 'reason', title: i.reason || '', text: i.reason || (i.restored ? 'kept from before the restart; no data since' : '—') })))));
       const watched = new Set(data.instances.map((i) => i.alarm));
       const waiting = data.alarms.filter((a) => !watched.has(a.AlarmName));
       idle.replaceChildren(...(waiting.length ? [
@@ -645,21 +646,30 @@
     return state + error;
   }
 
+  const HOST_STATES = {
+    declared: 'bound to an application, but no agent has enrolled',
+    enrolled: 'given a token, but its agent has never reported',
+    reporting: 'its agent reports',
+    silent: 'its agent has stopped reporting',
+    revoked: "its agent's token was revoked",
+  };
+
   function hostsPage() {
     document.title = 'Hosts · vigil';
     const tbody = h('tbody');
-    const empty = h('p', { class: 'muted', hidden: true, text: 'No hosts are enrolled. Enroll one with: vigil host add NAME' });
+    const empty = h('p', { class: 'muted', hidden: true, text: 'No hosts yet. Enroll one with: vigil host add NAME' });
     main.replaceChildren(h('h1', { text: 'Hosts' }),
       h('div', { class: 'table-wrap' }, h('table', { class: 'grid', id: 'hosts' },
-        h('caption', { class: 'sr-only', text: 'Enrolled hosts' }),
-        h('thead', {}, h('tr', {}, ['Host', 'Appcode', 'Last seen', 'Agent', 'Collector', 'Open incidents']
+        h('caption', { class: 'sr-only', text: 'Hosts: declared, enrolled, reporting, silent or revoked' }),
+        h('thead', {}, h('tr', {}, ['Host', 'State', 'Appcode', 'Last seen', 'Agent', 'Collector', 'Open incidents']
           .map((c) => h('th', { scope: 'col', text: c })))), tbody)), empty);
     every(2000, async () => {
       const data = await api('/ui/api/hosts');
       syncClock(data.now);
       empty.hidden = data.hosts.length > 0;
       rebuildKeepingFocus(tbody, 'tr', 'data-host', () => tbody.replaceChildren(...data.hosts.map((host) => h('tr', { 'data-host': host.name },
-        h('td', { 'data-label': 'Host' }, host.name, host.revoked_at ? h('span', { class: 'muted', text: ' (revoked)' }) : null),
+        h('td', { 'data-label': 'Host', text: host.name }),
+        h('td', { 'data-label': 'State', title: HOST_STATES[host.state] || '' }, badge('host', host.state)),
         h('td', { 'data-label': 'Appcode', text: host.appcode || '—' }),
         h('td', { 'data-label': 'Last seen', class: 'short', title: fmtTime(host.last_seen_at), text: host.last_seen_at ? since(host.last_seen_at) + ' ago' : 'never' }),
         h('td', { 'data-label': 'Agent', text: host.agent_version || '—' }),
@@ -685,7 +695,7 @@
         h('div', {},
           h('h3', { text: 'Hosts' }),
           app.hosts.length
-            ? h('ul', {}, app.hosts.map((host) => h('li', {}, host.name,
+            ? h('ul', {}, app.hosts.map((host) => h('li', {}, host.name, ' ', badge('host', host.state),
               h('span', { class: 'muted', text: host.last_seen_at ? ' · seen ' + since(host.last_seen_at) + ' ago' : ' · never seen' }))))
             : h('p', { class: 'muted', text: 'none bound here' }))));
   }
