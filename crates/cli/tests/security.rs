@@ -195,6 +195,28 @@ async fn bad_bodies_get_clear_4xx_answers() {
         "{body}"
     );
 
+    // Enrollment checks names with the same rules as everywhere else: the Appcode rules
+    // of the application tree, the host-name rules of the domain types.
+    for (body, names) in [
+        (
+            json!({"name": "web-1", "appcode": "1fleet"}),
+            ["appcode", "position 1"],
+        ),
+        (
+            json!({"name": "web-1", "appcode": "x"}),
+            ["appcode", "2 to 64"],
+        ),
+        (
+            json!({"name": "-web", "appcode": "fleet"}),
+            ["-web", "not a host name"],
+        ),
+    ] {
+        let (status, answer) = server.post("/api/v1/hosts", body.to_string()).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(names.iter().all(|n| error.contains(n)), "{body}: {answer}");
+    }
+
     let (status, body) = server.get("/api/v1/incidents?status=bogus").await;
     assert_eq!(status, 400);
     assert!(

@@ -288,6 +288,27 @@ mod tests {
     }
 
     #[test]
+    fn alarm_states_parse_what_they_print() {
+        for state in [
+            AlarmState::Ok,
+            AlarmState::Alarm,
+            AlarmState::InsufficientData,
+        ] {
+            assert_eq!(AlarmState::parse(state.as_str()), Some(state));
+            assert_eq!(
+                serde_json::to_value(state).unwrap(),
+                serde_json::json!(state.as_str())
+            );
+        }
+        assert_eq!(
+            AlarmState::parse("INSUFFICIENT_DATA"),
+            Some(AlarmState::InsufficientData)
+        );
+        assert_eq!(AlarmState::parse("ok"), None);
+        assert_eq!(AlarmState::parse("PENDING"), None);
+    }
+
+    #[test]
     fn extracts_value_and_threshold_from_reason_data() {
         let e = event(
             json!({"alarmName": "cpu", "state": {"value": "ALARM",

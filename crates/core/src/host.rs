@@ -29,6 +29,17 @@ pub struct Host {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Whether `name` may be enrolled as a host: DNS characters (plus `_`), at most 253 bytes,
+/// not starting with `-` or `.`, so it is safe in logs, URLs and file names.
+pub fn valid_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        && !name.starts_with(['-', '.'])
+}
+
 /// Where a host stands with vigil, derived from what is known of it
 /// ([`Host::lifecycle`]): whether it was ever enrolled, whether its token was revoked, and
 /// when its agent last reported.
@@ -408,6 +419,27 @@ mod tests {
             );
         }
         assert_eq!(HostLifecycle::parse("Reporting"), None);
+    }
+
+    #[test]
+    fn host_names_follow_dns() {
+        let long = "a".repeat(253);
+        for ok in ["web-1", "db_2.eu.example.com", "1host", long.as_str()] {
+            assert!(valid_host_name(ok), "{ok}");
+        }
+        let too_long = "a".repeat(254);
+        for bad in [
+            "",
+            "-web",
+            ".web",
+            "web 1",
+            "web/1",
+            "wéb",
+            "a:9100",
+            too_long.as_str(),
+        ] {
+            assert!(!valid_host_name(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use vigil_core::{Event, ALARM_STATE_CHANGE};
+use vigil_core::{AlarmState, Event, ALARM_STATE_CHANGE};
 
 use crate::{parse_json, rfc3339_utc, DecodeError, IdSource};
 
@@ -81,8 +81,8 @@ fn alert_event(
         )));
     };
     let (state, previous) = match alert.get("status").and_then(Value::as_str) {
-        Some("firing") => ("ALARM", "OK"),
-        Some("resolved") => ("OK", "ALARM"),
+        Some("firing") => (AlarmState::Alarm, AlarmState::Ok),
+        Some("resolved") => (AlarmState::Ok, AlarmState::Alarm),
         Some(other) => {
             return Err(DecodeError::Invalid(format!(
                 "{at}: `status` is `{other}`; expected `firing` or `resolved`"
@@ -108,7 +108,7 @@ fn alert_event(
     };
     let starts_at = alert.get("startsAt").and_then(Value::as_str);
     let ends_at = alert.get("endsAt").and_then(Value::as_str);
-    let changed_at = if state == "OK" {
+    let changed_at = if state == AlarmState::Ok {
         ends_at.or(starts_at)
     } else {
         starts_at
@@ -130,8 +130,8 @@ fn alert_event(
 
     let detail = json!({
         "alarmName": alarm_name,
-        "state": {"value": state, "reason": reason, "timestamp": changed_at.unwrap_or(now)},
-        "previousState": {"value": previous},
+        "state": {"value": state.as_str(), "reason": reason, "timestamp": changed_at.unwrap_or(now)},
+        "previousState": {"value": previous.as_str()},
         "configuration": {"description": annotations.get("description")},
         "labels": labels,
         "annotations": annotations,
@@ -158,8 +158,8 @@ fn alert_event(
     })
 }
 
-fn alert_status_word(state: &str) -> &'static str {
-    if state == "OK" {
+fn alert_status_word(state: AlarmState) -> &'static str {
+    if state == AlarmState::Ok {
         "resolved"
     } else {
         "firing"

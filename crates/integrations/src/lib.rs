@@ -35,6 +35,7 @@ pub use config::{
 };
 pub use email::EmailNotifier;
 pub use jira::JiraTracker;
+pub use render::html_escape;
 pub use slack::SlackNotifier;
 pub use webhook::{signature, WebhookNotifier};
 

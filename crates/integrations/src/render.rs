@@ -406,7 +406,9 @@ pub(crate) fn mrkdwn_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn html_escape(text: &str) -> String {
+/// Text made safe inside HTML elements and quoted attributes: the five characters HTML
+/// gives meaning to become entities.
+pub fn html_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -512,6 +514,14 @@ impl Templates {
 mod tests {
     use super::*;
     use crate::sample_incident;
+
+    #[test]
+    fn html_escape_covers_the_five_characters() {
+        assert_eq!(
+            html_escape("<a href=\"x\">'&'</a> é"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt; é"
+        );
+    }
 
     #[test]
     fn subjects_follow_the_alarm() {

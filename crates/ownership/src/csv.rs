@@ -1,5 +1,7 @@
-//! A tiny RFC 4180 CSV reader/writer: commas, `"` quoting with `""` escapes, quoted
-//! newlines, CRLF or LF. Enough for the two import shapes without another dependency.
+//! RFC 4180 CSV through the `csv` crate: commas, `"` quoting with `""` escapes, quoted
+//! newlines, CRLF or LF. The crate is lenient about stray quotes (`a"b`, `"a"b`, a quote
+//! never closed); an import must not guess, so each record's raw text is also checked and
+//! those are refused with the line they are on.
 
 use crate::error::{OwnershipError, Result};
 
@@ -14,114 +16,180 @@ pub(crate) struct Record {
 /// leave stray spaces); quoted fields are kept verbatim. Blank lines are skipped.
 pub(crate) fn read(text: &str) -> Result<Vec<Record>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut records = Vec::new();
-    let mut fields: Vec<String> = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut line = 1;
-    let mut record_line = 1;
-    let mut chars = text.chars().peekable();
-
-    // Ends the current field; `quoted` fields skip the trim.
-    let finish_field = |field: &mut String, quoted: &mut bool, fields: &mut Vec<String>| {
-        let value = std::mem::take(field);
-        fields.push(if *quoted {
-            value
-        } else {
-            value.trim().to_string()
-        });
-        *quoted = false;
-    };
-
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if field.trim().is_empty() && !quoted => {
-                // Opening quote: read up to the closing one.
-                field.clear();
-                quoted = true;
-                let opened_on = line;
-                loop {
-                    match chars.next() {
-                        Some('"') if chars.peek() == Some(&'"') => {
-                            chars.next();
-                            field.push('"');
-                        }
-                        Some('"') => break,
-                        Some(c) => {
-                            if c == '\n' {
-                                line += 1;
-                            }
-                            field.push(c);
-                        }
-                        None => {
-                            return Err(OwnershipError::Csv {
-                                line: opened_on,
-                                reason: "a quoted field is never closed; add the closing '\"'"
-                                    .to_string(),
-                            })
-                        }
-                    }
-                }
-                // After the closing quote only spaces, a separator or the end may follow.
-                while chars.peek().is_some_and(|c| *c == ' ' || *c == '\t') {
-                    chars.next();
-                }
-                if !matches!(chars.peek(), None | Some(',') | Some('\n') | Some('\r')) {
-                    return Err(OwnershipError::Csv {
-                        line,
-                        reason: "unexpected text after a closing quote; write a literal quote as \"\" inside a quoted field".to_string(),
-                    });
-                }
-            }
-            '"' => {
-                return Err(OwnershipError::Csv {
-                    line,
-                    reason: "a quote inside an unquoted field; quote the whole field and double the inner quote (\"\")".to_string(),
-                });
-            }
-            ',' => finish_field(&mut field, &mut quoted, &mut fields),
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' | '\r' => {
-                finish_field(&mut field, &mut quoted, &mut fields);
-                push_record(&mut records, record_line, std::mem::take(&mut fields));
-                line += 1;
-                record_line = line;
-            }
-            c => field.push(c),
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(::csv::Trim::None)
+        .from_reader(text.as_bytes());
+    let mut parsed = Vec::new();
+    for result in reader.records() {
+        let record = result.map_err(|e| OwnershipError::Csv {
+            line: e.position().map_or(0, |p| p.line() as usize),
+            reason: e.to_string(),
+        })?;
+        // A record's position is where the reader stood, before any blank lines it then
+        // skipped (which its line count also misses); step over them and count lines here.
+        let mut start = record.position().map_or(0, |p| p.byte() as usize);
+        while matches!(text.as_bytes().get(start), Some(b'\n' | b'\r')) {
+            start += 1;
         }
+        let line = 1 + text.as_bytes()[..start]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        parsed.push((line, start, record));
     }
-    if !fields.is_empty() || !field.is_empty() || quoted {
-        finish_field(&mut field, &mut quoted, &mut fields);
-        push_record(&mut records, record_line, fields);
+
+    let mut records = Vec::with_capacity(parsed.len());
+    for (i, (line, start, record)) in parsed.iter().enumerate() {
+        let end = parsed.get(i + 1).map_or(text.len(), |next| next.1);
+        let shapes = quoting(text.get(*start..end).unwrap_or(""), *line)?;
+        let fields: Vec<String> = record
+            .iter()
+            .zip(shapes.iter().chain(std::iter::repeat(&Shape::Unquoted)))
+            .map(|(value, shape)| match shape {
+                Shape::Unquoted => value.trim().to_string(),
+                // The crate appends what follows the closing quote; only blanks may.
+                Shape::Quoted { trailing } => value
+                    .get(..value.len().saturating_sub(*trailing))
+                    .unwrap_or(value)
+                    .to_string(),
+            })
+            .collect();
+        let blank = matches!(fields.as_slice(), [only] if only.is_empty());
+        if !blank {
+            records.push(Record {
+                line: *line,
+                fields,
+            });
+        }
     }
     Ok(records)
 }
 
-fn push_record(records: &mut Vec<Record>, line: usize, fields: Vec<String>) {
-    let blank = matches!(fields.as_slice(), [only] if only.is_empty());
-    if !blank {
-        records.push(Record { line, fields });
+/// How a field was written in the raw text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Unquoted,
+    /// Quoted, followed by `trailing` bytes of blanks before the separator.
+    Quoted {
+        trailing: usize,
+    },
+}
+
+/// Walks one record's raw text (up to the next record) and says how each field was
+/// written, or why its quoting is wrong.
+fn quoting(raw: &str, first_line: usize) -> Result<Vec<Shape>> {
+    #[derive(Clone, Copy)]
+    enum State {
+        Start,
+        /// Only blanks so far: the crate would read a quote now as text.
+        Leading,
+        Unquoted,
+        Quoted {
+            opened_on: usize,
+        },
+        Closed {
+            trailing: usize,
+        },
+    }
+    let error = |line: usize, reason: &str| OwnershipError::Csv {
+        line,
+        reason: reason.to_string(),
+    };
+    let mut shapes = Vec::new();
+    let mut state = State::Start;
+    let mut line = first_line;
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        state = match (state, c) {
+            (State::Quoted { .. }, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                state
+            }
+            (State::Quoted { .. }, '"') => State::Closed { trailing: 0 },
+            (State::Quoted { .. }, c) => {
+                if c == '\n' {
+                    line += 1;
+                }
+                state
+            }
+            (State::Start, '"') => State::Quoted { opened_on: line },
+            (State::Start | State::Leading, ' ' | '\t') => State::Leading,
+            (State::Leading, '"') => {
+                return Err(error(
+                    line,
+                    "a blank before an opening quote; start the field with the '\"'",
+                ))
+            }
+            (State::Unquoted, '"') => {
+                return Err(error(
+                    line,
+                    "a quote inside an unquoted field; quote the whole field and double the inner quote (\"\")",
+                ))
+            }
+            (State::Closed { trailing }, ' ' | '\t') => State::Closed {
+                trailing: trailing + 1,
+            },
+            (_, ',' | '\n' | '\r') => {
+                shapes.push(match state {
+                    State::Closed { trailing } => Shape::Quoted { trailing },
+                    _ => Shape::Unquoted,
+                });
+                if c == ',' {
+                    State::Start
+                } else {
+                    // The end of the record; what follows is blank lines or line endings.
+                    return Ok(shapes);
+                }
+            }
+            (State::Closed { .. }, _) => {
+                return Err(error(
+                    line,
+                    "unexpected text after a closing quote; write a literal quote as \"\" inside a quoted field",
+                ))
+            }
+            (State::Start | State::Leading | State::Unquoted, _) => State::Unquoted,
+        };
+    }
+    match state {
+        State::Quoted { opened_on } => Err(error(
+            opened_on,
+            "a quoted field is never closed; add the closing '\"'",
+        )),
+        State::Closed { trailing } => {
+            shapes.push(Shape::Quoted { trailing });
+            Ok(shapes)
+        }
+        State::Start | State::Leading | State::Unquoted => {
+            shapes.push(Shape::Unquoted);
+            Ok(shapes)
+        }
     }
 }
 
-/// Appends one record, quoting only the fields that need it, ending with `\n`.
+/// Appends one record, quoting only the fields that need it, ending with `\n`. Unquoted
+/// fields are trimmed on reading, so a record with a padded field is written all quoted.
 pub(crate) fn write_record(out: &mut String, fields: &[&str]) {
-    for (i, field) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let needs_quotes = field.contains([',', '"', '\n', '\r'])
-            || field.starts_with(char::is_whitespace)
-            || field.ends_with(char::is_whitespace);
-        if needs_quotes {
-            out.push('"');
-            out.push_str(&field.replace('"', "\"\""));
-            out.push('"');
-        } else {
-            out.push_str(field);
-        }
-    }
-    out.push('\n');
+    let padded = fields
+        .iter()
+        .any(|f| f.starts_with(char::is_whitespace) || f.ends_with(char::is_whitespace));
+    let style = if padded {
+        ::csv::QuoteStyle::Always
+    } else {
+        ::csv::QuoteStyle::Necessary
+    };
+    let mut writer = ::csv::WriterBuilder::new()
+        .quote_style(style)
+        .terminator(::csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    // Writing into memory cannot fail; the bytes are the UTF-8 of `fields` plus ASCII.
+    let bytes = writer
+        .write_record(fields)
+        .ok()
+        .and_then(|()| writer.into_inner().ok())
+        .unwrap_or_default();
+    out.push_str(&String::from_utf8_lossy(&bytes));
 }
 
 #[cfg(test)]
@@ -141,6 +209,19 @@ mod tests {
     }
 
     #[test]
+    fn quoted_commas_quotes_and_newlines() {
+        let records =
+            read("name,note\n\"a, b\",\"he said \"\"no,\nnever\"\"\"  \nz,\"\"\n").unwrap();
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[1].fields, ["a, b", "he said \"no,\nnever\""]);
+        assert_eq!(records[1].line, 2);
+        assert_eq!(
+            (records[2].line, records[2].fields.clone()),
+            (4, vec!["z".to_string(), String::new()])
+        );
+    }
+
+    #[test]
     fn quoted_newline_keeps_line_numbers() {
         let records = read("h1,h2\n\"two\nlines\",x\n\nlast,y").unwrap();
         assert_eq!(records[1].fields, ["two\nlines", "x"]);
@@ -151,7 +232,7 @@ mod tests {
 
     #[test]
     fn quoted_spaces_are_kept() {
-        assert_eq!(fields(" \" a \" ,b"), vec![vec![" a ", "b"]]);
+        assert_eq!(fields("\" a \" ,b"), vec![vec![" a ", "b"]]);
     }
 
     #[test]
@@ -171,6 +252,13 @@ mod tests {
             err.starts_with("CSV line 2") && err.contains("after a closing quote"),
             "{err}"
         );
+        let err = read("a,b\n\"x, \"\"y\"\"\ny\",z\nc, \"d\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("CSV line 4") && err.contains("blank before an opening quote"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -185,7 +273,8 @@ mod tests {
         ];
         let mut out = String::new();
         write_record(&mut out, &tricky);
-        write_record(&mut out, &["x"]);
-        assert_eq!(fields(&out), vec![tricky.to_vec(), vec!["x"]]);
+        write_record(&mut out, &["x", "y,z"]);
+        assert!(out.ends_with("x,\"y,z\"\n"), "{out}");
+        assert_eq!(fields(&out), vec![tricky.to_vec(), vec!["x", "y,z"]]);
     }
 }

@@ -102,6 +102,9 @@ pub fn owners_for_host(tree: &Tree, hosts: &HostIndex, host: &str) -> Option<Own
     tree.owners_of(hosts.appcode_of(host)?)
 }
 
+/// Looser than `vigil_core::valid_host_name` on purpose: a binding also names hosts that
+/// are never enrolled but appear in alarms (`instance="10.0.0.5:9100"`), so only what
+/// cannot be a key in a file or a message is refused.
 fn validate_host(host: &str) -> Result<()> {
     let reason = if host.is_empty() {
         "it is empty"

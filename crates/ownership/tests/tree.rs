@@ -597,6 +597,33 @@ fn csv_export_import_round_trip() {
 }
 
 #[test]
+fn csv_quoted_newlines_commas_and_quotes_then_a_bad_row_names_its_line() {
+    let apps = "appcode,name,kind,parent,owners,approvers,oncall\n\
+                travel,\"Travel, \"\"the\"\" unit\",business_unit,,\"ceo;\nchair\",cfo,noc\n\
+                search,Search,application,travel,alice,,pager\n";
+    let doc = Document::from_csv(apps).unwrap();
+    let (mut tree, mut index) = (Tree::new(), HostIndex::new());
+    import(&mut tree, &mut index, &doc).unwrap();
+    let travel = tree.get("travel").unwrap();
+    assert_eq!(travel.name, "Travel, \"the\" unit");
+    assert_eq!(travel.owners, ["ceo", "chair"]);
+    assert_eq!(doc.apps[1].origin.line, Some(4));
+
+    let bad = format!("{apps}hotels,Hotels,application\n");
+    let err = Document::from_csv(&bad).unwrap_err().to_string();
+    assert!(
+        err.starts_with("CSV line 5: the row has 3 fields but the header has 7"),
+        "{err}"
+    );
+    let bad = format!("{apps}hotels,Ho\"tels,application,travel,,,\n");
+    let err = Document::from_csv(&bad).unwrap_err().to_string();
+    assert!(
+        err.starts_with("CSV line 5") && err.contains("quote inside an unquoted field"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_scoped_export_holds_only_its_subtree() {
     let (tree, hosts) = awkward();
     let text = export_toml(&tree, &hosts, Some("flights"));

@@ -54,7 +54,7 @@ impl Holder {
     fn current() -> Holder {
         Holder {
             pid: Some(std::process::id()),
-            started: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            started: Some(crate::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             command: Some(
                 std::env::args()
                     .map(|arg| quoted(&arg))

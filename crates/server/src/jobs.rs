@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::Notify;
 use vigil_actions::Step;
 use vigil_core::{
@@ -233,10 +232,6 @@ fn describe_host(host: &Host, lifecycle: HostLifecycle, now: Timestamp) -> Strin
             )
         }
     }
-}
-
-pub fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
 }
 
 /// Expires overdue jobs for as long as the server runs, sleeping until the earliest open

@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use vigil_store::{Store, StoreLocation};
 
+pub use clock::{now, now_ms};
 pub use config::{Config, ConfigError};
 
 /// Shared by every request handler.
@@ -133,9 +134,7 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
     ));
     let hub = Arc::new(jobs::JobHub::default());
     let times = jobs::JobTimes::default();
-    let renewed = store
-        .renew_job_deadlines(vigil_store::now(), times.claim_within)
-        .await?;
+    let renewed = store.renew_job_deadlines(now(), times.claim_within).await?;
     if renewed > 0 {
         tracing::info!(
             jobs = renewed,
@@ -263,7 +262,7 @@ async fn load_alarms(
     config: &Config,
     store: &dyn Store,
 ) -> Result<alarm_engine::Engine, ServerError> {
-    let engine = alarm_engine::Engine::new(jobs::now_ms(), config.metrics.max_series);
+    let engine = alarm_engine::Engine::new(now_ms(), config.metrics.max_series);
     let mut definitions = Vec::new();
     if config.metrics.default_alarms {
         definitions.extend(alarm_engine::default_alarms());
@@ -318,11 +317,6 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down");
-}
-
-/// The current time at the store's precision (milliseconds).
-pub fn now() -> vigil_core::Timestamp {
-    vigil_store::now()
 }
 
 pub fn fresh_event_id() -> String {

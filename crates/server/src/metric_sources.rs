@@ -10,8 +10,8 @@ use vigil_ingest::{graphite, MetricPoint};
 use vigil_store::{AlarmStateRecord, Store};
 
 use crate::alarm_engine::{Engine, PushOutcome};
-use crate::jobs::now_ms;
 use crate::metrics::{labels, Metrics};
+use crate::now_ms;
 use crate::pipeline::Wake;
 
 /// Where the Graphite listener's bound address is written (useful with port 0).

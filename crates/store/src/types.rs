@@ -15,11 +15,6 @@ pub fn to_millis(t: Timestamp) -> Timestamp {
     chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
 
-/// The current time at the store's precision.
-pub fn now() -> Timestamp {
-    to_millis(chrono::Utc::now())
-}
-
 /// Accepted events from one request.
 #[derive(Debug, Clone)]
 pub struct EventBatch {

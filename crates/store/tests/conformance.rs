@@ -21,6 +21,12 @@ use vigil_core::{
 };
 use vigil_store::*;
 
+/// The wall clock at the store's precision; the store itself takes every time from its
+/// caller.
+fn now() -> Timestamp {
+    to_millis(chrono::Utc::now())
+}
+
 // ---------------------------------------------------------------------------------------
 // Harnesses
 // ---------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ async fn a_schema_5_database_migrates_with_nothing_lost() {
             "dan@example.com".to_string()
         ]
     );
-    let later = vigil_store::now() + chrono::Duration::hours(1);
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
     let claimed = store
         .claim_steps("upgrade-test", later, Duration::from_secs(60), 100)
         .await
@@ -84,7 +84,7 @@ async fn a_schema_5_database_migrates_with_nothing_lost() {
         && h.instance_id.as_deref() == Some("i-0abc")));
     // The old release wrote a host bound by the tree but never enrolled as enrolled and
     // revoked; it is declared now, and the enrolled one stays enrolled.
-    let now = vigil_store::now();
+    let now = vigil_store::to_millis(chrono::Utc::now());
     let lifecycle = |name: &str| {
         hosts
             .iter()

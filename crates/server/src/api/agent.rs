@@ -12,8 +12,8 @@ use vigil_core::{Heartbeat, JobResult, JobStatus, MetricBatch};
 
 use super::{ApiError, JsonBody};
 use crate::auth::{Principal, Role};
-use crate::jobs::now_ms;
 use crate::metrics::labels;
+use crate::now_ms;
 use crate::{now, AppState};
 
 /// Longest a job poll is held open; agents reconnect at once.

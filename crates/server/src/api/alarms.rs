@@ -16,9 +16,9 @@ use vigil_ingest::remote_write;
 use super::{ApiError, JsonBody};
 use crate::alarm_engine::{AlarmDefinition, InstanceView};
 use crate::auth::Principal;
-use crate::jobs::now_ms;
 use crate::metric_sources::count_push;
 use crate::metrics::labels;
+use crate::now_ms;
 use crate::{now, AppState};
 
 /// Whether a scoped caller may see an alarm: by its Appcode.

@@ -490,7 +490,7 @@ pub async fn report_for(
             resolved_at_ms: i.resolved_at.map(|t| t.timestamp_millis()),
         })
         .collect();
-    let now_ms = state.clock.now_ms();
+    let now_ms = crate::now_ms();
     let tree = &state.ownership.read().tree;
     let report = report(tree, &query.appcode, &records, now_ms - span, now_ms)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -518,7 +518,7 @@ pub async fn advance_clock(
     }
     let JsonBody(advance) = body?;
     state.clock.advance(advance.seconds.saturating_mul(1000));
-    Ok(Json(json!({"now_ms": state.clock.now_ms()})))
+    Ok(Json(json!({"now_ms": crate::now_ms()})))
 }
 
 /// `POST /api/v1/incidents/{key}/approve`: releases the incident's remediations waiting

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use vigil_core::{Host, HostLifecycle, Timestamp};
+use vigil_core::{valid_host_name, Host, HostLifecycle, Timestamp};
 use vigil_store::Enrollment;
 
 use super::{ApiError, JsonBody};
@@ -21,24 +21,6 @@ pub struct NewHost {
     appcode: Option<String>,
     #[serde(default)]
     instance_id: Option<String>,
-}
-
-/// Host names as DNS allows them, so they are safe in logs, URLs and file names.
-pub fn valid_host_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-        && !name.starts_with(['-', '.'])
-}
-
-fn valid_appcode(code: &str) -> bool {
-    !code.is_empty()
-        && code.len() <= 64
-        && code
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn valid_instance_id(id: &str) -> bool {
@@ -78,10 +60,9 @@ pub async fn add(
             new.name
         )));
     }
-    if let Some(code) = new.appcode.as_deref().filter(|c| !valid_appcode(c)) {
-        return Err(ApiError::bad_request(format!(
-            "appcode `{code}` must be lowercase letters, digits and '_'"
-        )));
+    if let Some(code) = new.appcode.as_deref() {
+        vigil_ownership::Appcode::parse(code)
+            .map_err(|e| ApiError::bad_request(format!("appcode: {e}")))?;
     }
     if let Some(id) = new.instance_id.as_deref().filter(|i| !valid_instance_id(i)) {
         return Err(ApiError::bad_request(format!(
@@ -149,7 +130,7 @@ pub async fn list(
             ApiError::bad_request(format!("state `{text}` is not one of {}", known.join(", ")))
         })?),
     };
-    let now = state.clock.now();
+    let now = crate::now();
     let hosts: Vec<Value> = state
         .store
         .hosts()
@@ -174,7 +155,7 @@ pub async fn show(
         .filter(|h| host_visible(&state, &who, h))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no host named `{name}`")))?;
     let metrics = state.store.last_metrics(&name).await?;
-    let mut body = host_view(&host, state.clock.now());
+    let mut body = host_view(&host, crate::now());
     body["last_metrics"] = metrics
         .and_then(|m| serde_json::from_str(&m).ok())
         .unwrap_or(Value::Null);

@@ -62,7 +62,7 @@ pub async fn sns(
     let signed = sns::decode(&body, header_type)
         .map_err(|e| reject(&state, endpoint, ApiError::bad_request(e.to_string())))?;
     // Nothing of a message is recorded or acted on before its signature holds.
-    let now = chrono::DateTime::from_timestamp_millis(state.clock.now_ms()).unwrap_or_else(now);
+    let now = now();
     if let Err(refusal) = state
         .sns_signatures
         .verify(&signed.signature, &signed.string_to_sign, now)

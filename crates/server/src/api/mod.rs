@@ -8,7 +8,6 @@ pub(crate) mod hosts;
 mod incidents;
 mod ingest;
 
-pub use hosts::valid_host_name;
 pub(crate) use incidents::change_by_hand;
 
 use axum::body::Bytes;
@@ -262,7 +261,7 @@ mod tests {
             ingest: pipeline::start_ingest(store.clone(), wake.clone()),
             metrics: Arc::new(metrics::Metrics::default()),
             jobs: Arc::new(jobs::JobHub::default()),
-            engine: Arc::new(alarm_engine::Engine::new(jobs::now_ms(), 1000)),
+            engine: Arc::new(alarm_engine::Engine::new(crate::now_ms(), 1000)),
             ownership: Arc::new(
                 ownership::Ownership::load(store.as_ref(), Vec::new())
                     .await

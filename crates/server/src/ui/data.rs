@@ -16,8 +16,8 @@ use vigil_store::{IncidentFilter, Store};
 
 use super::session::SessionInfo;
 use super::{UiError, UiState};
-use crate::jobs::now_ms;
 use crate::now;
+use crate::now_ms;
 
 /// Incidents one list call looks through, newest first; filters apply within them.
 const SCAN: usize = 1000;
@@ -413,7 +413,7 @@ pub(super) async fn hosts(
 ) -> Result<Json<Value>, UiError> {
     let hosts = state.app.store.hosts().await?;
     let open = open_by_host(state.app.store.as_ref()).await?;
-    let at = state.app.clock.now();
+    let at = crate::now();
     let rows: Vec<Value> = hosts
         .iter()
         .filter(|h| visible(&state, &session, h.appcode.as_deref()))
@@ -431,7 +431,7 @@ pub(super) async fn apps(
 ) -> Result<Json<Value>, UiError> {
     let hosts = state.app.store.hosts().await?;
     let open = open_by_host(state.app.store.as_ref()).await?;
-    let at = state.app.clock.now();
+    let at = crate::now();
     let by_name: HashMap<&str, &Host> = hosts.iter().map(|h| (h.name.as_str(), h)).collect();
     let tree = state.app.ownership.read();
     let mut apps: Vec<Value> = tree

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use vigil_integrations::html_escape;
 
 use crate::AppState;
 
@@ -157,8 +158,8 @@ fn html(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
 
 /// A readable page for errors met while browsing.
 fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let title = escape_html(title);
-    let message = escape_html(message);
+    let title = html_escape(title);
+    let message = html_escape(message);
     html(
         status,
         format!(
@@ -169,21 +170,6 @@ fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
              <p><a href=\"/\">Back to incidents</a></p></main></body></html>\n"
         ),
     )
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// An error of the UI's JSON API: `{"error": "…"}`. Unlike the token API's errors it
@@ -222,18 +208,5 @@ impl IntoResponse for UiError {
 impl From<vigil_store::StoreError> for UiError {
     fn from(error: vigil_store::StoreError) -> UiError {
         UiError::internal(error)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            escape_html("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
     }
 }
