@@ -46,7 +46,7 @@ pub fn spawn(
         let mut moves = clock.moves();
         loop {
             metrics.inc("vigil_escalation_checks_total", String::new());
-            let checked_at = clock.now_ms();
+            let checked_at = crate::clock::now_ms();
             let wait = match escalate_due(store.as_ref(), &ownership, checked_at, &after_minutes)
                 .await
             {
@@ -57,7 +57,7 @@ pub fn spawn(
                     if escalated < ESCALATIONS_PER_ROUND {
                         metrics.set("vigil_escalation_checked_at_ms", checked_at);
                     }
-                    match next_due(store.as_ref(), &clock, &after_minutes).await {
+                    match next_due(store.as_ref(), &after_minutes).await {
                         Ok(wait) => wait,
                         Err(e) => {
                             tracing::error!(error = %e, "cannot read when the next escalation is due; retrying");
@@ -90,7 +90,6 @@ pub fn spawn(
 /// incident.
 async fn next_due(
     store: &dyn Store,
-    clock: &Clock,
     after_minutes: &[u64],
 ) -> Result<Option<Duration>, vigil_store::StoreError> {
     let oldest = store.oldest_unacknowledged(after_minutes.len()).await?;
@@ -106,8 +105,9 @@ async fn next_due(
         })
         .min();
     // One millisecond more: the store's times may be finer than the clock's milliseconds.
-    Ok(due_ms
-        .map(|due| Duration::from_millis(due.saturating_sub(clock.now_ms()).max(0) as u64 + 1)))
+    Ok(due_ms.map(|due| {
+        Duration::from_millis(due.saturating_sub(crate::clock::now_ms()).max(0) as u64 + 1)
+    }))
 }
 
 /// Escalates every incident whose time has come by `now_ms` on the server clock, up to a
