@@ -1,4 +1,5 @@
 //! The probes as the agent runtime calls them, against real processes on this machine.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! An evaluation that changes nothing must not allocate: the server runs one per alarm
 //! instance per tick. Allocations are counted per thread by a wrapping global allocator
 //! (in its own test binary, so that no other test shares the allocator).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -2,6 +2,7 @@
 //! real load, the no-data playbook, an unreachable host, and what must be refused; each
 //! host's lifecycle (declared, enrolled, reporting, silent, revoked) in the API, the CLI
 //! and on incident timelines.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

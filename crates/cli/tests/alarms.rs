@@ -1,6 +1,7 @@
 //! vigil's own alarms end to end: Graphite lines over TCP and a real remote_write request
 //! drive alarms to ALARM and back; a real agent with a CPU burner opens an incident whose
 //! diagnostics name the burner; a restart does not invent INSUFFICIENT_DATA.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

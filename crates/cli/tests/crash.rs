@@ -12,6 +12,7 @@
 //! `VIGIL_FAULT_CRASH_AFTER=<point>` makes the server abort (no destructors, no flush) the
 //! first time it passes the point; the restart runs without it. The suite runs on SQLite,
 //! and on PostgreSQL when `VIGIL_TEST_STORE_URL` is set (scripts/test does both).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

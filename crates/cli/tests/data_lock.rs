@@ -1,6 +1,7 @@
 //! One vigil per data directory: a second server on a directory in use is refused at once,
 //! naming the one that holds it, and leaves that one undisturbed; a killed server leaves no
 //! stale lock behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -6,6 +6,7 @@
 //! * probes still running at that deadline: the email and the comment go out saying so
 //!   (naming the probes), and a `diagnostics` follow-up carries the results when they come
 //!   — each exactly once.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The real binary is SIGKILLed while clients post: every event that was answered 202 must
 //! be there after a restart, and processing must not open an incident twice.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Events in, incidents out: grouping, idempotent re-posts, recovery, Alertmanager, SNS and
 //! the CLI, all against the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

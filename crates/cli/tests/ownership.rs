@@ -1,6 +1,7 @@
 //! Ownership end to end: the application tree routes incidents to the right people through
 //! moves and splits, scoped tokens see only their subtree, escalation follows a test clock,
 //! and remediations wait for an approver.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

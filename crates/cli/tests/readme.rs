@@ -2,6 +2,7 @@
 //! against a real `vigil up` whose data directory is `./vigil-data`, as the README's are. Only
 //! the address changes (`127.0.0.1:8080` becomes the test server's); the files the commands
 //! send (`-d @alarm.json`) are the ones the README shows.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

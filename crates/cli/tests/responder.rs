@@ -2,6 +2,7 @@
 //! real agent becomes one Jira issue (against jira_fake.py) with the diagnostics as a
 //! comment, one email (through a real aiosmtpd server), and on recovery a comment, a
 //! transition and a "Resolved" email — exactly once, whatever fails on the way.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

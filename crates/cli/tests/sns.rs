@@ -2,6 +2,7 @@
 //! machine (trusted through `signing_cert_url_hosts`), messages signed with its key.
 //! Good messages are accepted; unsigned, forged or changed ones are refused with 403 and
 //! leave nothing behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

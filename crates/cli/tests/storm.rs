@@ -7,6 +7,7 @@
 //!
 //! It runs alone (nextest test group `machine-load`): its load must not decide other
 //! tests' timings, nor theirs its own.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

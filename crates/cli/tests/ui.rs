@@ -3,6 +3,7 @@
 //! reload, the alarm chart, hosts and the application tree, every page at a phone's width
 //! and a desktop's; and, over plain HTTP, what the session and CSRF checks refuse.
 //! Screenshots of every page go to `target/ui-screenshots/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 #[path = "ui/webdriver.rs"]

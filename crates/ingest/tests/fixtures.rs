@@ -1,4 +1,5 @@
 //! The real payloads in shared/fixtures/events decode to what responders need.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 

@@ -2,6 +2,7 @@
 //!
 //! remote_write bodies are built with a small protobuf encoder below, so every byte the
 //! decoder sees is visible in the test, including the malformed ones.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 

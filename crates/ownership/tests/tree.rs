@@ -1,5 +1,6 @@
 //! The ownership tree end to end: reorganisations, inheritance, Appcode permanence,
 //! import/export.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use vigil_ownership::{
     export_csv, export_toml, import, owners_for_host, AppNode, Appcode, Document, HostIndex,

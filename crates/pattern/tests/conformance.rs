@@ -17,6 +17,7 @@
 //!
 //! Events written as `@relative/path` are read from `shared/fixtures/` (see `fixtures_dir`). A
 //! missing fixtures directory is a test FAILURE, never a silent skip.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;

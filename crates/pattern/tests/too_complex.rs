@@ -1,5 +1,6 @@
 //! AWS refuses wildcard patterns that are too complex (event-ruler's MachineComplexityEvaluator
 //! over the rule, more than 10); so does vigil, with AWS's message and the field it is about.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{json, Value};
 use vigil_pattern::{Matcher, Pattern, PatternError};

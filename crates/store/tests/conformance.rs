@@ -7,6 +7,7 @@
 //! `postgres://postgres@127.0.0.1:5432/test`); every test gets a schema of its own, dropped
 //! when the test passes (a failed test leaves it for inspection). An unreachable server
 //! fails the tests: it never skips them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};

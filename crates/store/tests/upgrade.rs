@@ -2,6 +2,7 @@
 //! running that release's `vigil up`, sending the fixture alarms, acknowledging INC-1,
 //! resolving INC-2, adding an application with two owners, a token, an alarm and a refused
 //! SNS subscription) opens under this code, migrates, and keeps everything.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 

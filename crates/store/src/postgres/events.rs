@@ -196,9 +196,15 @@ impl EventStore for PostgresStore {
                 match &decision.effect {
                     Effect::Nothing => IncidentChange::Unchanged,
                     Effect::Alarm(update) => {
-                        let slot = unresolved
-                            .get_mut(update.group_key.as_str())
-                            .expect("every marked alarm's group is looked up");
+                        let slot =
+                            unresolved
+                                .get_mut(update.group_key.as_str())
+                                .ok_or_else(|| {
+                                    StoreError::Corrupt(format!(
+                                        "event {}: its group `{}` was not looked up",
+                                        decision.event_id, update.group_key
+                                    ))
+                                })?;
                         incidents::apply_alarm(&tx, &decision.event_id, update, slot, now).await?
                     }
                     Effect::Run { incident_key, run } => {
