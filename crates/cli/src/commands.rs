@@ -454,7 +454,7 @@ async fn app_command(action: AppAction) -> anyhow::Result<()> {
                     text(&node["appcode"]),
                     text(&node["kind"]),
                     text(&node["parent"]),
-                    app["hosts"].as_u64().unwrap_or(0),
+                    app["subtree_hosts"].as_u64().unwrap_or(0),
                     if owners.is_empty() {
                         "-".into()
                     } else {

@@ -16,26 +16,11 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use vigil_store::{Store, TokenRecord, TokenRole};
 
+use crate::access::{Principal, Role};
 use crate::api::ApiError;
 use crate::AppState;
 
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
-
-/// The authenticated caller, put in request extensions for handlers.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub name: String,
-    pub role: Role,
-    /// The Appcode whose subtree this caller is limited to; `None` sees everything.
-    pub scope: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
-    Admin,
-    /// A host's agent: may only use `/api/v1/agent/…`, as itself.
-    Host(String),
-}
 
 /// Where agents talk to the server; host tokens work here and nowhere else.
 pub const AGENT_PREFIX: &str = "/api/v1/agent/";

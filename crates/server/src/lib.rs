@@ -1,6 +1,7 @@
 //! vigil's server: the HTTP API and ingest endpoints, rules, and the processing pipeline,
 //! wired over one [`vigil_store::Store`]. See ARCHITECTURE.md for the flow.
 
+pub mod access;
 pub mod alarm_engine;
 pub mod api;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod ownership;
 pub mod pipeline;
 pub mod rules;
 pub mod runner;
+pub mod service;
 mod sns_confirm;
 pub mod sns_signature;
 pub mod ui;

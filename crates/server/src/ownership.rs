@@ -123,15 +123,6 @@ impl Ownership {
         facts
     }
 
-    /// Whether a caller limited to `scope` may see something of `appcode`.
-    pub fn allowed(&self, scope: Option<&str>, appcode: Option<&str>) -> bool {
-        match (scope, appcode) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(scope), Some(appcode)) => self.read().tree.is_within(appcode, scope),
-        }
-    }
-
     /// The Appcodes in a scope's subtree (itself included).
     pub fn subtree(&self, scope: &str) -> Vec<String> {
         self.read()

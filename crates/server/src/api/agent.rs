@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use vigil_core::{Heartbeat, JobResult, JobStatus, MetricBatch};
 
 use super::{ApiError, JsonBody};
-use crate::auth::{Principal, Role};
+use crate::access::{Principal, Role};
 use crate::metrics::labels;
 use crate::now_ms;
 use crate::{now, AppState};

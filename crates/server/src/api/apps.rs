@@ -3,47 +3,24 @@
 //! anything outside it answers 404, as if it did not exist.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use vigil_ownership::{
-    export_csv, export_toml, import, report, AppNode, Appcode, Document, IncidentRecord,
-};
+use vigil_ownership::{import, report, AppNode, Appcode, Document, IncidentRecord};
 use vigil_store::{IncidentFilter, StoreError};
 
 use super::{ApiError, JsonBody};
-use crate::auth::{generate_token, hash_token, Principal};
+use crate::access::{Denied, Principal};
+use crate::auth::{generate_token, hash_token};
 use crate::ownership::node_rows;
+use crate::service::{
+    self,
+    apps::{AppDetail, ExportQuery},
+};
 use crate::{now, AppState};
-
-fn not_found(what: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, format!("no {what}"))
-}
-
-fn visible(state: &AppState, who: &Principal, appcode: &str) -> Result<(), ApiError> {
-    if state.ownership.read().tree.get(appcode).is_some()
-        && state.ownership.allowed(who.scope.as_deref(), Some(appcode))
-    {
-        Ok(())
-    } else {
-        Err(not_found(&format!("application `{appcode}`")))
-    }
-}
-
-/// Where a scoped caller may put a node: under a parent inside its scope, never at the root.
-fn parent_allowed(state: &AppState, who: &Principal, parent: Option<&str>) -> Result<(), ApiError> {
-    match (&who.scope, parent) {
-        (None, _) => Ok(()),
-        (Some(_), None) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "a scoped token cannot place a node at the root",
-        )),
-        (Some(_), Some(parent)) => visible(state, who, parent),
-    }
-}
 
 async fn save(
     state: &AppState,
@@ -61,7 +38,7 @@ pub async fn add(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let JsonBody(node) = body?;
     let code = node.appcode.to_string();
-    parent_allowed(&state, &who, node.parent.as_deref())?;
+    who.check_parent(&state.ownership, node.parent.as_deref())?;
     let rows = {
         let mut inner = state.ownership.write();
         inner
@@ -80,48 +57,16 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
 ) -> Json<Value> {
-    let inner = state.ownership.read();
-    let nodes: Vec<Value> = inner
-        .tree
-        .nodes()
-        .into_iter()
-        .filter(|n| who.scope.as_deref().is_none_or(|scope| inner.tree.is_within(&n.appcode, scope)))
-        .map(|n| json!({"node": n, "inherited": inner.tree.owners_of(&n.appcode), "hosts": inner.hosts.hosts_in(&n.appcode, &inner.tree).len()}))
-        .collect();
-    Json(json!({"apps": nodes}))
+    Json(json!({"apps": service::apps::overview(&state, &who)}))
 }
 
+/// `GET /api/v1/apps/{code}`: one node, where it sits and who it reaches.
 pub async fn show(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(code): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    visible(&state, &who, &code)?;
-    let inner = state.ownership.read();
-    let node = inner
-        .tree
-        .get(&code)
-        .ok_or_else(|| not_found("application"))?;
-    let children: Vec<&str> = inner
-        .tree
-        .children(&code)
-        .iter()
-        .map(|c| c.appcode.as_str())
-        .collect();
-    let ancestors: Vec<&str> = inner
-        .tree
-        .ancestors(&code)
-        .iter()
-        .map(|c| c.appcode.as_str())
-        .collect();
-    Ok(Json(json!({
-        "node": node,
-        "inherited": inner.tree.owners_of(&code),
-        "children": children,
-        "ancestors": ancestors,
-        "hosts": inner.hosts.hosts_in(&code, &inner.tree),
-        "escalation": inner.tree.escalation_chain(&code),
-    })))
+) -> Result<Json<AppDetail>, ApiError> {
+    Ok(Json(service::apps::detail(&state, &who, &code)?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,7 +96,7 @@ pub async fn change(
     body: Result<JsonBody<Change>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     let JsonBody(change) = body?;
-    visible(&state, &who, &code)?;
+    who.check_app(&state.ownership, &code)?;
     if change.appcode.as_deref().is_some_and(|c| c != code) {
         return Err(ApiError::bad_request(format!(
             "appcode: `{code}` cannot be changed; Appcodes are permanent (rename changes only the display name)"
@@ -164,7 +109,7 @@ pub async fn change(
             .tree
             .get(&code)
             .cloned()
-            .ok_or_else(|| not_found("application"))?;
+            .ok_or_else(|| Denied::Hidden(format!("application `{code}`")))?;
         if let Some(name) = change.name {
             inner.tree.rename(&code, name).map_err(conflict)?;
         }
@@ -206,14 +151,7 @@ pub async fn move_node(
     body: Result<JsonBody<Move>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     let JsonBody(target) = body?;
-    visible(&state, &who, &code)?;
-    if who.scope.as_deref() == Some(code.as_str()) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "a scoped token cannot move its own scope",
-        ));
-    }
-    parent_allowed(&state, &who, target.parent.as_deref())?;
+    who.check_move(&state.ownership, &code, target.parent.as_deref())?;
     let rows = {
         let mut inner = state.ownership.write();
         inner
@@ -241,7 +179,7 @@ pub async fn bind_host(
     body: Result<JsonBody<Bind>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
     let JsonBody(bind) = body?;
-    visible(&state, &who, &bind.appcode)?;
+    who.check_app(&state.ownership, &bind.appcode)?;
     if who.scope.is_some() {
         let current = state
             .ownership
@@ -250,7 +188,8 @@ pub async fn bind_host(
             .appcode_of(&host)
             .map(|c| c.to_string());
         if let Some(current) = current {
-            visible(&state, &who, &current).map_err(|_| not_found(&format!("host `{host}`")))?;
+            who.check_app(&state.ownership, &current)
+                .map_err(|_| Denied::Hidden(format!("host `{host}`")))?;
         }
     }
     {
@@ -278,12 +217,7 @@ pub async fn import_tree(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    if who.scope.is_some() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "importing the tree needs the admin token",
-        ));
-    }
+    who.require_unscoped("importing the tree")?;
     let body = body.map_err(|r| ApiError::from_body(r, state.config.server.body_limit_bytes))?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("the import is not UTF-8 text"))?;
@@ -335,38 +269,16 @@ pub async fn import_tree(
     ))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportQuery {
-    format: Option<String>,
-}
-
-/// `GET /api/v1/apps/export?format=toml|csv`.
-/// `GET /api/v1/apps/export`: the tree and bindings; a scoped caller gets its subtree only.
+/// `GET /api/v1/apps/export?format=toml|csv`: the tree and bindings; a scoped caller gets
+/// its subtree only.
 pub async fn export_tree(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    Query(query): Query<ExportQuery>,
-) -> Result<(StatusCode, [(&'static str, &'static str); 1], String), ApiError> {
-    let inner = state.ownership.read();
-    match query.format.as_deref().unwrap_or("toml") {
-        "toml" => Ok((
-            StatusCode::OK,
-            [("content-type", "application/toml")],
-            export_toml(&inner.tree, &inner.hosts, who.scope.as_deref()),
-        )),
-        "csv" => {
-            let csv = export_csv(&inner.tree, &inner.hosts, who.scope.as_deref());
-            Ok((
-                StatusCode::OK,
-                [("content-type", "text/csv")],
-                format!("{}\n{}", csv.apps, csv.hosts),
-            ))
-        }
-        other => Err(ApiError::bad_request(format!(
-            "format `{other}` is not toml or csv"
-        ))),
-    }
+    query: Result<Query<ExportQuery>, QueryRejection>,
+) -> Result<([(&'static str, &'static str); 1], String), ApiError> {
+    let Query(query) = query?;
+    let (content_type, text) = service::apps::export(&state, &who, query.format);
+    Ok(([("content-type", content_type)], text))
 }
 
 #[derive(Debug, Deserialize)]
@@ -394,25 +306,13 @@ pub async fn add_token(
             "name: 1–100 characters, not `admin` nor starting with `host:`",
         ));
     }
-    match (&who.scope, &new.scope) {
-        (Some(_), None) => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "a scoped token cannot create an unscoped token",
-            ))
-        }
-        (Some(mine), Some(wanted)) if !state.ownership.read().tree.is_within(wanted, mine) => {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("scope `{wanted}` is wider than this token's (`{mine}`)"),
-            ))
-        }
-        (_, Some(wanted)) if state.ownership.read().tree.get(wanted).is_none() => {
+    who.check_grant(&state.ownership, new.scope.as_deref())?;
+    if let Some(wanted) = new.scope.as_deref() {
+        if state.ownership.read().tree.get(wanted).is_none() {
             return Err(ApiError::bad_request(format!(
                 "scope: no application `{wanted}`"
-            )))
+            )));
         }
-        _ => {}
     }
     let token = generate_token();
     let hash = hash_token(&token);
@@ -460,9 +360,10 @@ fn parse_since(text: &str) -> Option<i64> {
 pub async fn report_for(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    Query(query): Query<ReportQuery>,
+    query: Result<Query<ReportQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    visible(&state, &who, &query.appcode)?;
+    let Query(query) = query?;
+    who.check_app(&state.ownership, &query.appcode)?;
     let since = query.since.as_deref().unwrap_or("30d");
     let span = parse_since(since).ok_or_else(|| {
         ApiError::bad_request(format!("since: `{since}` is not like 30d, 12h or 90m"))
@@ -529,12 +430,9 @@ pub async fn approve(
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let appcode = state.store.incident_appcode(&key).await?;
-    if !state
-        .ownership
-        .allowed(who.scope.as_deref(), appcode.as_deref())
-    {
-        return Err(not_found(&format!("incident with key `{key}`")));
-    }
+    who.check(&state.ownership, appcode.as_deref(), || {
+        format!("incident with key `{key}`")
+    })?;
     let approvers = appcode
         .as_deref()
         .and_then(|a| state.ownership.owners_of(a))

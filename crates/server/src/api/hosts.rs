@@ -6,11 +6,16 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use vigil_core::{valid_host_name, Host, HostLifecycle, Timestamp};
+use vigil_core::valid_host_name;
 use vigil_store::Enrollment;
 
 use super::{ApiError, JsonBody};
-use crate::auth::{generate_token, hash_token, Principal};
+use crate::access::Principal;
+use crate::auth::{generate_token, hash_token};
+use crate::service::{
+    self,
+    hosts::{HostDetail, HostQuery},
+};
 use crate::{now, AppState};
 
 #[derive(Debug, Deserialize)]
@@ -27,16 +32,6 @@ fn valid_instance_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-fn host_visible(state: &AppState, who: &Principal, host: &Host) -> bool {
-    let appcode = host
-        .appcode
-        .clone()
-        .or_else(|| state.ownership.appcode_for_host(&host.name, &host.labels));
-    state
-        .ownership
-        .allowed(who.scope.as_deref(), appcode.as_deref())
-}
-
 /// `POST /api/v1/hosts`: enrolls a host and returns its agent token, shown only here.
 pub async fn add(
     State(state): State<AppState>,
@@ -44,11 +39,7 @@ pub async fn add(
     body: Result<JsonBody<NewHost>, ApiError>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let JsonBody(new) = body?;
-    if who.scope.is_some()
-        && !state
-            .ownership
-            .allowed(who.scope.as_deref(), new.appcode.as_deref())
-    {
+    if !who.sees(&state.ownership, new.appcode.as_deref()) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "a scoped token enrolls hosts only with an appcode inside its scope",
@@ -102,64 +93,24 @@ pub async fn add(
     ))
 }
 
-/// A host as the API and the UI show it: what is known of it, and where it stands at
-/// `now` (`state`: declared, enrolled, reporting, silent or revoked).
-pub(crate) fn host_view(host: &Host, now: Timestamp) -> Value {
-    let mut view = json!(host);
-    view["state"] = json!(host.lifecycle(now));
-    view
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    state: Option<String>,
-}
-
 /// `GET /api/v1/hosts[?state=silent]`: every host vigil knows of, with its lifecycle.
 pub async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<HostQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let wanted = match query.state.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(HostLifecycle::parse(text).ok_or_else(|| {
-            let known: Vec<&str> = HostLifecycle::ALL.iter().map(|l| l.as_str()).collect();
-            ApiError::bad_request(format!("state `{text}` is not one of {}", known.join(", ")))
-        })?),
-    };
-    let now = crate::now();
-    let hosts: Vec<Value> = state
-        .store
-        .hosts()
-        .await?
-        .iter()
-        .filter(|h| host_visible(&state, &who, h))
-        .filter(|h| wanted.is_none_or(|w| h.lifecycle(now) == w))
-        .map(|h| host_view(h, now))
-        .collect();
+    let Query(query) = query?;
+    let hosts = service::hosts::list(&state, &who, &query).await?;
     Ok(Json(json!({"hosts": hosts})))
 }
 
+/// `GET /api/v1/hosts/{name}`: with the last metrics its agent sent.
 pub async fn show(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let host = state
-        .store
-        .host(&name)
-        .await?
-        .filter(|h| host_visible(&state, &who, h))
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no host named `{name}`")))?;
-    let metrics = state.store.last_metrics(&name).await?;
-    let mut body = host_view(&host, crate::now());
-    body["last_metrics"] = metrics
-        .and_then(|m| serde_json::from_str(&m).ok())
-        .unwrap_or(Value::Null);
-    Ok(Json(body))
+) -> Result<Json<HostDetail>, ApiError> {
+    Ok(Json(service::hosts::detail(&state, &who, &name).await?))
 }
 
 /// `POST /api/v1/hosts/{name}/revoke`: its agent's token stops working immediately.
@@ -168,13 +119,7 @@ pub async fn revoke(
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let host = state.store.host(&name).await?;
-    if !host.as_ref().is_some_and(|h| host_visible(&state, &who, h)) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no host named `{name}`"),
-        ));
-    }
+    service::hosts::visible(&state, &who, &name).await?;
     let revoked = state.store.revoke_host(&name, now()).await?;
     state.auth.forget_cached();
     tracing::info!(host = %name, "host revoked");

@@ -3,9 +3,9 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 use vigil_core::Event;
 use vigil_ingest::sns::SnsMessage;
@@ -13,6 +13,7 @@ use vigil_ingest::{alertmanager, envelope, sns};
 use vigil_store::{SnsStatus, SnsSubscription};
 
 use super::ApiError;
+use crate::access::Principal;
 use crate::metrics::labels;
 use crate::{fresh_event_id, now, AppState};
 
@@ -23,27 +24,33 @@ fn received_at() -> String {
     now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-pub async fn events(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Answer {
+pub async fn events(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
     let endpoint = "events";
     let body = read_body(&state, endpoint, body)?;
     let events = envelope::decode(&body, &mut fresh_event_id, &received_at())
         .map_err(|e| reject(&state, endpoint, ApiError::bad_request(e.to_string())))?;
-    accept(&state, endpoint, events).await
+    accept(&state, &who, endpoint, events).await
 }
 
 pub async fn alertmanager(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let endpoint = "alertmanager";
     let body = read_body(&state, endpoint, body)?;
     let events = alertmanager::decode(&body, &mut fresh_event_id, &received_at())
         .map_err(|e| reject(&state, endpoint, ApiError::bad_request(e.to_string())))?;
-    accept(&state, endpoint, events).await
+    accept(&state, &who, endpoint, events).await
 }
 
 pub async fn sns(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
@@ -81,7 +88,9 @@ pub async fn sns(
         ));
     }
     match signed.message {
-        SnsMessage::Notification { event, .. } => accept(&state, endpoint, vec![*event]).await,
+        SnsMessage::Notification { event, .. } => {
+            accept(&state, &who, endpoint, vec![*event]).await
+        }
         SnsMessage::SubscriptionConfirmation {
             topic_arn,
             subscribe_url,
@@ -185,7 +194,30 @@ fn reject(state: &AppState, endpoint: &'static str, error: ApiError) -> ApiError
     error
 }
 
-async fn accept(state: &AppState, endpoint: &'static str, events: Vec<Event>) -> Answer {
+/// Stores a decoded batch. A scoped caller may only send events about its own subtree
+/// (by the Appcode processing will give each): a batch with any other is refused whole.
+async fn accept(
+    state: &AppState,
+    who: &Principal,
+    endpoint: &'static str,
+    events: Vec<Event>,
+) -> Answer {
+    if who.scope.is_some() {
+        let outside = events.iter().position(|event| {
+            let facts = state.ownership.facts_of(event);
+            !who.sees(&state.ownership, facts.appcode.as_deref())
+        });
+        if let Some(index) = outside {
+            return Err(reject(
+                state,
+                endpoint,
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!("event {index} is not about an application in this token's subtree; a scoped token sends only its own alarms"),
+                ),
+            ));
+        }
+    }
     let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
     let fresh = state.ingest.submit(endpoint, events).await.map_err(|e| {
         state.metrics.inc(
@@ -213,22 +245,8 @@ async fn accept(state: &AppState, endpoint: &'static str, events: Vec<Event>) ->
 /// A scoped caller sees only events of its subtree (the Appcode the event's incident gets).
 pub async fn show_event(
     State(state): State<AppState>,
-    axum::extract::Extension(who): axum::extract::Extension<crate::auth::Principal>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let record = state.store.event(&id).await?.filter(|record| {
-        who.scope.is_none() || {
-            let facts = state.ownership.facts_of(&record.event);
-            state
-                .ownership
-                .allowed(who.scope.as_deref(), facts.appcode.as_deref())
-        }
-    });
-    match record {
-        Some(record) => Ok(Json(json!(record))),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no event with id `{id}` was accepted"),
-        )),
-    }
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<vigil_store::EventRecord>, ApiError> {
+    Ok(Json(crate::service::events::show(&state, &who, &id).await?))
 }

@@ -8,8 +8,6 @@ pub(crate) mod hosts;
 mod incidents;
 mod ingest;
 
-pub(crate) use incidents::change_by_hand;
-
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
@@ -86,15 +84,20 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    (
+/// The whole server's counters: for the organisation's monitoring, not a team's token.
+async fn metrics(
+    State(state): State<AppState>,
+    axum::Extension(who): axum::Extension<crate::access::Principal>,
+) -> Result<Response, ApiError> {
+    who.require_unscoped("the server's metrics")?;
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.metrics.render(),
     )
-        .into_response()
+        .into_response())
 }
 
 async fn openapi() -> Response {
@@ -212,6 +215,36 @@ fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 impl From<vigil_store::StoreError> for ApiError {
     fn from(error: vigil_store::StoreError) -> ApiError {
         ApiError::internal(error)
+    }
+}
+
+impl From<crate::access::Denied> for ApiError {
+    fn from(denied: crate::access::Denied) -> ApiError {
+        use crate::access::Denied;
+        let status = match denied {
+            Denied::Hidden(_) => StatusCode::NOT_FOUND,
+            Denied::Forbidden(_) => StatusCode::FORBIDDEN,
+        };
+        ApiError::new(status, denied.to_string())
+    }
+}
+
+impl From<crate::service::ServiceError> for ApiError {
+    fn from(error: crate::service::ServiceError) -> ApiError {
+        use crate::service::ServiceError;
+        match error {
+            ServiceError::Denied(denied) => denied.into(),
+            ServiceError::NotFound(message) => ApiError::new(StatusCode::NOT_FOUND, message),
+            ServiceError::Invalid(message) => ApiError::bad_request(message),
+            ServiceError::Store(error) => ApiError::internal(error),
+        }
+    }
+}
+
+/// A query string that does not read as the route's parameters: 400 naming the parameter.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+        ApiError::bad_request(rejection.body_text())
     }
 }
 

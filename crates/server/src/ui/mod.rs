@@ -204,6 +204,30 @@ impl IntoResponse for UiError {
     }
 }
 
+impl From<crate::service::ServiceError> for UiError {
+    fn from(error: crate::service::ServiceError) -> UiError {
+        use crate::access::Denied;
+        use crate::service::ServiceError;
+        match error {
+            ServiceError::Denied(denied @ Denied::Hidden(_)) => {
+                UiError::new(StatusCode::NOT_FOUND, denied.to_string())
+            }
+            ServiceError::Denied(denied @ Denied::Forbidden(_)) => {
+                UiError::new(StatusCode::FORBIDDEN, denied.to_string())
+            }
+            ServiceError::NotFound(message) => UiError::new(StatusCode::NOT_FOUND, message),
+            ServiceError::Invalid(message) => UiError::new(StatusCode::BAD_REQUEST, message),
+            ServiceError::Store(error) => UiError::internal(error),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for UiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> UiError {
+        UiError::new(StatusCode::BAD_REQUEST, rejection.body_text())
+    }
+}
+
 /// A store failure is vigil's own fault (500).
 impl From<vigil_store::StoreError> for UiError {
     fn from(error: vigil_store::StoreError) -> UiError {

