@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::event::{Event, ALARM_STATE_CHANGE, CLOUDWATCH_ALARM_STATE_CHANGE};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AlarmState {
     Ok,
@@ -41,7 +41,7 @@ impl AlarmState {
 /// What an alarm-state-change event says, in one flat record. Extracted from the
 /// CloudWatch-shaped `detail` that CloudWatch, vigil's alarm engine and the Alertmanager
 /// decoder all produce, so incidents never look into event JSON themselves.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlarmFacts {
     pub alarm_name: String,
     pub state: Option<AlarmState>,

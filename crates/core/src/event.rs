@@ -8,7 +8,7 @@ pub const ALARM_STATE_CHANGE: &str = "Alarm State Change";
 
 /// An event in the EventBridge envelope. Unknown top-level fields are kept out:
 /// the envelope is fixed and `detail` carries everything else.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub version: String,
     pub id: String,
@@ -19,6 +19,8 @@ pub struct Event {
     pub time: String,
     pub region: String,
     pub resources: Vec<String>,
+    /// Always a JSON object.
+    #[schema(value_type = Object)]
     pub detail: Value,
 }
 
@@ -131,6 +133,51 @@ impl Event {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 }
+
+/// The schema of an event as senders may give it, what [`Event::from_value`] accepts:
+/// `source`, `detail-type` (non-empty) and `detail` (an object) are required; `id` (at most
+/// 256 characters), `time`, `version`, `account`, `region` and `resources` may be missing or
+/// null; other top-level fields are ignored. [`Event`]'s own schema is what vigil sends back.
+pub enum EventInput {}
+
+impl utoipa::PartialSchema for EventInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+        let text = |min_length: Option<usize>| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(min_length)
+        };
+        let optional_text =
+            || ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null]));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "An event in the EventBridge envelope as senders give it: a missing `id` or \
+                 `time` is filled in as PutEvents does.",
+            ))
+            .property("source", text(Some(1)))
+            .required("source")
+            .property("detail-type", text(Some(1)))
+            .required("detail-type")
+            .property("detail", ObjectBuilder::new().schema_type(Type::Object))
+            .required("detail")
+            .property("id", optional_text().max_length(Some(MAX_ID_LEN)))
+            .property("time", optional_text())
+            .property("version", optional_text())
+            .property("account", optional_text())
+            .property("region", optional_text())
+            .property(
+                "resources",
+                ArrayBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+                    .items(text(None)),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventInput {}
 
 fn required_string(
     map: &mut Map<String, Value>,

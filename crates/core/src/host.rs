@@ -8,16 +8,19 @@ use crate::Timestamp;
 
 /// A host vigil knows of (enrolled, or only declared by a binding), as the API and CLI
 /// show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Host {
     pub name: String,
     pub appcode: Option<String>,
     pub instance_id: Option<String>,
     /// When its agent was first given a token; `None` for a host only declared (bound to
     /// an application by an import) and never enrolled.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub enrolled_at: Option<Timestamp>,
     /// When its agent's token was revoked; `None` while it works.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_seen_at: Option<Timestamp>,
     pub agent_version: Option<String>,
     pub uptime_secs: Option<u64>,
@@ -25,7 +28,9 @@ pub struct Host {
     pub interval_secs: Option<u64>,
     /// The agent's own account of its metric collector (`running`, last sample, last error).
     pub collector: Option<serde_json::Value>,
+    /// Always present in what vigil sends.
     #[serde(default)]
+    #[schema(required = true)]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -43,7 +48,7 @@ pub fn valid_host_name(name: &str) -> bool {
 /// Where a host stands with vigil, derived from what is known of it
 /// ([`Host::lifecycle`]): whether it was ever enrolled, whether its token was revoked, and
 /// when its agent last reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HostLifecycle {
     /// Bound to an application (declared by an import), but no agent was ever enrolled.
@@ -122,11 +127,13 @@ impl Host {
 }
 
 /// What an agent says about itself every interval.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     pub agent_version: String,
+    #[schema(maximum = 18446744073709551615_u64)]
     pub uptime_secs: u64,
+    #[schema(maximum = 18446744073709551615_u64)]
     pub interval_secs: u64,
     #[serde(default)]
     pub collector: Option<serde_json::Value>,
@@ -137,7 +144,7 @@ pub struct Heartbeat {
 }
 
 /// One measurement from an agent. `timestamp_ms` is Unix milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricSample {
     pub name: String,
@@ -147,7 +154,7 @@ pub struct MetricSample {
     pub timestamp_ms: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricBatch {
     pub samples: Vec<MetricSample>,
@@ -155,18 +162,21 @@ pub struct MetricBatch {
 
 /// A probe for an agent to run: only a probe name and plain arguments travel, never a
 /// command line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: i64,
     pub probe: String,
+    /// Always present in what vigil sends.
     #[serde(default)]
+    #[schema(required = true)]
     pub args: serde_json::Value,
     pub timeout_ms: u64,
     /// When the server created the job, so the agent can report queueing delay.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,
@@ -213,9 +223,11 @@ impl JobStatus {
 }
 
 /// What an agent reports back for a job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobResult {
+    /// A final answer: `done`, `refused`, `failed` or `timed_out`.
+    #[schema(schema_with = final_job_status)]
     pub status: JobStatus,
     #[serde(default)]
     pub output: String,
@@ -228,9 +240,26 @@ pub struct JobResult {
     pub error: Option<String>,
     /// From the job's creation on the server to the probe starting on the host.
     #[serde(default)]
+    #[schema(maximum = 18446744073709551615_u64)]
     pub queued_ms: Option<u64>,
     #[serde(default)]
+    #[schema(maximum = 18446744073709551615_u64)]
     pub duration_ms: u64,
+}
+
+/// The statuses an agent may report ([`JobResult::status`]); the others are the server's.
+pub const FINAL_JOB_STATUSES: [JobStatus; 4] = [
+    JobStatus::Done,
+    JobStatus::Refused,
+    JobStatus::Failed,
+    JobStatus::TimedOut,
+];
+
+fn final_job_status() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(FINAL_JOB_STATUSES.map(JobStatus::as_str)))
+        .build()
 }
 
 /// Which probes fit an alarm, judged from its metric name and state: CPU → `top_cpu`,

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::alarm::AlarmFacts;
 use crate::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IncidentStatus {
     Open,
@@ -33,7 +33,19 @@ impl IncidentStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Critical,
@@ -76,7 +88,7 @@ impl Severity {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TimelineKind {
     Opened,
@@ -118,8 +130,9 @@ impl TimelineKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     pub kind: TimelineKind,
     pub message: String,
@@ -129,7 +142,7 @@ pub struct TimelineEntry {
 
 /// The record a human reads. Alarm details are flattened in so the API, CLI and
 /// templates see one object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Incident {
     pub key: String,
     pub title: String,
@@ -138,9 +151,13 @@ pub struct Incident {
     /// Alarm events grouped into this incident, the first one included.
     pub count: u64,
     pub group_key: String,
+    #[schema(value_type = String, format = DateTime)]
     pub opened_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub acknowledged_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub resolved_at: Option<Timestamp>,
+    #[schema(value_type = String, format = DateTime)]
     pub last_event_at: Timestamp,
     #[serde(flatten)]
     pub alarm: AlarmFacts,
@@ -194,6 +211,8 @@ impl Incident {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AlarmState;
+    use serde_json::json;
 
     #[test]
     fn group_key_joins_fields() {
@@ -217,5 +236,175 @@ mod tests {
         assert_eq!(Severity::from_label(Some("CRITICAL")), Severity::Critical);
         assert_eq!(Severity::from_label(Some("warning")), Severity::Warning);
         assert_eq!(Severity::from_label(None), Severity::High);
+    }
+
+    /// The schema's properties and required keys, through `$ref`s and `allOf`.
+    fn schema_keys(
+        schema: &Value,
+        components: &serde_json::Map<String, Value>,
+    ) -> (serde_json::Map<String, Value>, Vec<String>) {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            return schema_keys(&components[name], components);
+        }
+        let mut properties = schema["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let mut required: Vec<String> = schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect();
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            let (more, more_required) = schema_keys(part, components);
+            properties.extend(more);
+            required.extend(more_required);
+        }
+        (properties, required)
+    }
+
+    fn nullable(property: &Value) -> bool {
+        let null = json!("null");
+        property.as_object().is_some_and(|o| o.is_empty())
+            || property["type"] == null
+            || property["type"]
+                .as_array()
+                .is_some_and(|t| t.contains(&null))
+            || property["oneOf"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(nullable))
+    }
+
+    fn incident(full: bool) -> Incident {
+        let at = |secs: i64| chrono::DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap();
+        let some = |s: &str| full.then(|| s.to_string());
+        let map = |k: &str, v: &str| {
+            if full {
+                [(k.to_string(), v.to_string())].into()
+            } else {
+                BTreeMap::new()
+            }
+        };
+        Incident {
+            key: "INC-1".into(),
+            title: "cpu on web-01".into(),
+            status: IncidentStatus::Acknowledged,
+            severity: Severity::Critical,
+            count: 3,
+            group_key: "cpu|web-01".into(),
+            opened_at: at(0),
+            acknowledged_at: full.then(|| at(60)),
+            resolved_at: full.then(|| at(120)),
+            last_event_at: at(30),
+            alarm: AlarmFacts {
+                alarm_name: "cpu".into(),
+                state: full.then_some(AlarmState::Alarm),
+                previous_state: full.then_some(AlarmState::Ok),
+                reason: some("Threshold Crossed"),
+                resource: "arn:aws:cloudwatch:us-east-1:1:alarm:cpu".into(),
+                source: "aws.cloudwatch".into(),
+                account: "123456789012".into(),
+                region: "us-east-1".into(),
+                state_time: some("2026-10-02T17:04:40.989+0000"),
+                metric_namespace: some("AWS/EC2"),
+                metric_name: some("CPUUtilization"),
+                statistic: some("Average"),
+                period: full.then_some(300.0),
+                dimensions: map("InstanceId", "i-1"),
+                threshold: full.then_some(50.0),
+                value: full.then_some(99.5),
+                description: some("CPU too high"),
+                host: some("web-01"),
+                instance_id: some("i-1"),
+                labels: map("team", "web"),
+                annotations: map("summary", "hot"),
+                generator_url: some("http://prometheus/graph"),
+                starts_at: some("2026-10-02T17:04:40Z"),
+                severity: some("page"),
+                appcode: some("shop_web"),
+            },
+            timeline: if full {
+                vec![TimelineEntry {
+                    at: at(0),
+                    kind: TimelineKind::HostCheck,
+                    message: "opened".into(),
+                    event_id: Some("e-1".into()),
+                }]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// What `to_value` emits (the API's incident) and the schema agree: every key emitted
+    /// is a property, every required key is emitted, every null emitted is allowed.
+    #[test]
+    fn schema_describes_to_value() {
+        use utoipa::{PartialSchema, ToSchema};
+        let mut components = Vec::new();
+        Incident::schemas(&mut components);
+        let components: serde_json::Map<String, Value> = components
+            .into_iter()
+            .map(|(name, schema)| (name, serde_json::to_value(schema).unwrap()))
+            .collect();
+        let schema = serde_json::to_value(Incident::schema()).unwrap();
+        let (properties, required) = schema_keys(&schema, &components);
+        for full in [true, false] {
+            let value = incident(full).to_value();
+            let emitted = value.as_object().unwrap();
+            for (key, item) in emitted {
+                let property = properties
+                    .get(key)
+                    .unwrap_or_else(|| panic!("`{key}` is emitted but not in the schema"));
+                if item.is_null() {
+                    assert!(nullable(property), "`{key}` is emitted as null: {property}");
+                }
+            }
+            for key in &required {
+                assert!(
+                    emitted.contains_key(key),
+                    "`{key}` is required but not emitted: {value}"
+                );
+            }
+            if full {
+                let unseen: Vec<&String> = properties
+                    .keys()
+                    .filter(|k| !emitted.contains_key(*k))
+                    .collect();
+                assert!(unseen.is_empty(), "never emitted: {unseen:?}");
+            }
+        }
+        // Enumerations list what serde writes.
+        let words = |name: &str| components[name]["enum"].clone();
+        assert_eq!(
+            words("IncidentStatus"),
+            json!(["open", "acknowledged", "resolved"])
+        );
+        assert_eq!(
+            words("Severity"),
+            json!(["critical", "high", "warning", "info"])
+        );
+        assert_eq!(
+            words("AlarmState"),
+            json!(["OK", "ALARM", "INSUFFICIENT_DATA"])
+        );
+        assert_eq!(
+            words("TimelineKind"),
+            json!([
+                "opened",
+                "repeat",
+                "acknowledged",
+                "resolved",
+                "note",
+                "diagnostics",
+                "host_check"
+            ])
+        );
+        assert_eq!(
+            serde_json::to_value(TimelineKind::HostCheck).unwrap(),
+            json!(TimelineKind::HostCheck.as_str())
+        );
     }
 }

@@ -77,6 +77,27 @@ impl Appcode {
     }
 }
 
+/// The pattern [`Appcode::parse`] enforces, for API schemas.
+pub const PATTERN: &str = "^[a-z][a-z0-9_]{1,63}$";
+
+/// Serialised as its text; the schema states the rules [`Appcode::parse`] enforces.
+impl utoipa::PartialSchema for Appcode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(PATTERN))
+            .min_length(Some(MIN_LEN))
+            .max_length(Some(MAX_LEN))
+            .description(Some(
+                "An Appcode: lowercase letters, digits and `_`, 2 to 64 characters, starting \
+                 with a letter.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Appcode {}
+
 impl Deref for Appcode {
     type Target = str;
 

@@ -22,7 +22,7 @@ pub struct IncidentRecord {
 }
 
 /// Incidents of a subtree opened in `[since_ms, now_ms]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Report {
     pub appcode: Appcode,
     pub since_ms: i64,

@@ -11,7 +11,7 @@ use crate::Appcode;
 ///
 /// People and channels are opaque identifiers (user names, e-mail addresses, team or
 /// channel handles): this crate only stores and inherits them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppNode {
     pub appcode: Appcode,
@@ -52,7 +52,7 @@ impl AppNode {
 ///
 /// When no node up to the root has a list, it is empty and its `*_from` is the node asked
 /// about: that is where the operator should add people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Owners {
     pub owners: Vec<String>,
     pub approvers: Vec<String>,

@@ -14,7 +14,7 @@ use vigil_core::{Event, ALARM_STATE_CHANGE};
 use vigil_ingest::MetricPoint;
 
 /// A dimension filter: `Value` `*` matches any value of that dimension.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Dimension {
     #[serde(alias = "name")]
@@ -27,44 +27,55 @@ pub struct Dimension {
 /// --cli-input-json` files work unchanged), plus vigil's `Severity` and `Appcode`. Config
 /// files use the same names in snake_case. AWS fields vigil has no use for are accepted
 /// and kept, unknown ones are errors.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct AlarmDefinition {
+    /// 1 to 255 bytes once trimmed.
     #[serde(alias = "alarm_name")]
+    #[schema(min_length = 1, max_length = 255, pattern = r"\S")]
     pub alarm_name: String,
     #[serde(alias = "metric_name")]
+    #[schema(min_length = 1, pattern = r"\S")]
     pub metric_name: String,
     #[serde(default, alias = "namespace", skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     #[serde(default, alias = "dimensions")]
     pub dimensions: Vec<Dimension>,
+    /// `Statistic` or `ExtendedStatistic`, exactly one.
     #[serde(default, alias = "statistic", skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = statistic_schema)]
     pub statistic: Option<String>,
     #[serde(
         default,
         alias = "extended_statistic",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(pattern = r"^p[0-9]+(\.[0-9]+)?$")]
     pub extended_statistic: Option<String>,
     #[serde(alias = "period")]
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
     pub period: u32,
     #[serde(alias = "evaluation_periods")]
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
     pub evaluation_periods: u32,
     #[serde(
         default,
         alias = "datapoints_to_alarm",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
     pub datapoints_to_alarm: Option<u32>,
     #[serde(alias = "threshold")]
     pub threshold: f64,
     #[serde(alias = "comparison_operator")]
+    #[schema(schema_with = comparison_schema)]
     pub comparison_operator: String,
     #[serde(
         default,
         alias = "treat_missing_data",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(schema_with = treat_missing_data_schema)]
     pub treat_missing_data: Option<String>,
     #[serde(default, alias = "severity", skip_serializing_if = "Option::is_none")]
     pub severity: Option<String>,
@@ -111,6 +122,46 @@ pub struct AlarmDefinition {
         skip_serializing_if = "Option::is_none"
     )]
     pub evaluate_low_sample_count_percentile: Option<Value>,
+}
+
+/// The words `Statistic` takes; percentiles go in `ExtendedStatistic`.
+fn statistic_schema() -> utoipa::openapi::schema::Object {
+    string_enum(
+        &["Average", "Sum", "Minimum", "Maximum", "SampleCount"],
+        true,
+    )
+}
+
+fn comparison_schema() -> utoipa::openapi::schema::Object {
+    string_enum(
+        &[
+            "GreaterThanThreshold",
+            "GreaterThanOrEqualToThreshold",
+            "LessThanThreshold",
+            "LessThanOrEqualToThreshold",
+        ],
+        false,
+    )
+}
+
+fn treat_missing_data_schema() -> utoipa::openapi::schema::Object {
+    string_enum(&["missing", "ignore", "breaching", "notBreaching"], true)
+}
+
+/// A string schema listing the words a field takes (and `null`, for an optional one).
+fn string_enum(words: &[&str], nullable: bool) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let mut values: Vec<Value> = words.iter().map(|w| json!(w)).collect();
+    let schema_type = if nullable {
+        values.push(Value::Null);
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(schema_type)
+        .enum_values(Some(values))
+        .build()
 }
 
 /// A definition checked and ready to judge series.
@@ -251,7 +302,7 @@ struct Rollups {
     minutes: std::collections::VecDeque<Rollup>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct Rollup {
     pub minute_ms: i64,
     pub min: f64,
@@ -342,7 +393,7 @@ pub struct RestoredState {
 
 /// One alarm instance as the alarms list shows it (a row of `vigil alarms`): the engine's
 /// current state, with what CloudWatch's DescribeAlarms tells of an alarm.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct InstanceView {
     pub alarm: String,
     pub series: String,
@@ -356,11 +407,13 @@ pub struct InstanceView {
     pub appcode: Option<String>,
     pub state: State,
     /// When the instance entered its state (CloudWatch's `StateUpdatedTimestamp`).
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub since: Option<chrono::DateTime<chrono::Utc>>,
     pub since_ms: i64,
     /// The datapoint that decided the last change, else the latest raw point.
     pub value: Option<f64>,
     pub threshold: f64,
+    #[schema(schema_with = comparison_schema)]
     pub comparison: &'static str,
     /// CloudWatch's `StateReason` of the last change; `None` when it is not known (a state
     /// saved before reasons were kept, or a new instance not judged yet).
@@ -371,7 +424,7 @@ pub struct InstanceView {
     pub restored: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SeriesView {
     pub name: String,
     pub labels: BTreeMap<String, String>,

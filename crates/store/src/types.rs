@@ -32,9 +32,10 @@ pub struct StoredEvent {
 }
 
 /// An accepted event as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventRecord {
     pub endpoint: String,
+    #[schema(value_type = String, format = DateTime)]
     pub received_at: Timestamp,
     pub processed: bool,
     pub event: Event,
@@ -270,6 +271,25 @@ impl From<RunKind> for String {
     }
 }
 
+/// Serialised as its name ([`RunKind::as_string`]): `opened`, `resolved`, `diagnostics` or
+/// `escalated-N`.
+impl utoipa::PartialSchema for RunKind {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(
+                "^(opened|resolved|diagnostics|escalated-(0|[1-9][0-9]*))$",
+            ))
+            .description(Some(
+                "Which outward run of an incident: `opened`, `resolved`, `diagnostics`, or \
+                 `escalated-N` for the notifications to level N of the application tree.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for RunKind {}
+
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -300,6 +320,19 @@ macro_rules! text_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        /// Serialised as its text: one of the names listed here. (Written by hand: the
+        /// schema derive does not see a `rename` built by this macro.)
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 
@@ -380,7 +413,7 @@ pub struct NewRun {
 }
 
 /// A journaled step, as the runner and the delivery log see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunStep {
     pub run_id: i64,
     pub position: i64,
@@ -394,8 +427,11 @@ pub struct RunStep {
     pub last_error: Option<String>,
     pub external_id: Option<String>,
     pub link: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub next_attempt_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub deadline: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     /// The worker holding the step, while one does.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -460,7 +496,7 @@ pub struct StepRetry {
 }
 
 /// A ticket opened for an incident.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TicketRecord {
     pub tracker: Channel,
     pub id: String,
@@ -539,12 +575,13 @@ impl JobEnd {
 }
 
 /// A job as queued for an incident.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JobRecord {
     pub id: i64,
     pub host: String,
     pub probe: String,
     pub status: JobStatus,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
