@@ -6,9 +6,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{json, Value};
-use vigil_core::{Heartbeat, JobResult, JobStatus, MetricBatch};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use vigil_core::{Heartbeat, Job, JobResult, JobStatus, MetricBatch};
 
 use super::{ApiError, JsonBody};
 use crate::access::{Principal, Role};
@@ -35,6 +35,9 @@ fn host_of(principal: &Principal) -> Result<&str, ApiError> {
     }
 }
 
+/// The agent says it is alive, with its version, uptime, interval and collector state.
+#[utoipa::path(post, path = "/api/v1/agent/heartbeat", tag = "agent", request_body = Heartbeat,
+    security(("host_token" = [])), responses((status = 204, description = "Recorded")))]
 pub async fn heartbeat(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -49,11 +52,30 @@ pub async fn heartbeat(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SamplesAccepted {
+    pub accepted: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<Job>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResultRecorded {
+    pub job: i64,
+    pub recorded: bool,
+}
+
+/// The agent's metric samples (at most 10,000 per batch); its host and Appcode become labels.
+#[utoipa::path(post, path = "/api/v1/agent/metrics", tag = "agent", request_body = MetricBatch,
+    security(("host_token" = [])), responses((status = 202, body = SamplesAccepted)))]
 pub async fn metrics(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     body: Result<JsonBody<MetricBatch>, ApiError>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SamplesAccepted>), ApiError> {
     let host = host_of(&principal)?.to_string();
     let JsonBody(batch) = body?;
     if batch.samples.len() > MAX_SAMPLES {
@@ -98,23 +120,26 @@ pub async fn metrics(
         .collect();
     let outcome = state.engine.push(points, now_ms());
     crate::metric_sources::count_push(&state.metrics, "agent", outcome);
-    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": count}))))
+    Ok((StatusCode::ACCEPTED, Json(SamplesAccepted { accepted: count })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PollQuery {
     /// Seconds to hold the poll open when there is nothing to do (default 25, at most 30).
     wait: Option<u64>,
 }
 
-/// `GET /api/v1/agent/jobs?wait=S`: answers at once with queued jobs, or holds the
-/// request until one is queued (the hub rings) or `wait` passes.
+/// Jobs for this host: answers at once with queued jobs, or holds the request until one is
+/// queued or `wait` seconds pass.
+#[utoipa::path(get, path = "/api/v1/agent/jobs", tag = "agent", params(PollQuery),
+    security(("host_token" = [])), responses((status = 200, body = JobList)))]
 pub async fn poll_jobs(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     query: Result<Query<PollQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobList>, ApiError> {
     let host = host_of(&principal)?.to_string();
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let wait = Duration::from_secs(query.wait.unwrap_or(25)).min(MAX_WAIT);
@@ -124,24 +149,27 @@ pub async fn poll_jobs(
         let jobs = state.store.claim_jobs(&host, now(), JOBS_PER_POLL).await?;
         if !jobs.is_empty() {
             tracing::debug!(host = %host, jobs = jobs.len(), "jobs handed to agent");
-            return Ok(Json(json!({"jobs": jobs})));
+            return Ok(Json(JobList { jobs }));
         }
         if tokio::time::timeout_at(deadline, doorbell.notified())
             .await
             .is_err()
         {
-            return Ok(Json(json!({"jobs": []})));
+            return Ok(Json(JobList { jobs: Vec::new() }));
         }
     }
 }
 
-/// `POST /api/v1/agent/jobs/{id}/result`.
+/// A job's final answer; output past 256 KiB is cut and marked truncated.
+#[utoipa::path(post, path = "/api/v1/agent/jobs/{id}/result", tag = "agent", request_body = JobResult,
+    params(("id" = i64, Path, description = "The job's id")),
+    security(("host_token" = [])), responses((status = 200, body = ResultRecorded)))]
 pub async fn job_result(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<i64>,
     body: Result<JsonBody<JobResult>, ApiError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ResultRecorded>, ApiError> {
     let host = host_of(&principal)?.to_string();
     let JsonBody(mut result) = body?;
     if matches!(
@@ -180,5 +208,8 @@ pub async fn job_result(
         labels(&[("status", status.as_str())]),
     );
     tracing::info!(host = %host, probe = %ended.probe, job = id, status = status.as_str(), incident = ended.incident_key.as_deref().unwrap_or("-"), "probe answered");
-    Ok(Json(json!({"job": id, "recorded": true})))
+    Ok(Json(ResultRecorded {
+        job: id,
+        recorded: true,
+    }))
 }

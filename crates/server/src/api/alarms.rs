@@ -8,24 +8,69 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 use vigil_ingest::remote_write;
 
 use super::{ApiError, JsonBody};
 use crate::access::Principal;
-use crate::alarm_engine::AlarmDefinition;
+use crate::alarm_engine::{AlarmDefinition, InstanceView, SeriesView};
 use crate::metric_sources::count_push;
 use crate::metrics::labels;
 use crate::now_ms;
-use crate::service::{self, alarms::AlarmQuery};
+use crate::service::{
+    self,
+    alarms::{AlarmQuery, AlarmWithInstances},
+};
 use crate::{now, AppState};
 
-/// `POST /api/v1/alarms`: create or replace an alarm.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlarmSaved {
+    pub alarm: String,
+    /// Whether an alarm of that name existed and was replaced.
+    pub replaced: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlarmList {
+    pub alarms: Vec<AlarmWithInstances>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlarmShown {
+    pub alarm: AlarmDefinition,
+    pub instances: Vec<InstanceView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlarmDeleted {
+    pub alarm: String,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesList {
+    pub series: Vec<SeriesView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SamplesWritten {
+    pub accepted: usize,
+    /// Samples refused (not finite, too old, unreadable labels).
+    pub rejected: usize,
+    /// Samples of new series dropped because `metrics.max_series` is reached.
+    pub over_cap: usize,
+}
+
+/// Creates or replaces an alarm, in CloudWatch's PutMetricAlarm JSON.
+#[utoipa::path(post, path = "/api/v1/alarms", tag = "alarms", request_body = AlarmDefinition,
+    responses((status = 201, description = "Created", body = AlarmSaved),
+        (status = 200, description = "Replaced", body = AlarmSaved)))]
 pub async fn put(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     body: Result<JsonBody<AlarmDefinition>, ApiError>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<AlarmSaved>), ApiError> {
     let JsonBody(definition) = body?;
     if !who.sees(&state.ownership, definition.appcode.as_deref()) {
         return Err(ApiError::new(
@@ -51,39 +96,57 @@ pub async fn put(
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(json!({"alarm": name, "replaced": existed}))))
+    Ok((
+        status,
+        Json(AlarmSaved {
+            alarm: name,
+            replaced: existed,
+        }),
+    ))
 }
 
-/// `GET /api/v1/alarms[?state=ALARM&appcode=CODE]`: like CloudWatch's DescribeAlarms, each
-/// definition with its instances' state, value, reason and time of the last change.
+/// Like CloudWatch's DescribeAlarms: each alarm the token may see with its instances'
+/// state, value, reason and time of the last change. A filter keeps the matching
+/// instances; an alarm none of whose instances match is left out, unless only `appcode`
+/// is asked and it is the alarm's own.
+#[utoipa::path(get, path = "/api/v1/alarms", tag = "alarms", params(AlarmQuery),
+    responses((status = 200, body = AlarmList)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     query: Result<Query<AlarmQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlarmList>, ApiError> {
     let Query(query) = query?;
-    Ok(Json(
-        json!({"alarms": service::alarms::list(&state, &who, &query)}),
-    ))
+    Ok(Json(AlarmList {
+        alarms: service::alarms::list(&state, &who, &query),
+    }))
 }
 
-/// `GET /api/v1/alarms/{name}`.
+/// One alarm with its instances.
+#[utoipa::path(get, path = "/api/v1/alarms/{name}", tag = "alarms",
+    params(("name" = String, Path, description = "The alarm's name")),
+    responses((status = 200, body = AlarmShown)))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlarmShown>, ApiError> {
     let found = service::alarms::detail(&state, &who, &name)?;
-    Ok(Json(
-        json!({"alarm": found.definition, "instances": found.instances}),
-    ))
+    Ok(Json(AlarmShown {
+        alarm: found.definition,
+        instances: found.instances,
+    }))
 }
 
+/// Deletes an alarm; its instances are forgotten.
+#[utoipa::path(delete, path = "/api/v1/alarms/{name}", tag = "alarms",
+    params(("name" = String, Path, description = "The alarm's name")),
+    responses((status = 200, body = AlarmDeleted)))]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AlarmDeleted>, ApiError> {
     if state.engine.definition(&name).is_some() {
         service::alarms::definition(&state, &who, &name)?;
     }
@@ -95,28 +158,39 @@ pub async fn delete(
             format!("no alarm named `{name}`"),
         ));
     }
-    Ok(Json(json!({"alarm": name, "deleted": true})))
+    Ok(Json(AlarmDeleted {
+        alarm: name,
+        deleted: true,
+    }))
 }
 
-/// `GET /api/v1/series?name=METRIC&LABEL=VALUE…`: points of matching series, for charts.
+/// Points of the series named `name` whose labels include every other parameter given
+/// (`?name=load1&host=web-01`), at most 100 series, for charts.
+#[utoipa::path(get, path = "/api/v1/series", tag = "alarms",
+    params(("name" = String, Query, description = "The metric name; any other parameter is a label to match")),
+    responses((status = 200, body = SeriesList)))]
 pub async fn series(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SeriesList>, ApiError> {
     let Query(mut labels) = query?;
     let name = labels.remove("name").unwrap_or_default();
     let series = service::alarms::series(&state, &who, &name, &labels)?;
-    Ok(Json(json!({"series": series})))
+    Ok(Json(SeriesList { series }))
 }
 
-/// `POST /api/v1/write`: Prometheus remote_write v1 (snappy-compressed protobuf).
-/// Samples carry no Appcode one could check, so a scoped token may not write them.
+/// Prometheus remote_write v1 (snappy-compressed protobuf). Samples carry no Appcode one
+/// could check, so a scoped token may not write them.
+#[utoipa::path(post, path = "/api/v1/write", tag = "alarms",
+    request_body(content = Vec<u8>, content_type = "application/x-protobuf",
+        description = "A snappy-compressed prometheus.WriteRequest"),
+    responses((status = 202, body = SamplesWritten)))]
 pub async fn remote_write(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SamplesWritten>), ApiError> {
     who.require_unscoped("Prometheus remote_write")?;
     let body = body.map_err(|r| ApiError::from_body(r, state.config.server.body_limit_bytes))?;
     let decoded = remote_write::decode(&body, &remote_write::Limits::default()).map_err(|e| {
@@ -131,8 +205,10 @@ pub async fn remote_write(
     count_push(&state.metrics, "remote_write", outcome);
     Ok((
         StatusCode::ACCEPTED,
-        Json(
-            json!({"accepted": outcome.accepted, "rejected": outcome.rejected, "over_cap": outcome.over_cap}),
-        ),
+        Json(SamplesWritten {
+            accepted: outcome.accepted,
+            rejected: outcome.rejected,
+            over_cap: outcome.over_cap,
+        }),
     ))
 }

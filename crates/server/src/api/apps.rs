@@ -7,9 +7,9 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{json, Value};
-use vigil_ownership::{import, report, AppNode, Appcode, Document, IncidentRecord};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use vigil_ownership::{import, report, AppNode, Appcode, Document, IncidentRecord, Report};
 use vigil_store::{IncidentFilter, StoreError};
 
 use super::{ApiError, JsonBody};
@@ -18,7 +18,7 @@ use crate::auth::{generate_token, hash_token};
 use crate::ownership::node_rows;
 use crate::service::{
     self,
-    apps::{AppDetail, ExportQuery},
+    apps::{AppDetail, AppSummary, ExportQuery},
 };
 use crate::{now, AppState};
 
@@ -30,12 +30,74 @@ async fn save(
     Ok(state.store.save_apps(nodes, bindings, now()).await?)
 }
 
-/// `POST /api/v1/apps`: a new node. Its parent must be inside the caller's scope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppAdded {
+    pub appcode: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppList {
+    /// In tree order: parents before children.
+    pub apps: Vec<AppSummary>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppChanged {
+    pub appcode: String,
+    pub changed: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppMoved {
+    pub appcode: String,
+    /// The new parent; `null` for the root.
+    pub parent: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostBound {
+    pub host: String,
+    pub appcode: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Imported {
+    /// What the import did, in words.
+    pub report: String,
+    /// How many nodes and bindings it added, changed or retired.
+    pub changes: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenMade {
+    pub name: String,
+    pub scope: Option<String>,
+    /// Shown here once; only its hash is stored.
+    pub token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClockMoved {
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Approved {
+    pub incident: String,
+    pub approved_by: String,
+    /// Remediation jobs released to their hosts.
+    pub released: usize,
+}
+
+/// Adds a node to the tree. A scoped token adds only under a parent inside its subtree.
+#[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = AppNode,
+    responses((status = 201, body = AppAdded),
+        (status = 409, description = "The Appcode exists, or was retired", body = super::doc::ErrorBody)))]
 pub async fn add(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     body: Result<JsonBody<AppNode>, ApiError>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<AppAdded>), ApiError> {
     let JsonBody(node) = body?;
     let code = node.appcode.to_string();
     who.check_parent(&state.ownership, node.parent.as_deref())?;
@@ -49,18 +111,24 @@ pub async fn add(
     };
     save(&state, rows, Vec::new()).await?;
     tracing::info!(appcode = %code, "application added");
-    Ok((StatusCode::CREATED, Json(json!({"appcode": code}))))
+    Ok((StatusCode::CREATED, Json(AppAdded { appcode: code })))
 }
 
-/// `GET /api/v1/apps`: every node the caller may see, with inherited owners.
+/// Every node the token may see, with the owners it inherits.
+#[utoipa::path(get, path = "/api/v1/apps", tag = "apps", responses((status = 200, body = AppList)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
-) -> Json<Value> {
-    Json(json!({"apps": service::apps::overview(&state, &who)}))
+) -> Json<AppList> {
+    Json(AppList {
+        apps: service::apps::overview(&state, &who),
+    })
 }
 
-/// `GET /api/v1/apps/{code}`: one node, where it sits and who it reaches.
+/// One node: where it sits, who it inherits and whom escalation reaches.
+#[utoipa::path(get, path = "/api/v1/apps/{code}", tag = "apps",
+    params(("code" = String, Path, description = "The Appcode")),
+    responses((status = 200, body = AppDetail)))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -69,7 +137,8 @@ pub async fn show(
     Ok(Json(service::apps::detail(&state, &who, &code)?))
 }
 
-#[derive(Debug, Deserialize)]
+/// What to change; fields left out stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Change {
     #[serde(default)]
@@ -88,13 +157,16 @@ pub struct Change {
     channels: Option<Vec<String>>,
 }
 
-/// `PATCH /api/v1/apps/{code}`: display name, kind, people, channels — never the Appcode.
+/// Changes a node's display name, kind, people or channels — never its Appcode.
+#[utoipa::path(patch, path = "/api/v1/apps/{code}", tag = "apps", request_body = Change,
+    params(("code" = String, Path, description = "The Appcode")),
+    responses((status = 200, body = AppChanged)))]
 pub async fn change(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(code): Path<String>,
     body: Result<JsonBody<Change>, ApiError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AppChanged>, ApiError> {
     let JsonBody(change) = body?;
     who.check_app(&state.ownership, &code)?;
     if change.appcode.as_deref().is_some_and(|c| c != code) {
@@ -133,23 +205,29 @@ pub async fn change(
         node_rows(&inner.tree, &[&code])
     };
     save(&state, rows, Vec::new()).await?;
-    Ok(Json(json!({"appcode": code, "changed": true})))
+    Ok(Json(AppChanged {
+        appcode: code,
+        changed: true,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Move {
     parent: Option<String>,
 }
 
-/// `POST /api/v1/apps/{code}/move`: hosts, alarms and incidents refer to the Appcode, so
-/// they all follow.
+/// Moves a node under another parent (`null`: to the root). Hosts, alarms and incidents
+/// refer to the Appcode, so they all follow.
+#[utoipa::path(post, path = "/api/v1/apps/{code}/move", tag = "apps", request_body = Move,
+    params(("code" = String, Path, description = "The Appcode")),
+    responses((status = 200, body = AppMoved)))]
 pub async fn move_node(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(code): Path<String>,
     body: Result<JsonBody<Move>, ApiError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AppMoved>, ApiError> {
     let JsonBody(target) = body?;
     who.check_move(&state.ownership, &code, target.parent.as_deref())?;
     let rows = {
@@ -162,22 +240,28 @@ pub async fn move_node(
     };
     save(&state, rows, Vec::new()).await?;
     tracing::info!(appcode = %code, parent = target.parent.as_deref().unwrap_or("(root)"), "application moved");
-    Ok(Json(json!({"appcode": code, "parent": target.parent})))
+    Ok(Json(AppMoved {
+        appcode: code,
+        parent: target.parent,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bind {
     appcode: String,
 }
 
-/// `POST /api/v1/hosts/{name}/bind`.
+/// Binds a host (enrolled or not) to an application: its alarms and incidents belong there.
+#[utoipa::path(post, path = "/api/v1/hosts/{name}/bind", tag = "apps", request_body = Bind,
+    params(("name" = String, Path, description = "The host's name")),
+    responses((status = 200, body = HostBound)))]
 pub async fn bind_host(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(host): Path<String>,
     body: Result<JsonBody<Bind>, ApiError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HostBound>, ApiError> {
     let JsonBody(bind) = body?;
     who.check_app(&state.ownership, &bind.appcode)?;
     if who.scope.is_some() {
@@ -205,18 +289,28 @@ pub async fn bind_host(
         vec![(host.clone(), bind.appcode.clone())],
     )
     .await?;
-    Ok(Json(json!({"host": host, "appcode": bind.appcode})))
+    Ok(Json(HostBound {
+        host,
+        appcode: bind.appcode,
+    }))
 }
 
 use crate::ownership::Inner;
 
-/// `POST /api/v1/apps/import`: TOML or CSV (by Content-Type, or sniffed), idempotent.
+/// Imports the tree and host bindings from TOML or CSV (by Content-Type, or sniffed);
+/// importing the same document again changes nothing. Needs an unscoped token.
+#[utoipa::path(post, path = "/api/v1/apps/import", tag = "apps",
+    request_body(content(
+        (String = "application/toml"),
+        (String = "text/csv")
+    ), description = "What `GET /api/v1/apps/export` gives"),
+    responses((status = 200, body = Imported)))]
 pub async fn import_tree(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Imported>, ApiError> {
     who.require_unscoped("importing the tree")?;
     let body = body.map_err(|r| ApiError::from_body(r, state.config.server.body_limit_bytes))?;
     let text = std::str::from_utf8(&body)
@@ -265,12 +359,20 @@ pub async fn import_tree(
     state.store.retire_apps(retired, now()).await?;
     tracing::info!(%report, "application tree imported");
     Ok(Json(
-        json!({"report": report.to_string(), "changes": report.changes()}),
+        Imported {
+            report: report.to_string(),
+            changes: report.changes(),
+        },
     ))
 }
 
-/// `GET /api/v1/apps/export?format=toml|csv`: the tree and bindings; a scoped caller gets
+/// The tree and host bindings as a document the import reads back; a scoped token gets
 /// its subtree only.
+#[utoipa::path(get, path = "/api/v1/apps/export", tag = "apps", params(ExportQuery),
+    responses((status = 200, content(
+        (String = "application/toml"),
+        (String = "text/csv")
+    ))))]
 pub async fn export_tree(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -281,21 +383,26 @@ pub async fn export_tree(
     Ok(([("content-type", content_type)], text))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
+    /// 1–100 characters; not `admin`, not starting with `host:`.
+    #[schema(pattern = "^(?!admin$)(?!host:).{1,100}$")]
     name: String,
     #[serde(default)]
     scope: Option<String>,
 }
 
-/// `POST /api/v1/tokens`: a named token, optionally limited to an Appcode's subtree. A
-/// scoped caller can only hand out its own scope or narrower.
+/// Makes a named token, optionally limited to an Appcode's subtree. A scoped token hands
+/// out only its own scope or narrower.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "apps", request_body = NewToken,
+    responses((status = 201, body = TokenMade),
+        (status = 409, description = "A token of that name exists", body = super::doc::ErrorBody)))]
 pub async fn add_token(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     body: Result<JsonBody<NewToken>, ApiError>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TokenMade>), ApiError> {
     let JsonBody(new) = body?;
     if new.name.is_empty()
         || new.name.len() > 100
@@ -332,36 +439,48 @@ pub async fn add_token(
     }
     Ok((
         StatusCode::CREATED,
-        Json(json!({"name": new.name, "scope": new.scope, "token": token})),
+        Json(TokenMade {
+            name: new.name,
+            scope: new.scope,
+            token,
+        }),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     appcode: String,
     /// `30d`, `12h`, `90m`; default 30 days.
+    #[param(pattern = "^[0-9]{1,9}[dhm]$")]
     since: Option<String>,
 }
 
+/// `30d`, `12h`, `90m`: one to nine digits and a unit, as milliseconds.
 fn parse_since(text: &str) -> Option<i64> {
-    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
-    let n: i64 = number.parse().ok()?;
-    let unit_ms = match unit {
-        "d" => 86_400_000,
-        "h" => 3_600_000,
-        "m" => 60_000,
+    let unit_ms = match text.chars().last()? {
+        'd' => 86_400_000,
+        'h' => 3_600_000,
+        'm' => 60_000,
         _ => return None,
     };
-    n.checked_mul(unit_ms)
+    // The unit is one ASCII byte, so this cut is on a character boundary.
+    let number = &text[..text.len() - 1];
+    if number.is_empty() || number.len() > 9 || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    number.parse::<i64>().ok()?.checked_mul(unit_ms)
 }
 
-/// `GET /api/v1/reports?appcode=X&since=30d`: incidents, open, MTTA, MTTR, noisiest alarms.
+/// An application's subtree over a period: incidents, open, MTTA, MTTR, noisiest alarms.
+#[utoipa::path(get, path = "/api/v1/reports", tag = "apps", params(ReportQuery),
+    responses((status = 200, body = Report)))]
 pub async fn report_for(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     query: Result<Query<ReportQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Report>, ApiError> {
     let Query(query) = query?;
     who.check_app(&state.ownership, &query.appcode)?;
     let since = query.since.as_deref().unwrap_or("30d");
@@ -395,22 +514,25 @@ pub async fn report_for(
     let tree = &state.ownership.read().tree;
     let report = report(tree, &query.appcode, &records, now_ms - span, now_ms)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok(Json(json!(report)))
+    Ok(Json(report))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Advance {
     seconds: i64,
 }
 
-/// `POST /api/v1/test/clock`: moves the server clock (`clock.rs`) forward; only with
-/// `VIGIL_TEST_CLOCK=1`, otherwise 404.
+/// Moves the server's clock forward, for tests of time: only on a server started with
+/// `VIGIL_TEST_CLOCK=1` and for an unscoped token; 404 otherwise.
+#[utoipa::path(post, path = "/api/v1/test/clock", tag = "server", request_body = Advance,
+    responses((status = 200, body = ClockMoved),
+        (status = 404, description = "The server's clock cannot be moved", body = super::doc::ErrorBody)))]
 pub async fn advance_clock(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     body: Result<JsonBody<Advance>, ApiError>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ClockMoved>, ApiError> {
     if !state.clock.movable() || who.scope.is_some() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -419,16 +541,21 @@ pub async fn advance_clock(
     }
     let JsonBody(advance) = body?;
     state.clock.advance(advance.seconds.saturating_mul(1000));
-    Ok(Json(json!({"now_ms": crate::now_ms()})))
+    Ok(Json(ClockMoved {
+        now_ms: crate::now_ms(),
+    }))
 }
 
-/// `POST /api/v1/incidents/{key}/approve`: releases the incident's remediations waiting
-/// for approval. Only an approver of the incident's application may.
+/// Releases the incident's remediations waiting for approval. Only an approver of the
+/// incident's application may (the token's name is matched against its approvers).
+#[utoipa::path(post, path = "/api/v1/incidents/{key}/approve", tag = "incidents",
+    params(("key" = String, Path, description = "The incident's key")),
+    responses((status = 200, body = Approved)))]
 pub async fn approve(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(key): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Approved>, ApiError> {
     let appcode = state.store.incident_appcode(&key).await?;
     who.check(&state.ownership, appcode.as_deref(), || {
         format!("incident with key `{key}`")
@@ -466,7 +593,9 @@ pub async fn approve(
         state.jobs.ring(host);
     }
     tracing::info!(incident = %key, by = %who.name, released = released.len(), "remediation approved");
-    Ok(Json(
-        json!({"incident": key, "approved_by": who.name, "released": released.len()}),
-    ))
+    Ok(Json(Approved {
+        incident: key,
+        approved_by: who.name,
+        released: released.len(),
+    }))
 }

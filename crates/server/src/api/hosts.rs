@@ -4,40 +4,69 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use vigil_core::valid_host_name;
 use vigil_store::Enrollment;
 
 use super::{ApiError, JsonBody};
 use crate::access::Principal;
 use crate::auth::{generate_token, hash_token};
-use crate::service::{
-    self,
-    hosts::{HostDetail, HostQuery},
-};
+use crate::service;
+use crate::service::hosts::{HostDetail, HostQuery, HostView};
 use crate::{now, AppState};
 
-#[derive(Debug, Deserialize)]
+/// A host to enroll (or to give a new token: enrolling again renews it).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewHost {
+    /// Letters, digits, `-`, `.`, `_`; at most 253 characters.
+    #[schema(min_length = 1, max_length = 253, pattern = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")]
     name: String,
+    /// The application it belongs to.
     #[serde(default)]
     appcode: Option<String>,
+    /// Its EC2 instance id, so CloudWatch alarms naming it find it.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9-]+$")]
     instance_id: Option<String>,
+}
+
+/// An enrolled host's agent token: shown here once, stored only as a hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Enrolled {
+    pub host: String,
+    pub token: String,
+    /// Whether the host was enrolled before (its old token stops working).
+    pub renewed: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostList {
+    pub hosts: Vec<HostView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    pub host: String,
+    pub revoked: bool,
+    /// False when it was revoked already, or never had a token.
+    pub changed: bool,
 }
 
 fn valid_instance_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
-/// `POST /api/v1/hosts`: enrolls a host and returns its agent token, shown only here.
+/// Enrolls a host and returns its agent token, shown only here.
+#[utoipa::path(post, path = "/api/v1/hosts", tag = "hosts", request_body = NewHost,
+    responses((status = 201, description = "Enrolled", body = Enrolled),
+        (status = 200, description = "Enrolled before: a new token, the old one revoked", body = Enrolled)))]
 pub async fn add(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     body: Result<JsonBody<NewHost>, ApiError>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Enrolled>), ApiError> {
     let JsonBody(new) = body?;
     if !who.sees(&state.ownership, new.appcode.as_deref()) {
         return Err(ApiError::new(
@@ -89,22 +118,31 @@ pub async fn add(
     };
     Ok((
         status,
-        Json(json!({"host": name, "token": token, "renewed": outcome == Enrollment::Renewed})),
+        Json(Enrolled {
+            host: name,
+            token,
+            renewed: outcome == Enrollment::Renewed,
+        }),
     ))
 }
 
-/// `GET /api/v1/hosts[?state=silent]`: every host vigil knows of, with its lifecycle.
+/// Every host vigil knows of that the token may see, with its lifecycle state.
+#[utoipa::path(get, path = "/api/v1/hosts", tag = "hosts", params(HostQuery),
+    responses((status = 200, body = HostList)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     query: Result<Query<HostQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HostList>, ApiError> {
     let Query(query) = query?;
     let hosts = service::hosts::list(&state, &who, &query).await?;
-    Ok(Json(json!({"hosts": hosts})))
+    Ok(Json(HostList { hosts }))
 }
 
-/// `GET /api/v1/hosts/{name}`: with the last metrics its agent sent.
+/// One host, with the last metrics its agent sent.
+#[utoipa::path(get, path = "/api/v1/hosts/{name}", tag = "hosts",
+    params(("name" = String, Path, description = "The host's name")),
+    responses((status = 200, body = HostDetail)))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -113,17 +151,22 @@ pub async fn show(
     Ok(Json(service::hosts::detail(&state, &who, &name).await?))
 }
 
-/// `POST /api/v1/hosts/{name}/revoke`: its agent's token stops working immediately.
+/// Revokes a host's agent token: it stops working immediately.
+#[utoipa::path(post, path = "/api/v1/hosts/{name}/revoke", tag = "hosts",
+    params(("name" = String, Path, description = "The host's name")),
+    responses((status = 200, body = Revoked)))]
 pub async fn revoke(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     service::hosts::visible(&state, &who, &name).await?;
     let revoked = state.store.revoke_host(&name, now()).await?;
     state.auth.forget_cached();
     tracing::info!(host = %name, "host revoked");
-    Ok(Json(
-        json!({"host": name, "revoked": true, "changed": revoked}),
-    ))
+    Ok(Json(Revoked {
+        host: name,
+        revoked: true,
+        changed: revoked,
+    }))
 }

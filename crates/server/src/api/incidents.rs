@@ -3,7 +3,8 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 use vigil_core::{Incident, IncidentStatus};
 
 use super::ApiError;
@@ -11,18 +12,29 @@ use crate::access::Principal;
 use crate::service::incidents::{self, IncidentDetail, IncidentQuery};
 use crate::AppState;
 
-/// `GET /api/v1/incidents?status=&severity=&appcode=&host=&q=&limit=`, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentList {
+    /// Newest first.
+    pub incidents: Vec<Incident>,
+}
+
+/// Incidents the token may see, newest first.
+#[utoipa::path(get, path = "/api/v1/incidents", tag = "incidents", params(IncidentQuery),
+    responses((status = 200, body = IncidentList)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     query: Result<Query<IncidentQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IncidentList>, ApiError> {
     let Query(query) = query?;
     let incidents = incidents::list(&state, &who, &query).await?;
-    Ok(Json(json!({"incidents": incidents})))
+    Ok(Json(IncidentList { incidents }))
 }
 
-/// `GET /api/v1/incidents/{key}`: with its timeline, tickets and deliveries.
+/// One incident with its timeline, tickets and deliveries.
+#[utoipa::path(get, path = "/api/v1/incidents/{key}", tag = "incidents",
+    params(("key" = String, Path, description = "The incident's key")),
+    responses((status = 200, body = IncidentDetail)))]
 pub async fn show(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -31,6 +43,10 @@ pub async fn show(
     Ok(Json(incidents::detail(&state, &who, &key).await?))
 }
 
+/// Acknowledges an incident: escalation stops. Acknowledging twice changes nothing.
+#[utoipa::path(post, path = "/api/v1/incidents/{key}/ack", tag = "incidents",
+    params(("key" = String, Path, description = "The incident's key")),
+    responses((status = 200, description = "The incident as it is now", body = Incident)))]
 pub async fn acknowledge(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -41,6 +57,10 @@ pub async fn acknowledge(
     Ok(Json(incident))
 }
 
+/// Resolves an incident by hand: its ticket is resolved and everyone told hears it is over.
+#[utoipa::path(post, path = "/api/v1/incidents/{key}/resolve", tag = "incidents",
+    params(("key" = String, Path, description = "The incident's key")),
+    responses((status = 200, description = "The incident as it is now", body = Incident)))]
 pub async fn resolve(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,

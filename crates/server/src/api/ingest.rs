@@ -6,7 +6,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 use vigil_core::Event;
 use vigil_ingest::sns::SnsMessage;
 use vigil_ingest::{alertmanager, envelope, sns};
@@ -17,13 +19,130 @@ use crate::access::Principal;
 use crate::metrics::labels;
 use crate::{fresh_event_id, now, AppState};
 
-type Answer = Result<(StatusCode, Json<Value>), ApiError>;
+type Answer = Result<(StatusCode, Json<IngestAnswer>), ApiError>;
+
+/// What an ingest route answers.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum IngestAnswer {
+    Accepted(Accepted),
+    /// An SNS subscription confirmation that vigil is confirming.
+    Confirming { subscription: String, topic: String },
+    /// SNS says this endpoint was unsubscribed from a topic.
+    Unsubscribed { unsubscribed: String },
+}
+
+/// The events stored, by id (in the order sent): each is durable, and processed once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    pub accepted: Vec<String>,
+}
+
+/// An event in the EventBridge envelope as sent (PutEvents' entry): `source`, `detail-type`
+/// and `detail` are required; a missing `id` or `time` is filled in as PutEvents does.
+/// Described here, not built: the decoder reads the JSON itself to name what is wrong.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct EventIn {
+    #[schema(nullable = false)]
+    version: Option<String>,
+    #[schema(nullable = false, max_length = 256)]
+    id: Option<String>,
+    #[schema(rename = "detail-type", min_length = 1)]
+    detail_type: String,
+    #[schema(min_length = 1)]
+    source: String,
+    #[schema(nullable = false)]
+    account: Option<String>,
+    #[schema(nullable = false)]
+    time: Option<String>,
+    #[schema(nullable = false)]
+    region: Option<String>,
+    #[schema(nullable = false)]
+    resources: Option<Vec<String>>,
+    #[schema(value_type = Object)]
+    detail: Value,
+}
+
+/// One event, or an array of 1 to 1,000.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum EventsIn {
+    One(EventIn),
+    #[schema(value_type = Vec<EventIn>)]
+    Many(Vec<EventIn>),
+}
+
+/// Alertmanager's webhook (version 4): each alert becomes an alarm event.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct AlertmanagerIn {
+    #[schema(nullable = false, pattern = "^4$")]
+    version: Option<String>,
+    #[schema(max_items = 1000)]
+    alerts: Vec<AlertIn>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct AlertIn {
+    #[schema(inline)]
+    status: AlertStatus,
+    labels: std::collections::BTreeMap<String, String>,
+    #[schema(nullable = false)]
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+    #[schema(nullable = false)]
+    fingerprint: Option<String>,
+    #[schema(rename = "startsAt", nullable = false)]
+    starts_at: Option<String>,
+    #[schema(rename = "endsAt", nullable = false)]
+    ends_at: Option<String>,
+    #[schema(rename = "generatorURL", nullable = false)]
+    generator_url: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum AlertStatus {
+    Firing,
+    Resolved,
+}
+
+/// A message as SNS posts it (with `Content-Type: text/plain`); only messages whose
+/// signature holds are read.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct SnsIn {
+    #[schema(rename = "Type")]
+    kind: String,
+    #[schema(rename = "MessageId")]
+    message_id: String,
+    #[schema(rename = "TopicArn")]
+    topic_arn: String,
+    #[schema(rename = "Message")]
+    message: String,
+    #[schema(rename = "Timestamp")]
+    timestamp: String,
+    #[schema(rename = "SignatureVersion")]
+    signature_version: String,
+    #[schema(rename = "Signature")]
+    signature: String,
+    #[schema(rename = "SigningCertURL")]
+    signing_cert_url: String,
+}
 
 /// The time an event without one of its own is stamped with, as RFC 3339.
 fn received_at() -> String {
     now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Alarm events in the EventBridge envelope (what an EventBridge API destination sends):
+/// stored durably before the answer, then processed once each.
+#[utoipa::path(post, path = "/api/v1/events", tag = "ingest", request_body = EventsIn,
+    responses((status = 202, body = Accepted),
+        (status = 503, description = "The store cannot take events now; send again", body = super::doc::ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -36,6 +155,10 @@ pub async fn events(
     accept(&state, &who, endpoint, events).await
 }
 
+/// Alertmanager's webhook: each alert becomes an alarm event.
+#[utoipa::path(post, path = "/api/v1/ingest/alertmanager", tag = "ingest", request_body = AlertmanagerIn,
+    responses((status = 202, body = Accepted),
+        (status = 503, description = "The store cannot take events now; send again", body = super::doc::ErrorBody)))]
 pub async fn alertmanager(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -48,6 +171,13 @@ pub async fn alertmanager(
     accept(&state, &who, endpoint, events).await
 }
 
+/// An SNS HTTPS subscription: CloudWatch alarm notifications, and subscription
+/// (un)confirmations. Messages whose signature does not hold are refused (403).
+#[utoipa::path(post, path = "/api/v1/ingest/sns", tag = "ingest", request_body = SnsIn,
+    params(("x-amz-sns-message-type" = Option<String>, Header, description = "What SNS says the message is")),
+    responses((status = 202, description = "Stored, or a subscription being confirmed", body = IngestAnswer),
+        (status = 200, description = "An unsubscription noted", body = IngestAnswer),
+        (status = 503, description = "The signing certificate could not be fetched, or the store cannot take events now; send again", body = super::doc::ErrorBody)))]
 pub async fn sns(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -105,7 +235,12 @@ pub async fn sns(
         }
         SnsMessage::UnsubscribeConfirmation { topic_arn } => {
             tracing::warn!(topic = %topic_arn, "SNS reports this endpoint was unsubscribed");
-            Ok((StatusCode::OK, Json(json!({"unsubscribed": topic_arn}))))
+            Ok((
+                StatusCode::OK,
+                Json(IngestAnswer::Unsubscribed {
+                    unsubscribed: topic_arn,
+                }),
+            ))
         }
     }
 }
@@ -159,7 +294,10 @@ async fn confirm_subscription(state: &AppState, subscription: SnsSubscription) -
             crate::sns_confirm::spawn(state.clone(), subscription.clone());
             Ok((
                 StatusCode::ACCEPTED,
-                Json(json!({"subscription": "confirming", "topic": subscription.topic_arn})),
+                Json(IngestAnswer::Confirming {
+                    subscription: "confirming".into(),
+                    topic: subscription.topic_arn,
+                }),
             ))
         }
     }
@@ -238,11 +376,17 @@ async fn accept(
             fresh.len() as u64 - new,
         );
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": ids}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(IngestAnswer::Accepted(Accepted { accepted: ids })),
+    ))
 }
 
-/// `GET /api/v1/events/{id}`: was this event accepted, and has processing finished with it?
-/// A scoped caller sees only events of its subtree (the Appcode the event's incident gets).
+/// Was this event accepted, and has processing finished with it? A scoped token sees only
+/// events of its subtree (the Appcode the event's incident gets).
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "ingest",
+    params(("id" = String, Path, description = "The event's id")),
+    responses((status = 200, body = vigil_store::EventRecord)))]
 pub async fn show_event(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,

@@ -2,6 +2,7 @@
 //! `{"error": "..."}` with a 4xx naming what was wrong, 5xx only for vigil's own faults.
 
 mod agent;
+pub mod doc;
 pub(crate) mod alarms;
 mod apps;
 pub(crate) mod hosts;
@@ -13,10 +14,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::AppState;
 
@@ -26,48 +29,61 @@ pub fn router(state: AppState) -> Router {
     crate::ui::router(state.clone()).merge(api_router(state))
 }
 
+/// The API's routes and their OpenAPI description, from one list: a handler is routed only
+/// through `routes!`, which also records its `#[utoipa::path]`.
+fn described_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(ingest::events))
+        .routes(routes!(ingest::show_event))
+        .routes(routes!(ingest::sns))
+        .routes(routes!(ingest::alertmanager))
+        .routes(routes!(incidents::list))
+        .routes(routes!(incidents::show))
+        .routes(routes!(incidents::acknowledge))
+        .routes(routes!(incidents::resolve))
+        .routes(routes!(apps::approve))
+        .routes(routes!(hosts::add, hosts::list))
+        .routes(routes!(hosts::show))
+        .routes(routes!(hosts::revoke))
+        .routes(routes!(apps::bind_host))
+        .routes(routes!(agent::heartbeat))
+        .routes(routes!(agent::metrics))
+        .routes(routes!(agent::poll_jobs))
+        .routes(routes!(agent::job_result))
+        .routes(routes!(alarms::put, alarms::list))
+        .routes(routes!(alarms::show, alarms::delete))
+        .routes(routes!(alarms::series))
+        .routes(routes!(alarms::remote_write))
+        .routes(routes!(apps::add, apps::list))
+        // A whole organisation (40,000 hosts) is a few MB of TOML.
+        .routes(routes!(apps::import_tree).layer(DefaultBodyLimit::max(64 * 1024 * 1024)))
+        .routes(routes!(apps::export_tree))
+        .routes(routes!(apps::show, apps::change))
+        .routes(routes!(apps::move_node))
+        .routes(routes!(apps::add_token))
+        .routes(routes!(apps::report_for))
+        .routes(routes!(apps::advance_clock))
+        .routes(routes!(openapi))
+        .routes(routes!(metrics))
+        .split_for_parts()
+}
+
+/// The OpenAPI description of every route, as `/api/v1/openapi.json` serves it.
+pub fn openapi_spec() -> utoipa::openapi::OpenApi {
+    described_routes().1
+}
+
+static SPEC: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    openapi_spec()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"the description does not serialise: {e}\"}}"))
+});
+
 fn api_router(state: AppState) -> Router {
     let body_limit = state.config.server.body_limit_bytes;
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/api/v1/events", post(ingest::events))
-        .route("/api/v1/events/{id}", get(ingest::show_event))
-        .route("/api/v1/ingest/sns", post(ingest::sns))
-        .route("/api/v1/ingest/alertmanager", post(ingest::alertmanager))
-        .route("/api/v1/incidents", get(incidents::list))
-        .route("/api/v1/incidents/{key}", get(incidents::show))
-        .route("/api/v1/incidents/{key}/ack", post(incidents::acknowledge))
-        .route("/api/v1/incidents/{key}/resolve", post(incidents::resolve))
-        .route("/api/v1/hosts", post(hosts::add).get(hosts::list))
-        .route("/api/v1/hosts/{name}", get(hosts::show))
-        .route("/api/v1/hosts/{name}/revoke", post(hosts::revoke))
-        .route("/api/v1/agent/heartbeat", post(agent::heartbeat))
-        .route("/api/v1/agent/metrics", post(agent::metrics))
-        .route("/api/v1/agent/jobs", get(agent::poll_jobs))
-        .route("/api/v1/agent/jobs/{id}/result", post(agent::job_result))
-        .route("/api/v1/alarms", post(alarms::put).get(alarms::list))
-        .route(
-            "/api/v1/alarms/{name}",
-            get(alarms::show).delete(alarms::delete),
-        )
-        .route("/api/v1/series", get(alarms::series))
-        .route("/api/v1/write", post(alarms::remote_write))
-        .route("/api/v1/apps", post(apps::add).get(apps::list))
-        .route(
-            "/api/v1/apps/import",
-            // A whole organisation (40,000 hosts) is a few MB of TOML.
-            post(apps::import_tree).layer(DefaultBodyLimit::max(64 * 1024 * 1024)),
-        )
-        .route("/api/v1/apps/export", get(apps::export_tree))
-        .route("/api/v1/apps/{code}", get(apps::show).patch(apps::change))
-        .route("/api/v1/apps/{code}/move", post(apps::move_node))
-        .route("/api/v1/hosts/{name}/bind", post(apps::bind_host))
-        .route("/api/v1/tokens", post(apps::add_token))
-        .route("/api/v1/reports", get(apps::report_for))
-        .route("/api/v1/test/clock", post(apps::advance_clock))
-        .route("/api/v1/incidents/{key}/approve", post(apps::approve))
-        .route("/api/v1/openapi.json", get(openapi))
-        .route("/metrics", get(metrics))
+    described_routes()
+        .0
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // A layer, not a route_layer: unknown routes answer 401 too, so the API's shape
@@ -80,11 +96,17 @@ fn api_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Whether the server answers; needs no token.
+#[utoipa::path(get, path = "/healthz", tag = "server", security(()),
+    responses((status = 200, description = "The server is up", body = String, content_type = "text/plain")))]
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// The whole server's counters: for the organisation's monitoring, not a team's token.
+/// The server's own metrics in Prometheus' text format. They are the whole organisation's,
+/// so a scoped token may not read them.
+#[utoipa::path(get, path = "/metrics", tag = "server",
+    responses((status = 200, body = String, content_type = "text/plain; version=0.0.4")))]
 async fn metrics(
     State(state): State<AppState>,
     axum::Extension(who): axum::Extension<crate::access::Principal>,
@@ -100,10 +122,13 @@ async fn metrics(
         .into_response())
 }
 
+/// This description.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "server",
+    responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
+        SPEC.as_str(),
     )
         .into_response()
 }

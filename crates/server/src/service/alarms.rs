@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use vigil_core::AlarmState;
 
 use super::{given, ServiceError};
@@ -15,15 +16,16 @@ use crate::AppState;
 pub const MAX_SERIES: usize = 100;
 
 /// `?state=ALARM&appcode=CODE`: DescribeAlarms' `StateValue` and vigil's Appcode.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AlarmQuery {
     pub state: Option<AlarmState>,
     pub appcode: Option<String>,
 }
 
 /// A definition with its instances.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AlarmWithInstances {
     #[serde(flatten)]
     pub definition: AlarmDefinition,

@@ -2,6 +2,7 @@
 //! one node in full, and the export.
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use vigil_ownership::{export_csv, export_toml, AppNode, Owners};
 
 use super::ServiceError;
@@ -9,7 +10,7 @@ use crate::access::Principal;
 use crate::AppState;
 
 /// A node of the tree with the people it inherits and the hosts bound to it directly.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AppSummary {
     pub node: AppNode,
     pub inherited: Option<Owners>,
@@ -59,7 +60,7 @@ pub fn unbound_hosts<'a>(state: &AppState, who: &Principal, names: &[&'a str]) -
 }
 
 /// One node in full: where it sits, who it inherits and who escalation reaches.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AppDetail {
     pub node: AppNode,
     pub inherited: Option<Owners>,
@@ -96,7 +97,7 @@ pub fn detail(state: &AppState, who: &Principal, code: &str) -> Result<AppDetail
 }
 
 /// The two formats the tree is exported in (and imported from).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
     #[default]
@@ -105,10 +106,12 @@ pub enum ExportFormat {
 }
 
 /// `?format=toml|csv`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     #[serde(default)]
+    #[param(inline)]
     pub format: ExportFormat,
 }
 

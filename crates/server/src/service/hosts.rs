@@ -1,6 +1,7 @@
 //! Hosts: the list with its lifecycle filter, and one host with its last metrics.
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use vigil_core::{Host, HostLifecycle, Timestamp};
 
 use super::ServiceError;
@@ -8,7 +9,7 @@ use crate::access::{Denied, Principal};
 use crate::AppState;
 
 /// A host as the API and the UI show it: what is known of it, and where it stands now.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HostView {
     #[serde(flatten)]
     pub host: Host,
@@ -24,8 +25,9 @@ impl HostView {
 }
 
 /// `?state=`: only hosts in that lifecycle state.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HostQuery {
     pub state: Option<HostLifecycle>,
 }
@@ -74,10 +76,11 @@ pub async fn visible(state: &AppState, who: &Principal, name: &str) -> Result<Ho
 }
 
 /// One host and the last metrics its agent sent (`null` before the first).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HostDetail {
     #[serde(flatten)]
     pub host: HostView,
+    #[schema(value_type = Option<Object>)]
     pub last_metrics: Option<serde_json::Value>,
 }
 

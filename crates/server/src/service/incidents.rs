@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use vigil_core::{Incident, IncidentStatus, Severity};
 use vigil_store::{IncidentFilter, ManualChange, RunKind, RunStep, StoreError, TicketRecord, Work};
 
@@ -18,7 +19,7 @@ pub const MAX_LIST: usize = 1000;
 pub const DEFAULT_LIST: usize = 200;
 
 /// Which incidents by status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StatusFilter {
     #[default]
@@ -31,10 +32,12 @@ pub enum StatusFilter {
 }
 
 /// `?status=&severity=&appcode=&host=&q=&limit=`: every filter optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct IncidentQuery {
     #[serde(default)]
+    #[param(inline)]
     pub status: StatusFilter,
     pub severity: Option<Severity>,
     /// Exactly this Appcode (case does not matter).
@@ -44,6 +47,7 @@ pub struct IncidentQuery {
     /// Text in the key, title, alarm name, host, reason or description.
     pub q: Option<String>,
     /// 1 to 1000; 200 when not given.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -144,7 +148,7 @@ fn canonical_appcode(state: &AppState, typed: &str) -> String {
 
 /// One incident with its timeline, the external tickets it opened and the delivery log of
 /// its notifications.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IncidentDetail {
     #[serde(flatten)]
     pub incident: Incident,
