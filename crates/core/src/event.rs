@@ -80,6 +80,12 @@ impl Event {
             }
         };
         let id = match optional_string(&mut map, at, "id")? {
+            Some(id) if id.is_empty() => {
+                return Err(EventError::Empty {
+                    at: at.to_string(),
+                    field: "id",
+                })
+            }
             Some(id) if id.chars().count() > MAX_ID_LEN => {
                 return Err(EventError::TooLong {
                     at: at.to_string(),
@@ -135,7 +141,7 @@ impl Event {
 }
 
 /// The schema of an event as senders may give it, what [`Event::from_value`] accepts:
-/// `source`, `detail-type` (non-empty) and `detail` (an object) are required; `id` (at most
+/// `source`, `detail-type` (non-empty) and `detail` (an object) are required; `id` (1 to
 /// 256 characters), `time`, `version`, `account`, `region` and `resources` may be missing or
 /// null; other top-level fields are ignored. [`Event`]'s own schema is what vigil sends back.
 pub enum EventInput {}
@@ -162,7 +168,12 @@ impl utoipa::PartialSchema for EventInput {
             .required("detail-type")
             .property("detail", ObjectBuilder::new().schema_type(Type::Object))
             .required("detail")
-            .property("id", optional_text().max_length(Some(MAX_ID_LEN)))
+            .property(
+                "id",
+                optional_text()
+                    .min_length(Some(1))
+                    .max_length(Some(MAX_ID_LEN)),
+            )
             .property("time", optional_text())
             .property("version", optional_text())
             .property("account", optional_text())

@@ -102,12 +102,13 @@ fn alert_event(
         .and_then(Value::as_str)
         .unwrap_or("unnamed Alertmanager alert")
         .to_string();
-    let fingerprint = match alert.get("fingerprint").and_then(Value::as_str) {
+    let fingerprint = match optional_text(alert, at, "fingerprint")? {
         Some(fp) if !fp.is_empty() => fp.to_string(),
         _ => label_fingerprint(&labels),
     };
-    let starts_at = alert.get("startsAt").and_then(Value::as_str);
-    let ends_at = alert.get("endsAt").and_then(Value::as_str);
+    let starts_at = optional_text(alert, at, "startsAt")?;
+    let ends_at = optional_text(alert, at, "endsAt")?;
+    let generator_url = optional_text(alert, at, "generatorURL")?;
     let changed_at = if state == AlarmState::Ok {
         ends_at.or(starts_at)
     } else {
@@ -137,7 +138,7 @@ fn alert_event(
         "annotations": annotations,
         "startsAt": starts_at,
         "endsAt": ends_at,
-        "generatorURL": alert.get("generatorURL"),
+        "generatorURL": generator_url,
         "fingerprint": fingerprint,
         "receiver": shared.receiver,
         "externalURL": shared.external_url,
@@ -163,6 +164,23 @@ fn alert_status_word(state: AlarmState) -> &'static str {
         "resolved"
     } else {
         "firing"
+    }
+}
+
+/// A field that is text when present (`null` counts as absent).
+fn optional_text<'a>(
+    alert: &'a Map<String, Value>,
+    at: &str,
+    field: &'static str,
+) -> Result<Option<&'a str>, DecodeError> {
+    match alert.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(DecodeError::WrongType {
+            at: at.to_string(),
+            field,
+            expected: "a string",
+        }),
     }
 }
 

@@ -26,11 +26,12 @@ pub enum SnsMessage {
     },
 }
 
-/// A decoded message with what its signature must cover. Not yet trusted: see
-/// [`SignatureFields::parse`] and the server's verification.
+/// A message with what its signature must cover. Not yet trusted: its content is read
+/// ([`SignedMessage::read`]) only once the server has verified [`SignatureFields`] over
+/// [`SignedMessage::string_to_sign`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignedMessage {
-    pub message: SnsMessage,
+    fields: Map<String, Value>,
     /// AWS's canonical "string to sign" for this message ([`string_to_sign`]).
     pub string_to_sign: String,
     pub signature: SignatureFields,
@@ -110,61 +111,69 @@ impl SignatureFields {
     }
 }
 
-/// `header_type` is the `x-amz-sns-message-type` header when present; it must agree with
-/// the body's `Type`.
-pub fn decode(body: &[u8], header_type: Option<&str>) -> Result<SignedMessage, DecodeError> {
-    let value = parse_json(body)?;
-    let Value::Object(map) = value else {
+/// Reads the message's envelope: its type, the fields its signature covers and the
+/// signature itself. What the message says is left for [`SignedMessage::read`].
+pub fn decode(body: &[u8]) -> Result<SignedMessage, DecodeError> {
+    let Value::Object(fields) = parse_json(body)? else {
         return Err(DecodeError::Invalid(
             "SNS message must be a JSON object".into(),
         ));
     };
-    let kind = string_field(&map, "Type")?;
-    if let Some(header) = header_type {
-        if header != kind {
-            return Err(DecodeError::Invalid(format!(
-                "header x-amz-sns-message-type is `{header}` but the body's `Type` is `{kind}`"
-            )));
-        }
-    }
-    let topic_arn = string_field(&map, "TopicArn")?.to_string();
-    let message = match kind {
-        "SubscriptionConfirmation" => SnsMessage::SubscriptionConfirmation {
-            subscribe_url: string_field(&map, "SubscribeURL")?.to_string(),
-            message_id: string_field(&map, "MessageId")?.to_string(),
-            topic_arn,
+    Ok(SignedMessage {
+        string_to_sign: string_to_sign(&fields)?,
+        signature: SignatureFields {
+            signature_version: optional_string_field(&fields, "SignatureVersion")?
+                .map(str::to_string),
+            signature: optional_string_field(&fields, "Signature")?.map(str::to_string),
+            signing_cert_url: optional_string_field(&fields, "SigningCertURL")?.map(str::to_string),
         },
-        "UnsubscribeConfirmation" => SnsMessage::UnsubscribeConfirmation { topic_arn },
-        "Notification" => {
-            let message_id = string_field(&map, "MessageId")?;
-            let message = string_field(&map, "Message")?;
-            let alarm = serde_json::from_str::<Value>(message).map_err(|e| {
-                DecodeError::Invalid(format!(
-                    "`Message` is not a CloudWatch alarm JSON document ({e}); vigil accepts alarm notifications on this endpoint"
-                ))
-            })?;
-            let timestamp = string_field(&map, "Timestamp")?;
-            let event = cloudwatch_alarm_event(&alarm, message_id, timestamp)?;
-            SnsMessage::Notification {
-                topic_arn,
-                event: Box::new(event),
+        fields,
+    })
+}
+
+impl SignedMessage {
+    /// What the message says, for a message whose signature holds. `header_type` is the
+    /// `x-amz-sns-message-type` header when present; it must agree with the body's `Type`.
+    pub fn read(&self, header_type: Option<&str>) -> Result<SnsMessage, DecodeError> {
+        let map = &self.fields;
+        let kind = string_field(map, "Type")?;
+        if let Some(header) = header_type {
+            if header != kind {
+                return Err(DecodeError::Invalid(format!(
+                    "header x-amz-sns-message-type is `{header}` but the body's `Type` is `{kind}`"
+                )));
             }
         }
-        other => {
-            return Err(DecodeError::Invalid(format!(
-                "unknown SNS message `Type` `{other}`"
-            )))
-        }
-    };
-    Ok(SignedMessage {
-        message,
-        string_to_sign: string_to_sign(&map)?,
-        signature: SignatureFields {
-            signature_version: optional_string_field(&map, "SignatureVersion")?.map(str::to_string),
-            signature: optional_string_field(&map, "Signature")?.map(str::to_string),
-            signing_cert_url: optional_string_field(&map, "SigningCertURL")?.map(str::to_string),
-        },
-    })
+        let topic_arn = string_field(map, "TopicArn")?.to_string();
+        Ok(match kind {
+            "SubscriptionConfirmation" => SnsMessage::SubscriptionConfirmation {
+                subscribe_url: string_field(map, "SubscribeURL")?.to_string(),
+                message_id: string_field(map, "MessageId")?.to_string(),
+                topic_arn,
+            },
+            "UnsubscribeConfirmation" => SnsMessage::UnsubscribeConfirmation { topic_arn },
+            "Notification" => {
+                let message_id = string_field(map, "MessageId")?;
+                let message = string_field(map, "Message")?;
+                let alarm = serde_json::from_str::<Value>(message).map_err(|e| {
+                    DecodeError::Invalid(format!(
+                        "`Message` is not a CloudWatch alarm JSON document ({e}); vigil accepts alarm notifications on this endpoint"
+                    ))
+                })?;
+                let timestamp = string_field(map, "Timestamp")?;
+                let event = cloudwatch_alarm_event(&alarm, message_id, timestamp)?;
+                SnsMessage::Notification {
+                    topic_arn,
+                    event: Box::new(event),
+                }
+            }
+            other => {
+                return Err(DecodeError::Invalid(format!(
+                    "unknown SNS message `Type` `{other}`"
+                )))
+            }
+        })
+    }
 }
 
 /// A field of the canonical string: always there, or only when the message has it.
@@ -371,22 +380,27 @@ mod tests {
 
     #[test]
     fn header_and_body_must_agree() {
-        let body = br#"{"Type":"Notification","TopicArn":"t","MessageId":"m","Message":"{}"}"#;
-        let err = decode(body, Some("SubscriptionConfirmation")).unwrap_err();
+        let body = br#"{"Type":"Notification","TopicArn":"t","MessageId":"m","Timestamp":"ts","Message":"{}"}"#;
+        let err = decode(body)
+            .unwrap()
+            .read(Some("SubscriptionConfirmation"))
+            .unwrap_err();
         assert!(err.to_string().contains("x-amz-sns-message-type"), "{err}");
     }
 
     #[test]
     fn notification_without_alarm_name_names_the_field() {
         let body = br#"{"Type":"Notification","TopicArn":"t","MessageId":"m","Timestamp":"2026-01-01T00:00:00Z","Message":"{\"NewStateValue\":\"ALARM\"}"}"#;
-        let err = decode(body, None).unwrap_err();
+        let err = decode(body).unwrap().read(None).unwrap_err();
         assert!(err.to_string().contains("`AlarmName`"), "{err}");
     }
 
     #[test]
     fn non_json_message_is_refused() {
-        let body = br#"{"Type":"Notification","TopicArn":"t","MessageId":"m","Message":"hello"}"#;
-        assert!(decode(body, None)
+        let body = br#"{"Type":"Notification","TopicArn":"t","MessageId":"m","Timestamp":"ts","Message":"hello"}"#;
+        assert!(decode(body)
+            .unwrap()
+            .read(None)
             .unwrap_err()
             .to_string()
             .contains("CloudWatch alarm"));
@@ -466,9 +480,9 @@ mod tests {
             "MessageId": "m", "Message": "x\n\u00e9\ud83c\udf4c\/", "SubscribeURL": "u", "Token": "k",
             "SignatureVersion": "2", "Signature": "AQID",
             "SigningCertURL": "https://sns.us-east-1.amazonaws.com/c.pem"}"#;
-        let signed = decode(body, Some("UnsubscribeConfirmation")).unwrap();
+        let signed = decode(body).unwrap();
         assert_eq!(
-            signed.message,
+            signed.read(Some("UnsubscribeConfirmation")).unwrap(),
             SnsMessage::UnsubscribeConfirmation {
                 topic_arn: "t".into()
             }

@@ -67,11 +67,7 @@ fn cloudwatch_insufficient_data_has_no_value() {
 
 #[test]
 fn sns_notification_becomes_a_cloudwatch_event() {
-    let msg = sns::decode(
-        &fixture("sns-notification-cloudwatch-alarm.json"),
-        Some("Notification"),
-    )
-    .unwrap();
+    let msg = sns::decode(&fixture("sns-notification-cloudwatch-alarm.json")).unwrap();
     assert_eq!(
         msg.signature,
         sns::SignatureFields {
@@ -88,7 +84,9 @@ fn sns_notification_becomes_a_cloudwatch_event() {
         "{}",
         msg.string_to_sign
     );
-    let sns::SnsMessage::Notification { topic_arn, event } = msg.message else {
+    let sns::SnsMessage::Notification { topic_arn, event } =
+        msg.read(Some("Notification")).unwrap()
+    else {
         panic!("expected a notification");
     };
     assert_eq!(topic_arn, "arn:aws:sns:us-east-1:123456789012:ops-alarms");
@@ -109,11 +107,7 @@ fn sns_notification_becomes_a_cloudwatch_event() {
 
 #[test]
 fn sns_subscription_confirmation() {
-    let msg = sns::decode(
-        &fixture("sns-subscription-confirmation.json"),
-        Some("SubscriptionConfirmation"),
-    )
-    .unwrap();
+    let msg = sns::decode(&fixture("sns-subscription-confirmation.json")).unwrap();
     assert!(
         msg.string_to_sign.starts_with("Message\nYou have chosen to subscribe to the topic arn:aws:sns:us-east-1:123456789012:ops-alarms.\nTo confirm the subscription, visit the SubscribeURL included in this message.\nMessageId\n165545c9-2a5c-472c-8df2-7ff2be2b3b1b\nSubscribeURL\nhttps://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&")
             && msg.string_to_sign.ends_with("\nTimestamp\n2026-11-20T09:00:00.000Z\nToken\n2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb71854e285d6ad02428b09ceece29417f1f02d609c582afbacc99c583a916b9981dd2728f4ae6fdb82efd087cc3b7849e05798d2d2785c03b0879594eeac82c01f235d0e717736\nTopicArn\narn:aws:sns:us-east-1:123456789012:ops-alarms\nType\nSubscriptionConfirmation\n"),
@@ -124,7 +118,7 @@ fn sns_subscription_confirmation() {
         topic_arn,
         subscribe_url,
         ..
-    } = msg.message
+    } = msg.read(Some("SubscriptionConfirmation")).unwrap()
     else {
         panic!("expected a subscription confirmation");
     };

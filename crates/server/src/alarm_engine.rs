@@ -520,8 +520,9 @@ impl Engine {
             .unwrap_or(0)
             .max(MIN_RETENTION_SECS);
         for point in points {
-            // A point from the future would push real ones out of the window.
-            if point.timestamp_ms > now_ms + 60_000 {
+            // A point from the future would push real ones out of the window; one older
+            // than anything is kept (the day of rollups) has nowhere to go.
+            if point.timestamp_ms > now_ms + 60_000 || point.timestamp_ms < now_ms - IDLE_MS {
                 outcome.rejected += 1;
                 continue;
             }
@@ -924,6 +925,22 @@ mod tests {
         );
         assert_eq!((outcome.accepted, outcome.over_cap), (2, 1));
         assert_eq!(engine.series_count(), 2);
+    }
+
+    #[test]
+    fn points_from_far_past_or_future_are_refused_not_a_panic() {
+        let engine = Engine::new(0, 10);
+        let now = 1_700_000_000_000;
+        let outcome = engine.push(
+            [
+                point("m", "a", 1.0, i64::MIN + 1),
+                point("m", "a", 1.0, i64::MAX),
+                point("m", "a", 1.0, now - IDLE_MS - 1),
+                point("m", "a", 1.0, now),
+            ],
+            now,
+        );
+        assert_eq!((outcome.accepted, outcome.rejected), (1, 3));
     }
 
     #[test]
