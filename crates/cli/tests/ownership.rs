@@ -681,9 +681,31 @@ steps = [{ type = "incident" }, { type = "remediate", probe = "collector_restart
                         .is_some_and(|m| m.starts_with("collector_restart"))
             })
     };
-    // Held: the agent is connected and idle, yet nothing runs.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (_, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+    // Held: the agent answers the incident's diagnostics, queued with the held job, yet
+    // the remediation does not run. Each poll hands an agent every job it may run, so
+    // once an answer is in, the held job was passed over.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let incident = loop {
+        let (_, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+        let diagnosed = incident["timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                t["kind"] == "diagnostics"
+                    && t["message"]
+                        .as_str()
+                        .is_some_and(|m| !m.starts_with("collector_restart"))
+            });
+        if diagnosed {
+            break incident;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent answered none of the incident's probes: {incident}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(
         !remediated(&incident),
         "the remediation ran without approval"

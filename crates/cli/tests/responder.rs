@@ -325,7 +325,7 @@ async fn jira_faults_and_an_smtp_outage_still_deliver_exactly_once() {
         "{timeline:?}"
     );
     stack.restart(&[]).await; // the journal is closed: a restart sends nothing again
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    stack.server.runner_idle().await;
     assert_eq!(mails(&stack.mail_dir).len(), 1);
 }
 

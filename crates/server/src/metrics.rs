@@ -95,10 +95,16 @@ const COUNTERS: &[(&str, &str, bool)] = &[
 ];
 
 /// Every gauge with its help text; shown only once set.
-const GAUGES: &[(&str, &str)] = &[(
-    "vigil_escalation_checked_at_ms",
-    "Server-clock time (Unix milliseconds) of the escalation sweeper's last finished check: everything due by then has escalated.",
-)];
+const GAUGES: &[(&str, &str)] = &[
+    (
+        "vigil_escalation_checked_at_ms",
+        "Server-clock time (Unix milliseconds) of the escalation sweeper's last finished check: everything due by then has escalated.",
+    ),
+    (
+        "vigil_runner_idle",
+        "1 when the playbook runner last found nothing due in its journal and no step in flight: nothing goes out until something changes.",
+    ),
+];
 
 impl Metrics {
     /// `labels` is the rendered label set, e.g. `endpoint="events"`, or empty.

@@ -53,6 +53,8 @@ pub struct Runner {
     slots: Arc<Semaphore>,
     /// Where incident pages live, for links in tickets and messages.
     incident_base_url: Mutex<String>,
+    /// Whether, at its last look, the journal held nothing due and no step was in flight.
+    idle: std::sync::atomic::AtomicBool,
 }
 
 /// What a worked step came to, before it is recorded.
@@ -89,7 +91,14 @@ impl Runner {
             diagnostics_wait,
             slots: Arc::new(Semaphore::new(PARALLEL_STEPS)),
             incident_base_url: Mutex::new(String::new()),
+            idle: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// True once the runner has looked at the journal and found nothing due and nothing in
+    /// flight (`vigil_runner_idle`): from then on nothing goes out until something changes.
+    pub fn is_idle(&self) -> bool {
+        self.idle.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn set_base_url(&self, url: &str) {
@@ -217,6 +226,7 @@ impl Runner {
         {
             Ok(claimed) => {
                 if !claimed.is_empty() {
+                    self.idle.store(false, std::sync::atomic::Ordering::SeqCst);
                     fault::crash_point("claimed");
                 }
                 for step in claimed {
@@ -236,7 +246,13 @@ impl Runner {
                 return Some(ERROR_BACKOFF);
             }
         }
-        match self.store.next_step_due().await {
+        let next = self.store.next_step_due().await;
+        let in_flight = self.slots.available_permits() < PARALLEL_STEPS;
+        self.idle.store(
+            matches!(next, Ok(None)) && !in_flight,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        match next {
             Ok(Some(due)) => Some(
                 (due - crate::now())
                     .to_std()

@@ -258,6 +258,20 @@ impl Server {
         }
     }
 
+    /// Waits until the playbook runner has looked at its journal and found nothing due and
+    /// nothing in flight (`vigil_runner_idle`): from then on nothing more goes out until
+    /// something changes. What a test asserts did not happen, it asserts after this.
+    pub async fn runner_idle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.metric("vigil_runner_idle").await != Some(1) {
+            assert!(
+                Instant::now() < deadline,
+                "the playbook runner did not come to rest within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A value of the server's own metrics (`/metrics`), `None` while the line is absent.
     pub async fn metric(&self, name: &str) -> Option<i64> {
         let answer = self
