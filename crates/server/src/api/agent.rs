@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use vigil_core::{Heartbeat, Job, JobResult, JobStatus, MetricBatch};
+use vigil_core::{Heartbeat, Job, JobResult, MetricBatch, FINAL_JOB_STATUSES};
 
 use super::{ApiError, JsonBody};
 use crate::access::{Principal, Role};
@@ -120,7 +120,10 @@ pub async fn metrics(
         .collect();
     let outcome = state.engine.push(points, now_ms());
     crate::metric_sources::count_push(&state.metrics, "agent", outcome);
-    Ok((StatusCode::ACCEPTED, Json(SamplesAccepted { accepted: count })))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SamplesAccepted { accepted: count }),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -167,15 +170,13 @@ pub async fn poll_jobs(
 pub async fn job_result(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     body: Result<JsonBody<JobResult>, ApiError>,
 ) -> Result<Json<ResultRecorded>, ApiError> {
     let host = host_of(&principal)?.to_string();
+    let Path(id) = id?;
     let JsonBody(mut result) = body?;
-    if matches!(
-        result.status,
-        JobStatus::Queued | JobStatus::Running | JobStatus::Expired | JobStatus::AwaitingApproval
-    ) {
+    if !FINAL_JOB_STATUSES.contains(&result.status) {
         return Err(ApiError::bad_request(format!(
             "status: `{}` is not a final answer; use done, refused, failed or timed_out",
             result.status.as_str()

@@ -65,7 +65,8 @@ pub struct SamplesWritten {
 /// Creates or replaces an alarm, in CloudWatch's PutMetricAlarm JSON.
 #[utoipa::path(post, path = "/api/v1/alarms", tag = "alarms", request_body = AlarmDefinition,
     responses((status = 201, description = "Created", body = AlarmSaved),
-        (status = 200, description = "Replaced", body = AlarmSaved)))]
+        (status = 200, description = "Replaced", body = AlarmSaved),
+        (status = 422, description = "The definition reads, but is not an alarm vigil can judge: both Statistic and ExtendedStatistic or neither, DatapointsToAlarm above EvaluationPeriods, an evaluation window over a day", body = super::doc::ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -82,9 +83,14 @@ pub async fn put(
     if state.engine.definition(name).is_some() {
         service::alarms::definition(&state, &who, name)?;
     }
-    let alarm = definition
-        .compile()
-        .map_err(|e| ApiError::bad_request(format!("alarm `{}`: {e}", definition.alarm_name)))?;
+    // The body read; what it describes is not an alarm vigil can judge (both statistics,
+    // a window too long, more datapoints than periods): 422, as its schema cannot say so.
+    let alarm = definition.compile().map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("alarm `{}`: {e}", definition.alarm_name),
+        )
+    })?;
     let name = alarm.spec.name.clone();
     let existed = state.engine.definition(&name).is_some();
     let text = serde_json::to_string(&definition).map_err(ApiError::internal)?;
@@ -167,7 +173,8 @@ pub async fn delete(
 /// Points of the series named `name` whose labels include every other parameter given
 /// (`?name=load1&host=web-01`), at most 100 series, for charts.
 #[utoipa::path(get, path = "/api/v1/series", tag = "alarms",
-    params(("name" = String, Query, description = "The metric name; any other parameter is a label to match")),
+    params(("name" = String, Query, min_length = 1,
+        description = "The metric name; any other parameter is a label to match")),
     responses((status = 200, body = SeriesList)))]
 pub async fn series(
     State(state): State<AppState>,

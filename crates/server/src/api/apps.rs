@@ -89,6 +89,26 @@ pub struct Approved {
     pub released: usize,
 }
 
+/// A document that is text but not a tree vigil can take (a TOML or CSV error, an unknown
+/// parent, a cycle): 422 naming the line, as no schema can describe such text.
+fn unprocessable(error: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())
+}
+
+/// The tree as TOML or CSV text: not blank.
+pub enum TreeDocument {}
+
+impl utoipa::PartialSchema for TreeDocument {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(r"\S"))
+            .into()
+    }
+}
+
+impl ToSchema for TreeDocument {}
+
 /// Adds a node to the tree. A scoped token adds only under a parent inside its subtree.
 #[utoipa::path(post, path = "/api/v1/apps", tag = "apps", request_body = AppNode,
     responses((status = 201, body = AppAdded),
@@ -141,7 +161,9 @@ pub async fn show(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Change {
+    /// Read only to refuse it clearly: an Appcode never changes.
     #[serde(default)]
+    #[schema(ignore)]
     appcode: Option<String>,
     #[serde(default)]
     name: Option<String>,
@@ -301,10 +323,11 @@ use crate::ownership::Inner;
 /// importing the same document again changes nothing. Needs an unscoped token.
 #[utoipa::path(post, path = "/api/v1/apps/import", tag = "apps",
     request_body(content(
-        (String = "application/toml"),
-        (String = "text/csv")
+        (TreeDocument = "application/toml"),
+        (TreeDocument = "text/csv")
     ), description = "What `GET /api/v1/apps/export` gives"),
-    responses((status = 200, body = Imported)))]
+    responses((status = 200, body = Imported),
+        (status = 422, description = "The text is not a tree vigil can take; the message names the line", body = super::doc::ErrorBody)))]
 pub async fn import_tree(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -315,6 +338,11 @@ pub async fn import_tree(
     let body = body.map_err(|r| ApiError::from_body(r, state.config.server.body_limit_bytes))?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("the import is not UTF-8 text"))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "the import is empty; send the TOML or CSV that `vigil app export` writes",
+        ));
+    }
     let content_type = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -327,12 +355,11 @@ pub async fn import_tree(
     } else {
         Document::from_toml(text)
     }
-    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    .map_err(unprocessable)?;
     let (report, rows, bindings) = {
         let mut inner = state.ownership.write();
         let Inner { tree, hosts } = &mut *inner;
-        let report =
-            import(tree, hosts, &document).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let report = import(tree, hosts, &document).map_err(unprocessable)?;
         let codes: Vec<String> = document
             .apps
             .iter()
@@ -358,12 +385,10 @@ pub async fn import_tree(
     state.store.save_apps(live, bindings, now()).await?;
     state.store.retire_apps(retired, now()).await?;
     tracing::info!(%report, "application tree imported");
-    Ok(Json(
-        Imported {
-            report: report.to_string(),
-            changes: report.changes(),
-        },
-    ))
+    Ok(Json(Imported {
+        report: report.to_string(),
+        changes: report.changes(),
+    }))
 }
 
 /// The tree and host bindings as a document the import reads back; a scoped token gets
@@ -389,7 +414,9 @@ pub struct NewToken {
     /// 1–100 characters; not `admin`, not starting with `host:`.
     #[schema(pattern = "^(?!admin$)(?!host:).{1,100}$")]
     name: String,
+    /// The Appcode whose subtree the token is limited to; none for an unscoped token.
     #[serde(default)]
+    #[schema(value_type = Option<Appcode>)]
     scope: Option<String>,
 }
 
@@ -397,6 +424,7 @@ pub struct NewToken {
 /// out only its own scope or narrower.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "apps", request_body = NewToken,
     responses((status = 201, body = TokenMade),
+        (status = 404, description = "No application of the scope's Appcode", body = super::doc::ErrorBody),
         (status = 409, description = "A token of that name exists", body = super::doc::ErrorBody)))]
 pub async fn add_token(
     State(state): State<AppState>,
@@ -415,11 +443,7 @@ pub async fn add_token(
     }
     who.check_grant(&state.ownership, new.scope.as_deref())?;
     if let Some(wanted) = new.scope.as_deref() {
-        if state.ownership.read().tree.get(wanted).is_none() {
-            return Err(ApiError::bad_request(format!(
-                "scope: no application `{wanted}`"
-            )));
-        }
+        who.check_app(&state.ownership, wanted)?;
     }
     let token = generate_token();
     let hash = hash_token(&token);
@@ -451,6 +475,7 @@ pub async fn add_token(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
+    #[param(value_type = Appcode)]
     appcode: String,
     /// `30d`, `12h`, `90m`; default 30 days.
     #[param(pattern = "^[0-9]{1,9}[dhm]$")]
@@ -475,7 +500,8 @@ fn parse_since(text: &str) -> Option<i64> {
 
 /// An application's subtree over a period: incidents, open, MTTA, MTTR, noisiest alarms.
 #[utoipa::path(get, path = "/api/v1/reports", tag = "apps", params(ReportQuery),
-    responses((status = 200, body = Report)))]
+    responses((status = 200, body = Report),
+        (status = 404, description = "No such application, or outside the token's subtree", body = super::doc::ErrorBody)))]
 pub async fn report_for(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,

@@ -29,7 +29,6 @@ or HTTP Basic with the token as password). A token scoped to an Appcode sees onl
 application's subtree: anything outside answers 404. Errors are `{\"error\": \"â€¦\"}`.",
         license(name = "Apache-2.0")
     ),
-    modifiers(&Conventions),
     security(("token" = [])),
     components(schemas(ErrorBody)),
     tags(
@@ -44,9 +43,15 @@ application's subtree: anything outside answers 404. Errors are `{\"error\": \"â
 )]
 pub struct ApiDoc;
 
-/// What every operation shares, added once rather than on each: the security schemes, and
-/// the answers any route may give (401 without a valid token, 500 for vigil's own fault,
-/// 400 for a request that does not read, 413 past the body limit).
+/// Completes the description once every route is in it: the security schemes, and the
+/// answers routes give without their handlers (401 without a valid token, 403 for the wrong
+/// kind of token, 400 for a request that does not read, 413 past the body limit, 404 for
+/// a name that is not there or not the token's, 500 for vigil's own fault).
+pub fn complete(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    Conventions.modify(&mut openapi);
+    openapi
+}
+
 struct Conventions;
 
 fn error(description: &str) -> RefOr<Response> {
@@ -75,7 +80,9 @@ impl Modify for Conventions {
         );
         components.add_security_scheme(
             HOST_TOKEN,
-            bearer("A host's agent token, from `vigil host add`; valid on /api/v1/agent/ routes only."),
+            bearer(
+                "A host's agent token, from `vigil host add`; valid on /api/v1/agent/ routes only.",
+            ),
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
             let public = path == "/healthz";
@@ -100,18 +107,20 @@ impl Modify for Conventions {
                     add("403", "The token's kind may not call this route (a host token off /api/v1/agent/, an admin token on it), or its scope does not allow the change");
                 }
                 if operation.request_body.is_some() {
-                    add("400", "The body is not what this route reads; the message names the field");
+                    add(
+                        "400",
+                        "The body is not what this route reads; the message names the field",
+                    );
                     add("413", "The body is larger than server.body_limit_bytes");
                 }
-                if operation
-                    .parameters
-                    .as_ref()
-                    .is_some_and(|p| !p.is_empty())
-                {
+                if operation.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
                     add("400", "A parameter does not read; the message names it");
                 }
                 if path.contains('{') {
-                    add("404", "Nothing of that name, or outside the token's subtree");
+                    add(
+                        "404",
+                        "Nothing of that name, or outside the token's subtree",
+                    );
                 }
                 add("500", "vigil's own fault; the server log has the details");
             }

@@ -21,10 +21,15 @@ use crate::{now, AppState};
 #[serde(deny_unknown_fields)]
 pub struct NewHost {
     /// Letters, digits, `-`, `.`, `_`; at most 253 characters.
-    #[schema(min_length = 1, max_length = 253, pattern = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = r"^[A-Za-z0-9_][A-Za-z0-9._-]*$"
+    )]
     name: String,
     /// The application it belongs to.
     #[serde(default)]
+    #[schema(value_type = Option<vigil_ownership::Appcode>)]
     appcode: Option<String>,
     /// Its EC2 instance id, so CloudWatch alarms naming it find it.
     #[serde(default)]

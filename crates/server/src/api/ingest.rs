@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 use vigil_core::Event;
 use vigil_ingest::sns::SnsMessage;
@@ -27,9 +26,14 @@ type Answer = Result<(StatusCode, Json<IngestAnswer>), ApiError>;
 pub enum IngestAnswer {
     Accepted(Accepted),
     /// An SNS subscription confirmation that vigil is confirming.
-    Confirming { subscription: String, topic: String },
+    Confirming {
+        subscription: String,
+        topic: String,
+    },
     /// SNS says this endpoint was unsubscribed from a topic.
-    Unsubscribed { unsubscribed: String },
+    Unsubscribed {
+        unsubscribed: String,
+    },
 }
 
 /// The events stored, by id (in the order sent): each is durable, and processed once.
@@ -38,100 +42,128 @@ pub struct Accepted {
     pub accepted: Vec<String>,
 }
 
-/// An event in the EventBridge envelope as sent (PutEvents' entry): `source`, `detail-type`
-/// and `detail` are required; a missing `id` or `time` is filled in as PutEvents does.
-/// Described here, not built: the decoder reads the JSON itself to name what is wrong.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct EventIn {
-    #[schema(nullable = false)]
-    version: Option<String>,
-    #[schema(nullable = false, max_length = 256)]
-    id: Option<String>,
-    #[schema(rename = "detail-type", min_length = 1)]
-    detail_type: String,
-    #[schema(min_length = 1)]
-    source: String,
-    #[schema(nullable = false)]
-    account: Option<String>,
-    #[schema(nullable = false)]
-    time: Option<String>,
-    #[schema(nullable = false)]
-    region: Option<String>,
-    #[schema(nullable = false)]
-    resources: Option<Vec<String>>,
-    #[schema(value_type = Object)]
-    detail: Value,
+/// Request bodies the decoders read themselves (to name what is wrong), described here.
+mod bodies {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+    use utoipa::openapi::RefOr;
+    use utoipa::{PartialSchema, ToSchema};
+    use vigil_core::EventInput;
+    use vigil_ingest::alertmanager::MAX_ALERTS_PER_REQUEST;
+    use vigil_ingest::envelope::MAX_EVENTS_PER_REQUEST;
+
+    fn text() -> ObjectBuilder {
+        ObjectBuilder::new().schema_type(Type::String)
+    }
+
+    fn text_map() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(text()))
+    }
+
+    /// `schema`, or `null` (read as absent).
+    fn nullable(schema: ObjectBuilder) -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(schema)
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .into()
+    }
+
+    /// One event, or an array of them.
+    pub enum EventsIn {}
+
+    impl PartialSchema for EventsIn {
+        fn schema() -> RefOr<Schema> {
+            OneOfBuilder::new()
+                .item(EventInput::schema())
+                .item(
+                    ArrayBuilder::new()
+                        .items(EventInput::schema())
+                        .min_items(Some(1))
+                        .max_items(Some(MAX_EVENTS_PER_REQUEST)),
+                )
+                .into()
+        }
+    }
+
+    impl ToSchema for EventsIn {}
+
+    /// Alertmanager's webhook, version 4: each alert becomes an alarm event.
+    pub enum AlertmanagerIn {}
+
+    impl PartialSchema for AlertmanagerIn {
+        fn schema() -> RefOr<Schema> {
+            let alert = ObjectBuilder::new()
+                .property("status", text().enum_values(Some(["firing", "resolved"])))
+                .required("status")
+                .property("labels", text_map())
+                .required("labels")
+                .property("annotations", nullable(text_map()))
+                .property("fingerprint", nullable(text()))
+                .property("startsAt", nullable(text()))
+                .property("endsAt", nullable(text()))
+                .property("generatorURL", nullable(text()));
+            ObjectBuilder::new()
+                .property("version", text().enum_values(Some(["4"])))
+                .property(
+                    "alerts",
+                    ArrayBuilder::new()
+                        .items(alert)
+                        .max_items(Some(MAX_ALERTS_PER_REQUEST)),
+                )
+                .required("alerts")
+                .into()
+        }
+    }
+
+    impl ToSchema for AlertmanagerIn {}
+
+    /// A message as SNS posts it (with `Content-Type: text/plain`): a notification, or a
+    /// subscription's confirmation request or end.
+    pub enum SnsIn {}
+
+    impl PartialSchema for SnsIn {
+        fn schema() -> RefOr<Schema> {
+            let message = |types: &[&str], signed: &[&str], unsigned: &[&str]| {
+                let mut message = ObjectBuilder::new()
+                    .property("Type", text().enum_values(Some(types.to_vec())))
+                    .required("Type")
+                    .property("SignatureVersion", text().enum_values(Some(["1", "2"])))
+                    .required("SignatureVersion");
+                for field in signed.iter().chain(["Signature", "SigningCertURL"].iter()) {
+                    message = message.property(*field, text()).required(*field);
+                }
+                for field in unsigned {
+                    message = message.property(*field, text());
+                }
+                message
+            };
+            OneOfBuilder::new()
+                .item(message(
+                    &["Notification"],
+                    &["Message", "MessageId", "Timestamp", "TopicArn"],
+                    &["Subject", "UnsubscribeURL"],
+                ))
+                .item(message(
+                    &["SubscriptionConfirmation", "UnsubscribeConfirmation"],
+                    &[
+                        "Message",
+                        "MessageId",
+                        "SubscribeURL",
+                        "Timestamp",
+                        "Token",
+                        "TopicArn",
+                    ],
+                    &[],
+                ))
+                .into()
+        }
+    }
+
+    impl ToSchema for SnsIn {}
 }
 
-/// One event, or an array of 1 to 1,000.
-#[derive(ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum EventsIn {
-    One(EventIn),
-    #[schema(value_type = Vec<EventIn>)]
-    Many(Vec<EventIn>),
-}
-
-/// Alertmanager's webhook (version 4): each alert becomes an alarm event.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct AlertmanagerIn {
-    #[schema(nullable = false, pattern = "^4$")]
-    version: Option<String>,
-    #[schema(max_items = 1000)]
-    alerts: Vec<AlertIn>,
-}
-
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct AlertIn {
-    #[schema(inline)]
-    status: AlertStatus,
-    labels: std::collections::BTreeMap<String, String>,
-    #[schema(nullable = false)]
-    annotations: Option<std::collections::BTreeMap<String, String>>,
-    #[schema(nullable = false)]
-    fingerprint: Option<String>,
-    #[schema(rename = "startsAt", nullable = false)]
-    starts_at: Option<String>,
-    #[schema(rename = "endsAt", nullable = false)]
-    ends_at: Option<String>,
-    #[schema(rename = "generatorURL", nullable = false)]
-    generator_url: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum AlertStatus {
-    Firing,
-    Resolved,
-}
-
-/// A message as SNS posts it (with `Content-Type: text/plain`); only messages whose
-/// signature holds are read.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct SnsIn {
-    #[schema(rename = "Type")]
-    kind: String,
-    #[schema(rename = "MessageId")]
-    message_id: String,
-    #[schema(rename = "TopicArn")]
-    topic_arn: String,
-    #[schema(rename = "Message")]
-    message: String,
-    #[schema(rename = "Timestamp")]
-    timestamp: String,
-    #[schema(rename = "SignatureVersion")]
-    signature_version: String,
-    #[schema(rename = "Signature")]
-    signature: String,
-    #[schema(rename = "SigningCertURL")]
-    signing_cert_url: String,
-}
+use bodies::{AlertmanagerIn, EventsIn, SnsIn};
 
 /// The time an event without one of its own is stamped with, as RFC 3339.
 fn received_at() -> String {
@@ -174,7 +206,8 @@ pub async fn alertmanager(
 /// An SNS HTTPS subscription: CloudWatch alarm notifications, and subscription
 /// (un)confirmations. Messages whose signature does not hold are refused (403).
 #[utoipa::path(post, path = "/api/v1/ingest/sns", tag = "ingest", request_body = SnsIn,
-    params(("x-amz-sns-message-type" = Option<String>, Header, description = "What SNS says the message is")),
+    params(("x-amz-sns-message-type" = Option<String>, Header,
+        description = "What SNS says the message is: Notification, SubscriptionConfirmation or UnsubscribeConfirmation; must agree with the body's `Type`")),
     responses((status = 202, description = "Stored, or a subscription being confirmed", body = IngestAnswer),
         (status = 200, description = "An unsubscription noted", body = IngestAnswer),
         (status = 503, description = "The signing certificate could not be fetched, or the store cannot take events now; send again", body = super::doc::ErrorBody)))]
@@ -196,7 +229,7 @@ pub async fn sns(
             )
         })?),
     };
-    let signed = sns::decode(&body, header_type)
+    let signed = sns::decode(&body)
         .map_err(|e| reject(&state, endpoint, ApiError::bad_request(e.to_string())))?;
     // Nothing of a message is recorded or acted on before its signature holds.
     let now = now();
@@ -217,7 +250,10 @@ pub async fn sns(
             ApiError::new(status, refusal.to_string()),
         ));
     }
-    match signed.message {
+    let message = signed
+        .read(header_type)
+        .map_err(|e| reject(&state, endpoint, ApiError::bad_request(e.to_string())))?;
+    match message {
         SnsMessage::Notification { event, .. } => {
             accept(&state, &who, endpoint, vec![*event]).await
         }

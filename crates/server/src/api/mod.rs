@@ -2,9 +2,9 @@
 //! `{"error": "..."}` with a 4xx naming what was wrong, 5xx only for vigil's own faults.
 
 mod agent;
-pub mod doc;
 pub(crate) mod alarms;
 mod apps;
+pub mod doc;
 pub(crate) mod hosts;
 mod incidents;
 mod ingest;
@@ -32,7 +32,7 @@ pub fn router(state: AppState) -> Router {
 /// The API's routes and their OpenAPI description, from one list: a handler is routed only
 /// through `routes!`, which also records its `#[utoipa::path]`.
 fn described_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
+    let (router, openapi) = OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(ingest::events))
         .routes(routes!(ingest::show_event))
@@ -66,7 +66,8 @@ fn described_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(apps::advance_clock))
         .routes(routes!(openapi))
         .routes(routes!(metrics))
-        .split_for_parts()
+        .split_for_parts();
+    (router, doc::complete(openapi))
 }
 
 /// The OpenAPI description of every route, as `/api/v1/openapi.json` serves it.
@@ -112,6 +113,9 @@ async fn metrics(
     axum::Extension(who): axum::Extension<crate::access::Principal>,
 ) -> Result<Response, ApiError> {
     who.require_unscoped("the server's metrics")?;
+    state
+        .metrics
+        .set("vigil_runner_idle", i64::from(state.runner.is_idle()));
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -126,11 +130,7 @@ async fn metrics(
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "server",
     responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
 async fn openapi() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        SPEC.as_str(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], SPEC.as_str()).into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -218,21 +218,63 @@ fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         ));
     }
     let mut reader = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
-        let path = e.path().to_string();
-        let error = e.into_inner();
-        if error.is_data() && path != "." {
-            ApiError::bad_request(format!("request body: field `{path}`: {error}"))
-        } else if error.is_data() {
-            ApiError::bad_request(format!("request body: {error}"))
-        } else {
-            ApiError::bad_request(format!("request body is not valid JSON: {error}"))
+    let error = match serde_path_to_error::deserialize(&mut reader) {
+        Ok(value) => {
+            reader.end().map_err(|e| {
+                ApiError::bad_request(format!("request body is not valid JSON: {e}"))
+            })?;
+            return Ok(value);
         }
-    })?;
-    reader
-        .end()
-        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
-    Ok(value)
+        Err(error) => error,
+    };
+    // JSON has one number type: `60.0` is the integer 60 to JSON Schema and to JavaScript
+    // clients, but not to serde. Only a failed read pays for this second one.
+    if error.inner().is_data() {
+        if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) {
+            if integral_floats_to_integers(&mut value) {
+                if let Ok(read) = serde_json::from_value(value) {
+                    return Ok(read);
+                }
+            }
+        }
+    }
+    let path = error.path().to_string();
+    let error = error.into_inner();
+    Err(if error.is_data() && path != "." {
+        ApiError::bad_request(format!("request body: field `{path}`: {error}"))
+    } else if error.is_data() {
+        ApiError::bad_request(format!("request body: {error}"))
+    } else {
+        ApiError::bad_request(format!("request body is not valid JSON: {error}"))
+    })
+}
+
+/// Rewrites numbers like `60.0` as `60` throughout `value`; whether any was.
+fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) => {
+            let Some(float) = number.as_f64().filter(|_| number.is_f64()) else {
+                return false;
+            };
+            // Within ±2^53 a float holds integers exactly.
+            if float.fract() == 0.0 && float.abs() <= 9_007_199_254_740_992.0 {
+                *number = serde_json::Number::from(float as i64);
+                return true;
+            }
+            false
+        }
+        // Every number is rewritten, so no short-circuit.
+        Value::Array(items) => items
+            .iter_mut()
+            .map(integral_floats_to_integers)
+            .fold(false, |any, changed| any | changed),
+        Value::Object(fields) => fields
+            .values_mut()
+            .map(integral_floats_to_integers)
+            .fold(false, |any, changed| any | changed),
+        _ => false,
+    }
 }
 
 /// A store failure is vigil's own fault (500); handlers that expect a particular one (a
@@ -263,6 +305,13 @@ impl From<crate::service::ServiceError> for ApiError {
             ServiceError::Invalid(message) => ApiError::bad_request(message),
             ServiceError::Store(error) => ApiError::internal(error),
         }
+    }
+}
+
+/// A path segment that does not read as the route's parameter (a job id that is no number).
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> ApiError {
+        ApiError::new(rejection.status(), rejection.body_text())
     }
 }
 
@@ -387,6 +436,19 @@ mod tests {
             "Threshold": 90,
             "ComparisonOperator": "GreaterThanThreshold"
         })
+    }
+
+    #[test]
+    fn integral_floats_read_as_integers_and_nothing_else_changes() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Sample {
+            count: u64,
+            value: f64,
+        }
+        let read: Sample = from_json(br#"{"count": 60.0, "value": 1.5}"#).unwrap();
+        assert_eq!((read.count, read.value), (60, 1.5));
+        let refused = from_json::<Sample>(br#"{"count": 60.5, "value": 1}"#).unwrap_err();
+        assert!(refused.message.contains("`count`"), "{}", refused.message);
     }
 
     /// What `curl -d`, a bare script and a careful client send.

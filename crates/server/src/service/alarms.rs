@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 use vigil_core::AlarmState;
 
 use super::{given, ServiceError};
@@ -25,11 +25,45 @@ pub struct AlarmQuery {
 }
 
 /// A definition with its instances.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct AlarmWithInstances {
     #[serde(flatten)]
     pub definition: AlarmDefinition,
     pub instances: Vec<InstanceView>,
+}
+
+/// The definition's own schema refuses unknown fields, as PutMetricAlarm does; this answer
+/// is that object with `instances` beside its fields.
+impl utoipa::PartialSchema for AlarmWithInstances {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, Schema};
+        use utoipa::openapi::{Ref, RefOr};
+        let mut object = match AlarmDefinition::schema() {
+            RefOr::T(Schema::Object(object)) => object,
+            other => return other,
+        };
+        object.additional_properties = None;
+        object.properties.insert(
+            "instances".into(),
+            ArrayBuilder::new()
+                .items(Ref::from_schema_name(InstanceView::name()))
+                .into(),
+        );
+        object.required.push("instances".into());
+        RefOr::T(Schema::Object(object))
+    }
+}
+
+impl ToSchema for AlarmWithInstances {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((InstanceView::name().into(), InstanceView::schema()));
+        InstanceView::schemas(schemas);
+    }
 }
 
 fn no_alarm(name: &str) -> impl FnOnce() -> String + '_ {
