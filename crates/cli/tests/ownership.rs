@@ -412,11 +412,12 @@ async fn a_scoped_token_sees_only_its_subtree() {
         "{hosts}"
     );
 
-    // It cannot mint a wider token, nor an unscoped one; a narrower one is fine.
-    for body in [
-        json!({"name": "wider", "scope": "travel"}),
-        json!({"name": "unscoped"}),
-        json!({"name": "sideways", "scope": "hotels"}),
+    // It cannot mint an unscoped token (403), nor one for an application beyond its
+    // subtree, wider or sideways (404, as for any name it cannot see); a narrower one is fine.
+    for (body, status) in [
+        (json!({"name": "wider", "scope": "travel"}), 404),
+        (json!({"name": "unscoped"}), 403),
+        (json!({"name": "sideways", "scope": "hotels"}), 404),
     ] {
         let answer = server
             .http
@@ -426,7 +427,7 @@ async fn a_scoped_token_sees_only_its_subtree() {
             .send()
             .await
             .expect("token");
-        assert_eq!(answer.status(), 403, "{body}");
+        assert_eq!(answer.status(), status, "{body}");
     }
     let narrower = server
         .http

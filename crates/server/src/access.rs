@@ -119,17 +119,17 @@ impl Principal {
     }
 
     /// Whether this principal may hand out a token limited to `wanted` (`None`: unscoped):
-    /// its own scope or narrower.
+    /// its own scope or narrower (403 for unscoped, 404 for a scope outside its subtree).
     pub fn check_grant(&self, ownership: &Ownership, wanted: Option<&str>) -> Result<(), Denied> {
         match (self.scope.as_deref(), wanted) {
             (None, _) => Ok(()),
             (Some(_), None) => Err(Denied::Forbidden(
                 "a scoped token cannot create an unscoped token".into(),
             )),
-            (Some(mine), Some(wanted)) if !ownership.read().tree.is_within(wanted, mine) => {
-                Err(Denied::Forbidden(format!(
-                    "scope `{wanted}` is wider than this token's (`{mine}`)"
-                )))
+            // Outside its subtree, a wider scope included: as if there were no such
+            // application, like every other name beyond its reach.
+            (Some(_), Some(wanted)) if !self.sees(ownership, Some(wanted)) => {
+                Err(Denied::Hidden(format!("application `{wanted}`")))
             }
             _ => Ok(()),
         }

@@ -424,7 +424,7 @@ pub struct NewToken {
 /// out only its own scope or narrower.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "apps", request_body = NewToken,
     responses((status = 201, body = TokenMade),
-        (status = 404, description = "No application of the scope's Appcode", body = super::doc::ErrorBody),
+        (status = 404, description = "No application of the scope's Appcode, or one outside the token's subtree", body = super::doc::ErrorBody),
         (status = 409, description = "A token of that name exists", body = super::doc::ErrorBody)))]
 pub async fn add_token(
     State(state): State<AppState>,
