@@ -370,6 +370,10 @@ mod tests {
     #[test]
     fn names_parse() {
         assert_eq!(Probe::parse("top_cpu"), Ok(Probe::TopCpu));
+        // Every probe the server lets playbooks name, the agent runs.
+        for name in vigil_core::BUILT_IN_PROBES {
+            assert!(Probe::parse(name).is_ok(), "{name}");
+        }
         assert_eq!(
             Probe::parse("command:df_inodes"),
             Ok(Probe::Command("df_inodes".into()))

@@ -773,3 +773,247 @@ steps = [{ type = "incident" }, { type = "remediate", probe = "collector_restart
     let _ = agent.kill();
     let _ = agent.wait();
 }
+
+/// An alarm about `host` naming it only by its EC2 instance id, as CloudWatch does.
+fn alarm_for_instance(id: &str, alarm: &str, instance_id: &str) -> Value {
+    let mut event = alarm_event(id, alarm);
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] =
+        json!({"InstanceId": instance_id});
+    event
+}
+
+fn token_named(server: &Server, name: &str) -> String {
+    let made = server.cli(&["token", "add", name]);
+    assert!(made.status.success(), "{made:?}");
+    String::from_utf8_lossy(&made.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_naming_an_enrolled_instance_reaches_its_owners_and_its_approver() {
+    let dir = temp_dir();
+    let server = Server::start_with(&dir.path().join("data"), &["--no-agent"]).await;
+    import_tree(&server, dir.path()).await;
+    let added = server.cli(&[
+        "host",
+        "add",
+        "web-02",
+        "--appcode",
+        "flight_search_api",
+        "--instance-id",
+        "i-0def4567890abcdef",
+    ]);
+    assert!(added.status.success(), "{added:?}");
+    let (status, body) = server
+        .post(
+            "/api/v1/events",
+            alarm_for_instance("i1", "web-02 cpu", "i-0def4567890abcdef").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+
+    let (key, routed) = recipients_of(&server, "web-02 cpu").await;
+    assert_eq!(
+        routed, "dave@example.com,bob@example.com",
+        "the owners and on-call of the host's application"
+    );
+    let (_, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+    assert_eq!(incident["appcode"], "flight_search_api", "{incident}");
+    assert_eq!(incident["host"], "web-02", "named as enrolled: {incident}");
+
+    // Its approver (erin, inherited from Travel) may approve; another token may not.
+    let mallory = token_named(&server, "mallory");
+    let refused = server
+        .http
+        .post(format!("{}/api/v1/incidents/{key}/approve", server.url))
+        .bearer_auth(&mallory)
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(refused.status(), 403);
+    let refusal = refused.text().await.unwrap_or_default();
+    assert!(refusal.contains("approvers: erin"), "{refusal}");
+    let erin = token_named(&server, "erin");
+    let approved = std::process::Command::new(VIGIL)
+        .args(["incident", "approve", &key])
+        .env("VIGIL_SERVER", &server.url)
+        .env("VIGIL_TOKEN", &erin)
+        .output()
+        .expect("approve");
+    assert!(approved.status.success(), "{approved:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebinding_a_host_mid_alarm_keeps_one_incident_which_resolves_on_recovery() {
+    let dir = temp_dir();
+    let server = Server::start_with(&dir.path().join("data"), &["--no-agent"]).await;
+    import_tree(&server, dir.path()).await;
+    let (status, body) = server
+        .post(
+            "/api/v1/hosts",
+            json!({"name": "web-03", "appcode": "flight_search_api"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().expect("host token").to_string();
+    let definition = json!({"AlarmName": "load high", "MetricName": "load1", "Statistic": "Maximum",
+        "Dimensions": [{"Name": "host", "Value": "*"}], "Period": 1, "EvaluationPeriods": 1,
+        "Threshold": 5, "ComparisonOperator": "GreaterThanThreshold"});
+    let (status, body) = server.post("/api/v1/alarms", definition.to_string()).await;
+    assert_eq!(status, 201, "{body}");
+    let send = |value: f64| {
+        let sample = json!({"samples": [{"name": "load1", "value": value,
+            "timestamp_ms": chrono::Utc::now().timestamp_millis()}]});
+        server
+            .http
+            .post(format!("{}/api/v1/agent/metrics", server.url))
+            .bearer_auth(&token)
+            .json(&sample)
+            .send()
+    };
+    let load_incidents = |all: &[Value]| -> Vec<Value> {
+        all.iter()
+            .filter(|i| i["alarm_name"] == "load high")
+            .cloned()
+            .collect()
+    };
+    // Load until the alarm opens its incident.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while load_incidents(&server.incidents().await).is_empty() {
+        assert!(Instant::now() < deadline, "the load alarm never opened");
+        assert_eq!(send(9.0).await.expect("metrics").status(), 202);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // The host moves to another application while the load stays high.
+    let bound = server.cli(&["host", "bind", "web-03", "hotel_api"]);
+    assert!(bound.status.success(), "{bound:?}");
+    for _ in 0..6 {
+        assert_eq!(send(9.5).await.expect("metrics").status(), 202);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (_, alarm) = server.get("/api/v1/alarms/load high").await;
+    let instances = alarm["instances"].as_array().cloned().unwrap_or_default();
+    assert_eq!(instances.len(), 1, "one series, one instance: {alarm}");
+    assert_eq!(
+        instances[0]["appcode"], "hotel_api",
+        "ownership read now: {alarm}"
+    );
+    let open: Vec<Value> = load_incidents(&server.incidents().await)
+        .into_iter()
+        .filter(|i| i["status"] != "resolved")
+        .collect();
+    assert_eq!(open.len(), 1, "one open incident: {open:?}");
+
+    // The load falls: the one incident resolves.
+    let key = open[0]["key"].as_str().expect("key").to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert_eq!(send(0.5).await.expect("metrics").status(), 202);
+        let (_, incident) = server.get(&format!("/api/v1/incidents/{key}")).await;
+        if incident["status"] == "resolved" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never resolved: {incident}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let all = load_incidents(&server.incidents().await);
+    assert_eq!(all.len(), 1, "no second incident: {all:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_cannot_be_taken_is_refused_at_the_edge_naming_it() {
+    let dir = temp_dir();
+    let server = Server::start_with(&dir.path().join("data"), &["--no-agent"]).await;
+    import_tree(&server, dir.path()).await;
+
+    // A host of an application nobody created: refused, not enrolled half-way.
+    let (status, body) = server
+        .post(
+            "/api/v1/hosts",
+            json!({"name": "web-09", "appcode": "no_such_app"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no_such_app")),
+        "{body}"
+    );
+    let (status, _) = server.get("/api/v1/hosts/web-09").await;
+    assert_eq!(status, 404, "nothing was enrolled");
+    let cli = server.cli(&["host", "add", "web-09", "--appcode", "no_such_app"]);
+    assert!(!cli.status.success());
+    assert!(
+        String::from_utf8_lossy(&cli.stderr).contains("no_such_app"),
+        "{cli:?}"
+    );
+
+    // A bind never invents a host.
+    let (status, body) = server
+        .post(
+            "/api/v1/hosts/ghost-01/bind",
+            json!({"appcode": "hotel_api"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("ghost-01")),
+        "{body}"
+    );
+    let (_, hosts) = server.get("/api/v1/hosts").await;
+    assert!(!hosts.to_string().contains("ghost-01"), "{hosts}");
+
+    // What `aws cloudwatch put-metric-alarm --generate-cli-skeleton` prints, filled in.
+    let mut skeleton = json!({
+        "AlarmName": "disk-full", "AlarmDescription": "", "ActionsEnabled": true,
+        "OKActions": [""], "AlarmActions": [""], "InsufficientDataActions": [""],
+        "MetricName": "disk_used_percent", "Namespace": "vigil", "Statistic": "SampleCount",
+        "ExtendedStatistic": "", "Dimensions": [{"Name": "", "Value": ""}], "Period": 60,
+        "Unit": "Seconds", "EvaluationPeriods": 3, "DatapointsToAlarm": 0, "Threshold": 90.0,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "",
+        "EvaluateLowSampleCountPercentile": "",
+        "Metrics": [{"Id": "", "MetricStat": {"Metric": {"Namespace": "", "MetricName": "",
+            "Dimensions": [{"Name": "", "Value": ""}]}, "Period": 0, "Stat": "", "Unit": "Seconds"},
+            "Expression": "", "Label": "", "ReturnData": true, "Period": 0, "AccountId": ""}],
+        "Tags": [{"Key": "", "Value": ""}], "ThresholdMetricId": ""
+    });
+    let (status, body) = server.post("/api/v1/alarms", skeleton.to_string()).await;
+    assert_eq!(status, 201, "{body}");
+    skeleton["AlarmName"] = json!("disk-math");
+    skeleton["Metrics"][0]["Id"] = json!("m1");
+    skeleton["Metrics"][0]["Expression"] = json!("m1 * 100");
+    let (status, body) = server.post("/api/v1/alarms", skeleton.to_string()).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Metrics") && e.contains("ThresholdMetricId")),
+        "{body}"
+    );
+
+    // A playbook naming a probe no agent has: vigil does not start, and says which.
+    let config = dir.path().join("bad-probe.toml");
+    std::fs::write(
+        &config,
+        "[playbooks.careful]\nsteps = [{ type = \"remediate\", probe = \"reboot_now\" }]\n",
+    )
+    .expect("config");
+    let refused = std::process::Command::new(VIGIL)
+        .args(["up", "--no-agent", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("other-data"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("vigil up");
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("no probe named `reboot_now`"), "{said}");
+}

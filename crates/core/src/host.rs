@@ -262,6 +262,26 @@ fn final_job_status() -> utoipa::openapi::schema::Object {
         .build()
 }
 
+/// The probes every agent knows, by the names playbooks and jobs use. An agent may also
+/// run `command:NAME` probes its own config allows.
+pub const BUILT_IN_PROBES: [&str; 6] = [
+    "top_cpu",
+    "top_mem",
+    "disk_usage",
+    "system_summary",
+    "collector_status",
+    "collector_restart",
+];
+
+/// Whether a playbook may name `probe`: a built-in one, or `command:NAME` for a command
+/// the host's agent config allows (checked by the agent, which refuses others).
+pub fn is_known_probe(probe: &str) -> bool {
+    BUILT_IN_PROBES.contains(&probe)
+        || probe
+            .strip_prefix("command:")
+            .is_some_and(|name| !name.is_empty())
+}
+
 /// Which probes fit an alarm, judged from its metric name and state: CPU → `top_cpu`,
 /// memory → `top_mem`, disk → `disk_usage`; no data → the collector's status and a restart.
 pub fn probes_for(metric_name: Option<&str>, no_data: bool) -> Vec<&'static str> {

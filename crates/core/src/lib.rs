@@ -18,8 +18,8 @@ pub type Timestamp = chrono::DateTime<chrono::Utc>;
 pub use alarm::{AlarmFacts, AlarmState};
 pub use event::{Event, EventError, EventInput, ALARM_STATE_CHANGE, CLOUDWATCH_ALARM_STATE_CHANGE};
 pub use host::{
-    probes_for, valid_host_name, Heartbeat, Host, HostLifecycle, Job, JobResult, JobStatus,
-    MetricBatch, MetricSample, FINAL_JOB_STATUSES,
+    is_known_probe, probes_for, valid_host_name, Heartbeat, Host, HostLifecycle, Job, JobResult,
+    JobStatus, MetricBatch, MetricSample, BUILT_IN_PROBES, FINAL_JOB_STATUSES,
 };
 pub use incident::{
     group_key, group_key_fields_valid, GroupKeyError, Incident, IncidentStatus, Severity,

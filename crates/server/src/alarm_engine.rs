@@ -50,7 +50,8 @@ pub struct AlarmDefinition {
         alias = "extended_statistic",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(pattern = r"^p[0-9]+(\.[0-9]+)?$")]
+    /// A percentile such as `p99`; empty (as the CLI skeleton has it) is the same as absent.
+    #[schema(pattern = r"^(p[0-9]+(\.[0-9]+)?)?$")]
     pub extended_statistic: Option<String>,
     #[serde(alias = "period")]
     #[schema(minimum = 1, maximum = 4294967295_u64)]
@@ -63,7 +64,7 @@ pub struct AlarmDefinition {
         alias = "datapoints_to_alarm",
         skip_serializing_if = "Option::is_none"
     )]
-    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    #[schema(minimum = 0, maximum = 4294967295_u64)]
     pub datapoints_to_alarm: Option<u32>,
     #[serde(alias = "threshold")]
     pub threshold: f64,
@@ -122,12 +123,48 @@ pub struct AlarmDefinition {
         skip_serializing_if = "Option::is_none"
     )]
     pub evaluate_low_sample_count_percentile: Option<Value>,
+    /// Metric math. Read so that the JSON `aws cloudwatch put-metric-alarm
+    /// --generate-cli-skeleton` prints is taken with these left empty; filled in, the alarm
+    /// is refused naming them (vigil judges one metric per alarm).
+    #[serde(default, alias = "metrics", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub metrics: Option<Value>,
+    #[serde(
+        default,
+        alias = "threshold_metric_id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub threshold_metric_id: Option<String>,
+}
+
+/// A text field as the CLI skeleton leaves it: empty means not given.
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Whether `Metrics` names anything: an entry with an `Id`, an `Expression` or a metric.
+fn names_metric_math(metrics: &Value) -> bool {
+    let named = |entry: &Value, pointer: &str| {
+        entry
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .is_some_and(|text| !text.trim().is_empty())
+    };
+    match metrics {
+        Value::Array(entries) => entries.iter().any(|entry| {
+            ["/Id", "/Expression", "/MetricStat/Metric/MetricName"]
+                .iter()
+                .any(|pointer| named(entry, pointer))
+        }),
+        Value::Null => false,
+        _ => true,
+    }
 }
 
 /// The words `Statistic` takes; percentiles go in `ExtendedStatistic`.
 fn statistic_schema() -> utoipa::openapi::schema::Object {
     string_enum(
-        &["Average", "Sum", "Minimum", "Maximum", "SampleCount"],
+        &["Average", "Sum", "Minimum", "Maximum", "SampleCount", ""],
         true,
     )
 }
@@ -145,7 +182,10 @@ fn comparison_schema() -> utoipa::openapi::schema::Object {
 }
 
 fn treat_missing_data_schema() -> utoipa::openapi::schema::Object {
-    string_enum(&["missing", "ignore", "breaching", "notBreaching"], true)
+    string_enum(
+        &["missing", "ignore", "breaching", "notBreaching", ""],
+        true,
+    )
 }
 
 /// A string schema listing the words a field takes (and `null`, for an optional one).
@@ -180,7 +220,12 @@ impl AlarmDefinition {
         if self.metric_name.trim().is_empty() {
             return Err("MetricName must not be empty".into());
         }
-        let statistic: Statistic = match (&self.statistic, &self.extended_statistic) {
+        if self.metrics.as_ref().is_some_and(names_metric_math)
+            || given(&self.threshold_metric_id).is_some()
+        {
+            return Err("Metrics and ThresholdMetricId (metric math) are not supported: give MetricName, Namespace, Statistic and Dimensions of one metric instead".into());
+        }
+        let statistic: Statistic = match (given(&self.statistic), given(&self.extended_statistic)) {
             (Some(s), None) | (None, Some(s)) => s.parse().map_err(|e| format!("Statistic: {e}"))?,
             (Some(_), Some(_)) => return Err("give Statistic or ExtendedStatistic, not both".into()),
             (None, None) => return Err("Statistic (Average, Sum, Minimum, Maximum, SampleCount) or ExtendedStatistic (p99) is required".into()),
@@ -189,7 +234,7 @@ impl AlarmDefinition {
             .comparison_operator
             .parse()
             .map_err(|e| format!("ComparisonOperator: {e}"))?;
-        let treat_missing_data: TreatMissingData = match &self.treat_missing_data {
+        let treat_missing_data: TreatMissingData = match given(&self.treat_missing_data) {
             Some(t) => t.parse().map_err(|e| format!("TreatMissingData: {e}"))?,
             None => TreatMissingData::Missing,
         };
@@ -198,7 +243,11 @@ impl AlarmDefinition {
             statistic,
             period_secs: self.period,
             evaluation_periods: self.evaluation_periods,
-            datapoints_to_alarm: self.datapoints_to_alarm.unwrap_or(self.evaluation_periods),
+            // The skeleton's 0 means not given, as an empty field does.
+            datapoints_to_alarm: self
+                .datapoints_to_alarm
+                .filter(|n| *n > 0)
+                .unwrap_or(self.evaluation_periods),
             comparison,
             threshold: self.threshold,
             treat_missing_data,
@@ -212,10 +261,14 @@ impl AlarmDefinition {
 
     fn selects(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
         self.metric_name == name
-            && self.dimensions.iter().all(|d| {
-                d.value == "*" && labels.contains_key(&d.name)
-                    || labels.get(&d.name).is_some_and(|v| *v == d.value)
-            })
+            && self
+                .dimensions
+                .iter()
+                .filter(|d| !d.name.is_empty())
+                .all(|d| {
+                    d.value == "*" && labels.contains_key(&d.name)
+                        || labels.get(&d.name).is_some_and(|v| *v == d.value)
+                })
     }
 }
 
@@ -248,6 +301,8 @@ pub fn default_alarms() -> Vec<AlarmDefinition> {
         unit: None,
         tags: None,
         evaluate_low_sample_count_percentile: None,
+        metrics: None,
+        threshold_metric_id: None,
     };
     vec![
         alarm(
@@ -567,11 +622,15 @@ impl Engine {
     pub fn tick(&self, now_ms: i64, now: &str) -> Vec<AlarmChange> {
         let mut guard = self.lock();
         let inner = &mut *guard;
+        let mut changes = Vec::new();
         if now_ms - inner.swept_ms >= 60_000 {
             inner.swept_ms = now_ms;
-            inner.drop_idle(now_ms);
+            for gone in inner.drop_idle(now_ms, self.started_ms) {
+                if let Some(change) = inner.close(gone, now_ms, now) {
+                    changes.push(change);
+                }
+            }
         }
-        let mut changes = Vec::new();
         for alarm in inner.alarms.values() {
             let Some(keys) = inner.by_name.get(&alarm.definition.metric_name) else {
                 continue;
@@ -744,8 +803,20 @@ impl Engine {
     }
 }
 
+/// An alarm instance whose series stopped existing: what is needed to close it.
+struct Gone {
+    alarm: String,
+    series: String,
+    labels: BTreeMap<String, String>,
+    state: State,
+    value: Option<f64>,
+}
+
 impl Inner {
-    fn drop_idle(&mut self, now_ms: i64) {
+    /// Forgets series silent for a day, with their alarm instances, and states restored at
+    /// start whose series has not reported in a day since. Returns the instances forgotten.
+    fn drop_idle(&mut self, now_ms: i64, started_ms: i64) -> Vec<Gone> {
+        let mut gone = Vec::new();
         let idle: Vec<String> = self
             .series
             .iter()
@@ -753,15 +824,70 @@ impl Inner {
             .map(|(k, _)| k.clone())
             .collect();
         for key in idle {
-            if let Some(entry) = self.series.remove(&key) {
-                if let Some(keys) = self.by_name.get_mut(&entry.name) {
-                    keys.retain(|k| *k != key);
+            let Some(entry) = self.series.remove(&key) else {
+                continue;
+            };
+            if let Some(keys) = self.by_name.get_mut(&entry.name) {
+                keys.retain(|k| *k != key);
+            }
+            for (alarm, per_alarm) in self.instances.iter_mut() {
+                if let Some(instance) = per_alarm.remove(&key) {
+                    gone.push(Gone {
+                        alarm: alarm.clone(),
+                        series: key.clone(),
+                        labels: entry.labels.clone(),
+                        state: instance.instance.state,
+                        value: instance.last_value,
+                    });
                 }
             }
-            for per_alarm in self.instances.values_mut() {
-                per_alarm.remove(&key);
+        }
+        if now_ms - started_ms > IDLE_MS {
+            for ((alarm, series), restored) in self.restored.drain() {
+                gone.push(Gone {
+                    labels: labels_of_key(&series),
+                    alarm,
+                    series,
+                    state: restored.state,
+                    value: restored.value,
+                });
             }
         }
+        gone
+    }
+
+    /// The last word on an instance whose series is gone: an instance in ALARM or
+    /// INSUFFICIENT_DATA goes to OK, saying why, so its incident resolves rather than
+    /// staying open with nothing left to judge it. An instance already OK needs nothing.
+    fn close(&self, gone: Gone, now_ms: i64, now: &str) -> Option<AlarmChange> {
+        if gone.state == State::Ok {
+            return None;
+        }
+        let alarm = self.alarms.get(&gone.alarm)?;
+        let reason = format!(
+            "No data for {} hours: the series {} stopped reporting, so vigil no longer judges it and closes the alarm.",
+            IDLE_MS / 3_600_000,
+            gone.series
+        );
+        let transition = vigil_alarm::Transition {
+            previous: gone.state,
+            state: State::Ok,
+            at_ms: now_ms,
+            reason: reason.clone(),
+            reason_data: Value::Null,
+            evaluated: Vec::new(),
+        };
+        let event = alarm_event(alarm, &gone.labels, &gone.series, &transition, now);
+        Some(AlarmChange {
+            alarm: gone.alarm,
+            series: gone.series,
+            state: State::Ok,
+            since_ms: now_ms,
+            reason,
+            reason_data: Value::Null,
+            value: gone.value,
+            event,
+        })
     }
 }
 
@@ -913,6 +1039,62 @@ mod tests {
     }
 
     #[test]
+    fn a_series_gone_for_a_day_closes_its_alarm_instead_of_leaving_it_in_alarm() {
+        let start = 1_700_000_000_000;
+        let engine = Engine::new(start, 100);
+        let mut definition = default_alarms().remove(0);
+        definition.period = 1;
+        definition.evaluation_periods = 1;
+        definition.datapoints_to_alarm = Some(1);
+        engine.put_alarm(definition.compile().unwrap());
+        engine.push([point("CPUUtilization", "a", 95.0, start)], start);
+        engine.push([point("CPUUtilization", "b", 5.0, start)], start);
+        let opened = engine.tick(start + 1_000, "t");
+        assert!(opened.iter().any(|c| c.state == State::Alarm));
+        // A restored ALARM whose series never reports again is closed too, a day after start.
+        engine.restore_state(
+            "High CPU Utilization",
+            "CPUUtilization{host=c}",
+            RestoredState {
+                state: State::Alarm,
+                since_ms: start - 5_000,
+                reason: None,
+                reason_data: None,
+                value: Some(97.0),
+            },
+        );
+        // Without data the judged ones go INSUFFICIENT_DATA (missing data is missing), and
+        // stay there while the series lingers.
+        let silent = engine.tick(start + IDLE_MS / 2, "t");
+        assert!(silent.iter().all(|c| c.state == State::InsufficientData));
+        let closed = engine.tick(start + IDLE_MS + 120_000, "t");
+        let mut closed_series: Vec<&str> = closed.iter().map(|c| c.series.as_str()).collect();
+        closed_series.sort();
+        assert_eq!(
+            closed_series,
+            [
+                "CPUUtilization{host=a}",
+                "CPUUtilization{host=b}",
+                "CPUUtilization{host=c}"
+            ]
+        );
+        for change in &closed {
+            assert_eq!(change.state, State::Ok);
+            assert!(
+                change.reason.starts_with("No data for 24 hours"),
+                "{}",
+                change.reason
+            );
+            assert_eq!(change.event.detail["state"]["value"], "OK");
+        }
+        let restored = closed.iter().find(|c| c.series.contains("host=c")).unwrap();
+        assert_eq!(restored.event.detail["previousState"]["value"], "ALARM");
+        // Closed once: the next sweep has nothing left.
+        assert!(engine.tick(start + IDLE_MS + 300_000, "t").is_empty());
+        assert!(engine.instances().is_empty(), "nothing left to judge");
+    }
+
+    #[test]
     fn the_series_cap_drops_new_series_and_counts_them() {
         let engine = Engine::new(0, 2);
         let outcome = engine.push(
@@ -968,6 +1150,57 @@ mod tests {
             (1.0, 3.0, 4.0, 2)
         );
         assert_eq!(rollups[1].count, 1);
+    }
+
+    /// What `aws cloudwatch put-metric-alarm --generate-cli-skeleton` prints.
+    const CLI_SKELETON: &str = r#"{
+        "AlarmName": "", "AlarmDescription": "", "ActionsEnabled": true,
+        "OKActions": [""], "AlarmActions": [""], "InsufficientDataActions": [""],
+        "MetricName": "", "Namespace": "", "Statistic": "SampleCount", "ExtendedStatistic": "",
+        "Dimensions": [{"Name": "", "Value": ""}], "Period": 0, "Unit": "Seconds",
+        "EvaluationPeriods": 0, "DatapointsToAlarm": 0, "Threshold": 0.0,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "",
+        "EvaluateLowSampleCountPercentile": "",
+        "Metrics": [{"Id": "", "MetricStat": {"Metric": {"Namespace": "", "MetricName": "",
+            "Dimensions": [{"Name": "", "Value": ""}]}, "Period": 0, "Stat": "", "Unit": "Seconds"},
+            "Expression": "", "Label": "", "ReturnData": true, "Period": 0, "AccountId": ""}],
+        "Tags": [{"Key": "", "Value": ""}], "ThresholdMetricId": ""
+    }"#;
+
+    #[test]
+    fn the_cli_skeleton_is_taken_with_its_empty_fields_ignored_and_metric_math_named() {
+        let mut skeleton: Value = serde_json::from_str(CLI_SKELETON).unwrap();
+        let raw: AlarmDefinition = serde_json::from_value(skeleton.clone()).unwrap();
+        assert!(raw.compile().unwrap_err().contains("AlarmName"));
+        for (field, value) in [
+            ("AlarmName", json!("disk-full")),
+            ("MetricName", json!("disk_used_percent")),
+            ("Namespace", json!("vigil")),
+            ("Period", json!(60)),
+            ("EvaluationPeriods", json!(3)),
+            ("Threshold", json!(90.0)),
+        ] {
+            skeleton[field] = value;
+        }
+        let filled: AlarmDefinition = serde_json::from_value(skeleton.clone()).unwrap();
+        let alarm = filled.compile().unwrap();
+        assert_eq!(alarm.spec.datapoints_to_alarm, 3, "0 reads as not given");
+        assert!(
+            filled.selects("disk_used_percent", &BTreeMap::new()),
+            "the empty dimension filters nothing"
+        );
+        skeleton["Metrics"][0]["Id"] = json!("m1");
+        skeleton["Metrics"][0]["Expression"] = json!("m1 * 100");
+        let math: AlarmDefinition = serde_json::from_value(skeleton.clone()).unwrap();
+        let refused = math.compile().unwrap_err();
+        assert!(
+            refused.contains("Metrics") && refused.contains("metric math"),
+            "{refused}"
+        );
+        skeleton["Metrics"] = json!([]);
+        skeleton["ThresholdMetricId"] = json!("m1");
+        let anomaly: AlarmDefinition = serde_json::from_value(skeleton).unwrap();
+        assert!(anomaly.compile().unwrap_err().contains("ThresholdMetricId"));
     }
 
     #[test]

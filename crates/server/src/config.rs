@@ -219,6 +219,21 @@ impl Config {
                 .compile()
                 .map_err(|e| ConfigError::Invalid(format!("alarm `{}`: {e}", alarm.alarm_name)))?;
         }
+        for (name, playbook) in &config.playbooks {
+            for step in &playbook.steps {
+                let probes: Vec<&String> = match step {
+                    vigil_actions::Step::Diagnose { probes } => probes.iter().collect(),
+                    vigil_actions::Step::Remediate { probe, .. } => vec![probe],
+                    _ => Vec::new(),
+                };
+                if let Some(unknown) = probes.into_iter().find(|p| !vigil_core::is_known_probe(p)) {
+                    return Err(ConfigError::Invalid(format!(
+                        "playbook `{name}`: no probe named `{unknown}`; agents run {} and `command:NAME` for commands their config allows",
+                        vigil_core::BUILT_IN_PROBES.join(", ")
+                    )));
+                }
+            }
+        }
         if config.server.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "server.body_limit_bytes must be at least 1024".into(),
@@ -249,6 +264,29 @@ mod tests {
         let config = Config::parse(text).unwrap();
         assert_eq!(config.server.body_limit_bytes, 1024 * 1024);
         assert!(!config.rules.is_empty());
+    }
+
+    #[test]
+    fn a_playbook_naming_an_unknown_probe_is_refused_naming_it() {
+        for (step, unknown) in [
+            (
+                r#"{ type = "diagnose", probes = ["top_cpu", "top_cpus"] }"#,
+                "top_cpus",
+            ),
+            (r#"{ type = "remediate", probe = "reboot" }"#, "reboot"),
+            (r#"{ type = "remediate", probe = "command:" }"#, "command:"),
+        ] {
+            let text = format!("[playbooks.careful]\nsteps = [{step}]\n");
+            let error = Config::parse(&text).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("no probe named `{unknown}`")) && error.contains("careful"),
+                "{error}"
+            );
+        }
+        let fine = r#"[playbooks.careful]
+steps = [{ type = "diagnose", probes = ["disk_usage", "command:df_inodes"] }, { type = "remediate", probe = "collector_restart", approval = true }]
+"#;
+        assert!(Config::parse(fine).is_ok());
     }
 
     #[test]

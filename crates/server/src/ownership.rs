@@ -2,6 +2,7 @@
 //! loaded from and saved to the store, and the questions the rest of the server asks of
 //! it — whose is this, who approves, who is next, is this inside that token's scope.
 
+use std::collections::HashMap;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use vigil_ownership::{
@@ -18,6 +19,9 @@ pub struct Ownership {
 pub struct Inner {
     pub tree: Tree,
     pub hosts: HostIndex,
+    /// Enrolled hosts by their other names (an EC2 `InstanceId`): alarms name hosts by
+    /// whatever their source knows them by.
+    pub aliases: HashMap<String, String>,
 }
 
 impl Ownership {
@@ -51,6 +55,12 @@ impl Ownership {
                 }
             }
         }
+        let aliases = store
+            .hosts()
+            .await?
+            .into_iter()
+            .filter_map(|h| Some((h.instance_id?, h.name)))
+            .collect();
         let mut tree = Tree::new();
         let mut hosts = HostIndex::new();
         let known: std::collections::HashSet<String> = document
@@ -81,7 +91,11 @@ impl Ownership {
             )));
         }
         Ok(Ownership {
-            inner: RwLock::new(Inner { tree, hosts }),
+            inner: RwLock::new(Inner {
+                tree,
+                hosts,
+                aliases,
+            }),
             rules,
         })
     }
@@ -98,23 +112,50 @@ impl Ownership {
         self.read().tree.owners_of(appcode)
     }
 
-    /// The Appcode a host is bound to, or the first binding rule it matches.
+    /// Records another name an enrolled host is known by (its EC2 instance id).
+    pub fn add_alias(&self, alias: &str, host: &str) {
+        self.write()
+            .aliases
+            .insert(alias.to_string(), host.to_string());
+    }
+
+    /// The enrolled host a name refers to: itself, or the host it is an alias of.
+    pub fn host_named(&self, name: &str) -> String {
+        self.read()
+            .aliases
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_string())
+    }
+
+    /// The Appcode a host is bound to (by any of its names), or the first binding rule it
+    /// matches.
     pub fn appcode_for_host(
         &self,
         host: &str,
         labels: &std::collections::BTreeMap<String, String>,
     ) -> Option<String> {
-        if let Some(code) = self.read().hosts.appcode_of(host) {
+        let host = self.host_named(host);
+        if let Some(code) = self.read().hosts.appcode_of(&host) {
             return Some(code.to_string());
         }
-        vigil_ownership::bind_by_rules(&self.rules, host, labels).map(|c| c.to_string())
+        vigil_ownership::bind_by_rules(&self.rules, &host, labels).map(|c| c.to_string())
     }
 
-    /// What an event says about its alarm, with the Appcode it belongs to: its own, else
-    /// its host's. The one answer to "whose is this event", for processing and for access.
+    /// What an event says about its alarm, with the host it is about (by the host's
+    /// enrolled name, whatever name the alarm used: host name, `InstanceId`, Alertmanager
+    /// `instance` or `nodename`) and the Appcode it belongs to: its own, else its host's.
+    /// The one answer to "whose is this event", for processing and for access.
     pub fn facts_of(&self, event: &vigil_core::Event) -> vigil_core::AlarmFacts {
         let mut facts = vigil_core::AlarmFacts::from_event(event)
             .unwrap_or_else(|| vigil_core::AlarmFacts::from_other_event(event));
+        let named = [facts.host.as_deref(), facts.instance_id.as_deref()]
+            .into_iter()
+            .flatten()
+            .find_map(|name| self.read().aliases.get(name).cloned());
+        if let Some(host) = named {
+            facts.host = Some(host);
+        }
         if facts.appcode.is_none() {
             if let Some(host) = facts.host.clone().or_else(|| facts.instance_id.clone()) {
                 facts.appcode = self.appcode_for_host(&host, &facts.labels);

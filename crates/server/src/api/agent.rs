@@ -98,18 +98,16 @@ pub async fn metrics(
     let count = batch.samples.len();
     let text = serde_json::to_string(&batch).map_err(ApiError::internal)?;
     state.store.record_metrics(&host, text, now()).await?;
-    let appcode = state.store.host(&host).await?.and_then(|h| h.appcode);
-    // Every agent series carries its host (and Appcode), so one alarm can watch every host,
-    // or every host of an application, including hosts that report for the first time.
+    // Every agent series carries its host, so one alarm can watch every host, including
+    // hosts that report for the first time. Not its Appcode: ownership changes (a host is
+    // rebound, an application moves) while the measurement stays the same series; whose
+    // it is is looked up when an incident opens.
     let points: Vec<vigil_ingest::MetricPoint> = batch
         .samples
         .into_iter()
         .map(|s| {
             let mut labels = s.dimensions;
             labels.insert("host".into(), host.clone());
-            if let Some(appcode) = &appcode {
-                labels.insert("appcode".into(), appcode.clone());
-            }
             vigil_ingest::MetricPoint {
                 name: s.name,
                 labels,

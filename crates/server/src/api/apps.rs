@@ -274,7 +274,8 @@ pub struct Bind {
     appcode: String,
 }
 
-/// Binds a host (enrolled or not) to an application: its alarms and incidents belong there.
+/// Binds a host (enrolled, or declared by an import) to an application: its alarms and
+/// incidents belong there from now on.
 #[utoipa::path(post, path = "/api/v1/hosts/{name}/bind", tag = "apps", request_body = Bind,
     params(("name" = String, Path, description = "The host's name")),
     responses((status = 200, body = HostBound)))]
@@ -286,21 +287,12 @@ pub async fn bind_host(
 ) -> Result<Json<HostBound>, ApiError> {
     let JsonBody(bind) = body?;
     who.check_app(&state.ownership, &bind.appcode)?;
-    if who.scope.is_some() {
-        let current = state
-            .ownership
-            .read()
-            .hosts
-            .appcode_of(&host)
-            .map(|c| c.to_string());
-        if let Some(current) = current {
-            who.check_app(&state.ownership, &current)
-                .map_err(|_| Denied::Hidden(format!("host `{host}`")))?;
-        }
-    }
+    // Only a host vigil knows of (enrolled, or declared by an import), and one the token
+    // may see: a bind never invents a host.
+    service::hosts::visible(&state, &who, &host).await?;
     {
         let mut inner = state.ownership.write();
-        let Inner { tree, hosts } = &mut *inner;
+        let Inner { tree, hosts, .. } = &mut *inner;
         hosts
             .bind(tree, &host, &bind.appcode)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -358,7 +350,7 @@ pub async fn import_tree(
     .map_err(unprocessable)?;
     let (report, rows, bindings) = {
         let mut inner = state.ownership.write();
-        let Inner { tree, hosts } = &mut *inner;
+        let Inner { tree, hosts, .. } = &mut *inner;
         let report = import(tree, hosts, &document).map_err(unprocessable)?;
         let codes: Vec<String> = document
             .apps

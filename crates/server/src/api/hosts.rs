@@ -66,7 +66,8 @@ fn valid_instance_id(id: &str) -> bool {
 /// Enrolls a host and returns its agent token, shown only here.
 #[utoipa::path(post, path = "/api/v1/hosts", tag = "hosts", request_body = NewHost,
     responses((status = 201, description = "Enrolled", body = Enrolled),
-        (status = 200, description = "Enrolled before: a new token, the old one revoked", body = Enrolled)))]
+        (status = 200, description = "Enrolled before: a new token, the old one revoked", body = Enrolled),
+        (status = 404, description = "No application of that Appcode (or none the token may see)", body = super::doc::ErrorBody)))]
 pub async fn add(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -88,6 +89,9 @@ pub async fn add(
     if let Some(code) = new.appcode.as_deref() {
         vigil_ownership::Appcode::parse(code)
             .map_err(|e| ApiError::bad_request(format!("appcode: {e}")))?;
+        // A host of an application nobody created would belong to nobody: refused, as a
+        // bind to it is (create the application first, or import the tree).
+        who.check_app(&state.ownership, code)?;
     }
     if let Some(id) = new.instance_id.as_deref().filter(|i| !valid_instance_id(i)) {
         return Err(ApiError::bad_request(format!(
@@ -104,12 +108,16 @@ pub async fn add(
         instance_id: new.instance_id,
         token_hash: hash,
     };
+    let instance_id = enrollment.instance_id.clone();
     let outcome = state.store.enroll_host(enrollment, now()).await?;
+    if let Some(instance_id) = &instance_id {
+        state.ownership.add_alias(instance_id, &name);
+    }
     // A renewed host's old token must stop working now, not when it falls out of a cache.
     state.auth.forget_cached();
     if let Some(appcode) = &appcode {
         let mut inner = state.ownership.write();
-        let crate::ownership::Inner { tree, hosts } = &mut *inner;
+        let crate::ownership::Inner { tree, hosts, .. } = &mut *inner;
         if tree.get(appcode).is_some() {
             if let Err(e) = hosts.bind(tree, &name, appcode) {
                 tracing::warn!(host = %name, appcode = %appcode, error = %e, "host not bound");
