@@ -81,6 +81,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .await
             }
         },
+        Command::Status { json, client } => status(&client, json).await,
         Command::Hosts {
             state,
             json,
@@ -320,6 +321,32 @@ async fn revoke_host(args: &ClientArgs, name: &str) -> anyhow::Result<()> {
         .post(&format!("/api/v1/hosts/{}/revoke", urlencode(name)), None)
         .await?;
     println!("host {name} revoked: its agent's token no longer works");
+    Ok(())
+}
+
+async fn status(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
+    let client = Client::from_args(args)?;
+    let body = client.get("/api/v1/status").await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    let processing = &body["processing"];
+    let backlog = processing["backlog"].as_u64().unwrap_or(0);
+    let lag = processing["lag_seconds"].as_f64().unwrap_or(0.0);
+    println!("vigil {}", body["version"].as_str().unwrap_or("?"));
+    if backlog == 0 {
+        println!("processing: up to date");
+    } else {
+        println!(
+            "processing: {backlog} events waiting, the oldest for {lag:.1} s{}",
+            if processing["behind"] == true {
+                " — behind: new alarms reach incidents late"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(())
 }
 

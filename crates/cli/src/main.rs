@@ -68,6 +68,13 @@ enum Command {
     },
     /// List hosts: lifecycle state (declared, enrolled, reporting, silent, revoked), last
     /// seen, agent version, collector state.
+    /// Whether the server keeps up: events waiting to be processed, and for how long.
+    Status {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     Hosts {
         /// Only hosts in this state: declared, enrolled, reporting, silent or revoked
         #[arg(long)]

@@ -645,6 +645,13 @@ async fn every_route_answers_each_kind_of_token_by_the_one_access_rule() {
         ),
         row(
             "GET",
+            "/api/v1/status",
+            "/api/v1/status",
+            "/api/v1/status",
+            [200, 200, 200, 403],
+        ),
+        row(
+            "GET",
             "/api/v1/openapi.json",
             "/api/v1/openapi.json",
             "/api/v1/openapi.json",
@@ -749,6 +756,13 @@ async fn every_route_answers_each_kind_of_token_by_the_one_access_rule() {
             "/ui/api/hosts",
             "/ui/api/hosts",
             "/ui/api/hosts",
+            [200, 200, 200, 0],
+        ),
+        row(
+            "GET",
+            "/ui/api/status",
+            "/ui/api/status",
+            "/ui/api/status",
             [200, 200, 200, 0],
         ),
         row(

@@ -542,3 +542,81 @@ async fn without_channels_each_notification_is_recorded_as_not_delivered() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_lag_is_reported_in_status_and_metrics() {
+    let dir = temp_dir();
+    let held = Server::start_env(
+        dir.path(),
+        &["--no-agent"],
+        &[
+            ("VIGIL_FAULT_HOLD_PROCESSING", "1"),
+            ("VIGIL_TEST_CLOCK", "1"),
+        ],
+    )
+    .await;
+    for id in ["held-1", "held-2", "held-3"] {
+        let (status, body) = held
+            .post("/api/v1/events", alarm_event(id, id).to_string())
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let (status, _) = held
+        .post(
+            "/api/v1/test/clock",
+            serde_json::json!({"seconds": 30}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, report) = held.get("/api/v1/status").await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["processing"]["backlog"], 3, "{report}");
+    assert_eq!(report["processing"]["behind"], true, "{report}");
+    let lag = report["processing"]["lag_seconds"].as_f64().unwrap_or(0.0);
+    assert!((30.0..40.0).contains(&lag), "{report}");
+    assert_eq!(held.metric("vigil_processing_backlog").await, Some(3));
+    let metrics = held
+        .http
+        .get(format!("{}/metrics", held.url))
+        .bearer_auth(&held.token)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    let lag_line = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("vigil_processing_lag_seconds "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(lag_line.is_some_and(|l| l >= 30.0), "{metrics}");
+    let shown = held.cli(&["status"]);
+    let said = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.status.success() && said.contains("3 events waiting") && said.contains("behind"),
+        "{shown:?}"
+    );
+    drop(held);
+
+    // Processing as usual: nothing waits once the events are in.
+    let dir = temp_dir();
+    let server = Server::start_with(dir.path(), &["--no-agent"]).await;
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            alarm_event("flowing", "flowing").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    server
+        .wait_for_incidents("the incident", |all| all.len() == 1)
+        .await;
+    let (_, report) = server.get("/api/v1/status").await;
+    assert_eq!(report["processing"]["backlog"], 0, "{report}");
+    assert_eq!(report["processing"]["behind"], false, "{report}");
+    let shown = server.cli(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("up to date"),
+        "{shown:?}"
+    );
+}

@@ -1409,3 +1409,65 @@ async fn every_page_fits_a_390px_phone_and_the_tree_is_indented() {
     assert_tree_indented(&browser, &server, &tree, 390).await;
     browser.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_banner_says_when_processing_is_behind() {
+    let dir = temp_dir();
+    let server = Server::start_env(
+        dir.path(),
+        &["--no-agent"],
+        &[
+            ("VIGIL_FAULT_HOLD_PROCESSING", "1"),
+            ("VIGIL_TEST_CLOCK", "1"),
+        ],
+    )
+    .await;
+    let driver = Driver::start(&dir.path().join("chromedriver.log")).await;
+    let browser = driver.browser(1280, 900).await;
+    log_in(&browser, &server).await;
+    // Nothing waits: no banner.
+    browser
+        .wait_for(
+            "the status check",
+            Duration::from_secs(10),
+            "return window.performance.getEntriesByType('resource').some(r => r.name.endsWith('/ui/api/status'))",
+        )
+        .await;
+    let hidden = browser
+        .eval("return document.getElementById('lag').hidden", json!([]))
+        .await;
+    assert_eq!(hidden, json!(true));
+
+    for id in ["lag-1", "lag-2", "lag-3"] {
+        let (status, body) = server
+            .post("/api/v1/events", common::alarm_event(id, id).to_string())
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let (status, _) = server
+        .post("/api/v1/test/clock", json!({"seconds": 30}).to_string())
+        .await;
+    assert_eq!(status, 200);
+    let banner = browser
+        .wait_for(
+            "the processing banner",
+            Duration::from_secs(15),
+            "const b = document.getElementById('lag'); return !b.hidden && b.textContent",
+        )
+        .await;
+    let banner = banner.as_str().unwrap_or_default();
+    let waited: u64 = banner
+        .split("the oldest for ")
+        .nth(1)
+        .and_then(|rest| rest.split('s').next())
+        .and_then(|secs| secs.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        banner.contains("3 events waiting") && waited >= 30,
+        "{banner}"
+    );
+    browser
+        .screenshot(&screenshots("lag").join("banner.png"))
+        .await;
+    browser.quit().await;
+}

@@ -9,10 +9,20 @@
 //! journaled; STEP is ticket, comment, notify or resolve_ticket), `journaled:STEP` (its
 //! outcome committed), `escalated` (an escalation and its event committed),
 //! `manual_resolve` (a resolution by hand and its run committed).
+//!
+//! `VIGIL_FAULT_HOLD_PROCESSING=1` keeps the event processor from starting: events are
+//! accepted and wait, so tests can see a backlog and what reports it.
 
 use std::sync::OnceLock;
 
 pub const CRASH_AFTER_ENV: &str = "VIGIL_FAULT_CRASH_AFTER";
+
+pub const HOLD_PROCESSING_ENV: &str = "VIGIL_FAULT_HOLD_PROCESSING";
+
+/// Whether the event processor is held (see the module documentation).
+pub fn processing_held() -> bool {
+    std::env::var(HOLD_PROCESSING_ENV).is_ok_and(|v| v == "1")
+}
 
 pub fn crash_point(name: &str) {
     static ARMED: OnceLock<Option<String>> = OnceLock::new();

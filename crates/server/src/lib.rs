@@ -146,7 +146,7 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
     let processor_wake = pipeline::Wake::default();
     let escalation_wake = pipeline::Wake::default();
     let ingest = pipeline::start_ingest(store.clone(), processor_wake.clone());
-    pipeline::Processor {
+    let processor = pipeline::Processor {
         store: store.clone(),
         rules: rules.clone(),
         group_by: config.incidents.group_by.clone(),
@@ -159,8 +159,15 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         runner: runner.clone(),
         ownership: ownership.clone(),
         escalation: escalation_wake.clone(),
+    };
+    if fault::processing_held() {
+        tracing::warn!(
+            "{} is set: events are accepted but not processed",
+            fault::HOLD_PROCESSING_ENV
+        );
+    } else {
+        processor.spawn(processor_wake.clone());
     }
-    .spawn(processor_wake.clone());
 
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen)

@@ -9,7 +9,7 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, String), u64>>,
-    gauges: Mutex<BTreeMap<&'static str, i64>>,
+    gauges: Mutex<BTreeMap<&'static str, f64>>,
     rule_match: Mutex<Histogram>,
 }
 
@@ -101,6 +101,14 @@ const GAUGES: &[(&str, &str)] = &[
         "Server-clock time (Unix milliseconds) of the escalation sweeper's last finished check: everything due by then has escalated.",
     ),
     (
+        "vigil_processing_backlog",
+        "Events accepted and not yet processed.",
+    ),
+    (
+        "vigil_processing_lag_seconds",
+        "How long the oldest event not yet processed has waited (0 when none waits).",
+    ),
+    (
         "vigil_runner_idle",
         "1 when the playbook runner last found nothing due in its journal and no step in flight: nothing goes out until something changes.",
     ),
@@ -118,6 +126,10 @@ impl Metrics {
     }
 
     pub fn set(&self, name: &'static str, value: i64) {
+        self.set_float(name, value as f64);
+    }
+
+    pub fn set_float(&self, name: &'static str, value: f64) {
         self.gauges
             .lock()
             .unwrap_or_else(|p| p.into_inner())

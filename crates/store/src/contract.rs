@@ -46,6 +46,10 @@ pub trait EventStore: Send + Sync {
 
     async fn event_count(&self) -> Result<u64>;
 
+    /// How far processing is behind: events accepted but not processed, and when the
+    /// oldest of them was accepted.
+    async fn backlog(&self) -> Result<Backlog>;
+
     /// Records an SNS SubscriptionConfirmation and what vigil decided about it. A message
     /// id seen before changes nothing.
     async fn record_sns_subscription(

@@ -31,6 +31,15 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
+/// How far processing is behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Events accepted and not yet processed.
+    pub events: u64,
+    /// When the oldest of them was accepted; `None` when there are none.
+    pub oldest_accepted_at: Option<Timestamp>,
+}
+
 /// An accepted event as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventRecord {

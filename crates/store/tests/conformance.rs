@@ -223,6 +223,7 @@ macro_rules! conformance_suite {
         conformance_suite!(@tests $backend, $open;
             duplicate_event_ids_are_stored_once,
             pending_events_come_oldest_first,
+            the_backlog_counts_pending_events_and_dates_the_oldest,
             alarms_open_repeat_and_resolve_incidents,
             concurrent_alarms_of_a_group_open_one_incident,
             processing_commits_the_change_with_its_work,
@@ -606,6 +607,38 @@ async fn pending_events_come_oldest_first(h: &dyn Harness) {
         .collect();
     assert_eq!(ids, ["e1", "e3", "e4", "e5"]);
     assert!(store.event("e2").await.unwrap().unwrap().processed);
+}
+
+async fn the_backlog_counts_pending_events_and_dates_the_oldest(h: &dyn Harness) {
+    let store = h.store();
+    assert_eq!(store.backlog().await.unwrap(), Backlog::default());
+    let t0 = now();
+    let t1 = t0 + chrono::Duration::seconds(5);
+    let seqs = accept(&*store, &["b1", "b2"], t0).await;
+    accept(&*store, &["b3"], t1).await;
+    let backlog = store.backlog().await.unwrap();
+    assert_eq!(backlog.events, 3);
+    assert_eq!(
+        backlog.oldest_accepted_at.map(|t| t.timestamp_millis()),
+        Some(t0.timestamp_millis())
+    );
+    let decisions = ["b1", "b2"]
+        .iter()
+        .zip(seqs)
+        .map(|(id, seq)| Decision {
+            seq,
+            event_id: id.to_string(),
+            effect: Effect::Nothing,
+        })
+        .collect();
+    store.process_events(decisions, t1).await.unwrap();
+    let backlog = store.backlog().await.unwrap();
+    assert_eq!(backlog.events, 1);
+    assert_eq!(
+        backlog.oldest_accepted_at.map(|t| t.timestamp_millis()),
+        Some(t1.timestamp_millis()),
+        "the oldest left is the one accepted later"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ fn described_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(apps::add_token))
         .routes(routes!(apps::report_for))
         .routes(routes!(apps::advance_clock))
+        .routes(routes!(status))
         .routes(routes!(openapi))
         .routes(routes!(metrics))
         .split_for_parts();
@@ -116,6 +117,15 @@ async fn metrics(
     state
         .metrics
         .set("vigil_runner_idle", i64::from(state.runner.is_idle()));
+    let processing =
+        crate::service::status::Processing::of(state.store.backlog().await?, crate::now());
+    state.metrics.set(
+        "vigil_processing_backlog",
+        i64::try_from(processing.backlog).unwrap_or(i64::MAX),
+    );
+    state
+        .metrics
+        .set_float("vigil_processing_lag_seconds", processing.lag_seconds);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -124,6 +134,15 @@ async fn metrics(
         state.metrics.render(),
     )
         .into_response())
+}
+
+/// Whether processing keeps up: events waiting, and how long the oldest has waited.
+#[utoipa::path(get, path = "/api/v1/status", tag = "server",
+    responses((status = 200, body = crate::service::status::Status)))]
+async fn status(
+    State(state): State<AppState>,
+) -> Result<Json<crate::service::status::Status>, ApiError> {
+    Ok(Json(crate::service::status::status(&state).await?))
 }
 
 /// This description.

@@ -8,6 +8,7 @@ pub mod apps;
 pub mod events;
 pub mod hosts;
 pub mod incidents;
+pub mod status;
 
 use vigil_store::StoreError;
 

@@ -199,6 +199,14 @@ pub(super) async fn hosts(
     Ok(Json(json!({"hosts": rows, "now": now()})))
 }
 
+/// `GET /ui/api/status`: whether processing keeps up, for the banner every page shows
+/// while it does not.
+pub(super) async fn status(State(state): State<UiState>) -> Result<Json<Value>, UiError> {
+    Ok(Json(json!(
+        crate::service::status::status(&state.app).await?
+    )))
+}
+
 /// `GET /ui/api/apps`: the application tree (within the session's scope), each node with
 /// its inherited owners, approvers and on-call, its hosts and open incidents; hosts bound
 /// to no application come last, under `appcode: null`.

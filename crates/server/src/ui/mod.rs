@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/api/series", get(data::series))
         .route("/ui/api/hosts", get(data::hosts))
         .route("/ui/api/apps", get(data::apps))
+        .route("/ui/api/status", get(data::status))
         .route("/ui/api/{*rest}", any(api_not_found))
         .route_layer(middleware::from_fn_with_state(
             ui.clone(),

@@ -250,6 +250,29 @@ impl EventStore for PostgresStore {
         }))
     }
 
+    async fn backlog(&self) -> Result<crate::Backlog> {
+        let client = self.client().await?;
+        let count: i64 = query_one(
+            &client,
+            "SELECT COUNT(*) FROM events WHERE NOT processed",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+        let oldest = query_opt(
+            &client,
+            "SELECT received_at FROM events WHERE NOT processed ORDER BY seq LIMIT 1",
+            &[],
+        )
+        .await?
+        .map(|row| row.try_get::<_, crate::Timestamp>(0))
+        .transpose()?;
+        Ok(crate::Backlog {
+            events: unsigned(count, "events", "pending")?,
+            oldest_accepted_at: oldest,
+        })
+    }
+
     async fn event_count(&self) -> Result<u64> {
         let client = self.client().await?;
         let count: i64 = query_one(&client, "SELECT COUNT(*) FROM events", &[])

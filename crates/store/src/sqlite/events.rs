@@ -43,6 +43,35 @@ impl EventStore for SqliteStore {
         .await
     }
 
+    async fn backlog(&self) -> Result<crate::Backlog> {
+        self.blocking(|db| {
+            db.read(|tx| {
+                // Both answers come from the pending index: its size, and its first row
+                // (events are numbered as they are accepted).
+                let events: i64 = one(
+                    tx,
+                    "SELECT COUNT(*) FROM events WHERE processed = 0",
+                    [],
+                    |r| r.get(0),
+                )?;
+                let oldest: Option<String> = one(
+                    tx,
+                    "SELECT received_at FROM events WHERE processed = 0 ORDER BY seq LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+                Ok(crate::Backlog {
+                    events: u64::try_from(events).unwrap_or_default(),
+                    oldest_accepted_at: oldest
+                        .map(|t| parse_time(&t, || "the oldest pending event".into()))
+                        .transpose()?,
+                })
+            })
+        })
+        .await
+    }
+
     async fn event(&self, id: &str) -> Result<Option<EventRecord>> {
         let id = id.to_string();
         self.blocking(move |db| db.read(|tx| event(tx, &id))).await

@@ -757,6 +757,23 @@
     }
   });
 
+  // While processing is behind, every page says so: what it shows may be late.
+  const lag = document.getElementById('lag');
+  async function checkLag() {
+    try {
+      const processing = (await api('/ui/api/status')).processing;
+      lag.hidden = !processing.behind;
+      lag.textContent = processing.behind
+        ? 'Processing is behind: ' + processing.backlog + ' events waiting, the oldest for ' +
+          duration(processing.lag_seconds * 1000) + '. New alarms may show late.'
+        : '';
+    } catch (e) {
+      // The page's own loads report an unreachable server.
+    }
+  }
+  checkLag();
+  setInterval(checkLag, 5000);
+
   const [section, page] = route();
   for (const a of document.querySelectorAll('[data-nav]')) {
     if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
