@@ -8,11 +8,16 @@
 //!     --concurrency 16 --seconds 20
 //! ```
 //!
-//! Every event gets a fresh `id` and its own alarm name (so each opens an incident). Prints
-//! requests, errors (non-2xx or no answer), events/s accepted, request latency p50/p99/p99.9/max,
-//! then the processing lag: from the moment the last event was accepted until
-//! `GET /api/v1/events/{id}` says it was processed (polled every 20 ms, at most
-//! `--lag-limit` seconds). A benchmark: it reports figures and judges nothing.
+//! Every event gets a fresh `id`. With `--mode distinct` (the default) each also gets its own
+//! alarm name, so each opens an incident (an alarm storm); with `--mode repeat` they all
+//! name one alarm, so all but the first are repeats of one incident. `--batch N` sends N
+//! events per request (as EventBridge and Alertmanager batch). Prints requests, errors
+//! (non-2xx or no answer), events/s accepted, request latency p50/p99/p99.9/max; then what
+//! processing did, from `GET /api/v1/status` sampled every 100 ms until nothing waits (at
+//! most `--lag-limit` seconds after sending stops): events/s processed and incidents/s
+//! opened from start to the end of the backlog, the peak backlog, and the lag of the
+//! oldest waiting event at p50/p99/max over the samples. A benchmark: it reports figures
+//! and judges nothing.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +61,28 @@ struct Args {
     /// Upper bound on requests, whatever the duration
     #[arg(long, default_value_t = 20_000_000)]
     max_requests: u64,
+    /// distinct: a new alarm per event (each opens an incident); repeat: one alarm for all
+    #[arg(long, value_enum, default_value_t = Mode::Distinct)]
+    mode: Mode,
+    /// Events per request (an array body when more than one)
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Distinct,
+    Repeat,
+}
+
+/// What `GET /api/v1/status` said over the run.
+#[derive(Default)]
+struct Samples {
+    /// The oldest waiting event's age at each sample, in milliseconds.
+    lags_ms: Vec<u64>,
+    peak_backlog: u64,
+    /// When the backlog was last seen empty after sending stopped.
+    drained: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -82,6 +109,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.concurrency == 0 || args.concurrency > 1024 {
         return Err("--concurrency must be between 1 and 1024".into());
     }
+    if args.batch == 0 || args.batch > 1000 {
+        return Err(
+            "--batch must be between 1 and 1000 (vigil takes at most 1000 per request)".into(),
+        );
+    }
     let token = std::fs::read_to_string(&args.token_file)?
         .trim()
         .to_string();
@@ -92,8 +124,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .no_proxy()
         .build()?;
 
+    let opened_before = metric(&http, &url, &token, "vigil_incidents_opened_total").await;
     let started = Instant::now();
     let end = started + Duration::from_secs(args.seconds);
+    let sending = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (http, url, token, sending) =
+            (http.clone(), url.clone(), token.clone(), sending.clone());
+        let limit = Duration::from_secs(args.lag_limit);
+        tokio::spawn(async move { sample_status(&http, &url, &token, &sending, limit).await })
+    };
     let issued = Arc::new(AtomicU64::new(0));
     let mut senders = Vec::with_capacity(args.concurrency);
     for sender in 0..args.concurrency {
@@ -104,13 +144,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let issued = issued.clone();
         let prefix = format!("{}-s{sender}", args.run);
         let max_requests = args.max_requests;
+        let (mode, batch) = (args.mode, args.batch);
         senders.push(tokio::spawn(async move {
             let mut report = SenderReport::default();
             let mut n = 0u64;
             while Instant::now() < end && issued.fetch_add(1, Ordering::Relaxed) < max_requests {
-                let id = format!("{prefix}-{n}");
-                n += 1;
-                let body = template.replace(ID_MARK, &id).replace(ALARM_MARK, &id);
+                let mut events = Vec::with_capacity(batch);
+                let mut id = String::new();
+                for _ in 0..batch {
+                    id = format!("{prefix}-{n}");
+                    n += 1;
+                    let alarm = match mode {
+                        Mode::Distinct => id.as_str(),
+                        Mode::Repeat => "bench repeat storm",
+                    };
+                    events.push(template.replace(ID_MARK, &id).replace(ALARM_MARK, alarm));
+                }
+                let body = if batch == 1 {
+                    events.remove(0)
+                } else {
+                    format!("[{}]", events.join(","))
+                };
                 let sent = Instant::now();
                 let answer = http
                     .post(&endpoint)
@@ -128,7 +182,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             .latencies_us
                             .push(done.duration_since(sent).as_micros() as u64);
                         if status.is_success() {
-                            report.accepted += 1;
+                            report.accepted += batch as u64;
                             report.last_accepted = Some((done, id));
                         } else {
                             report.rejected += 1;
@@ -163,6 +217,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let elapsed = started.elapsed();
+    sending.store(false, Ordering::SeqCst);
+    let samples = sampler.await?;
+    let opened = metric(&http, &url, &token, "vigil_incidents_opened_total").await - opened_before;
 
     let requests = total.accepted + total.rejected + total.failed;
     let errors = total.rejected + total.failed;
@@ -188,6 +245,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(error) = &total.first_error {
         println!("    first error: {}", one_line(error, 300));
     }
+    match samples.drained {
+        Some(drained) => {
+            let took = drained.duration_since(started).as_secs_f64();
+            println!(
+                "    processing: {} events in {took:.1} s ({:.0} events/s), {opened} incidents opened ({:.0}/s), peak backlog {}",
+                total.accepted,
+                total.accepted as f64 / took,
+                opened as f64 / took,
+                samples.peak_backlog,
+            );
+        }
+        None => println!(
+            "    processing: still behind {} s after sending stopped; {opened} incidents opened, peak backlog {}",
+            args.lag_limit, samples.peak_backlog
+        ),
+    }
+    let mut lags = samples.lags_ms;
+    lags.sort_unstable();
+    if !lags.is_empty() {
+        println!(
+            "    lag of the oldest waiting event, over {} samples: p50 {:.1} s  p99 {:.1} s  max {:.1} s",
+            lags.len(),
+            percentile(&lags, 0.50) as f64 / 1000.0,
+            percentile(&lags, 0.99) as f64 / 1000.0,
+            *lags.last().unwrap_or(&0) as f64 / 1000.0,
+        );
+    }
     match total.last_accepted {
         Some((accepted_at, id)) => {
             let limit = Duration::from_secs(args.lag_limit);
@@ -202,6 +286,62 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => println!("    processing lag: no event was accepted"),
     }
     Ok(())
+}
+
+/// Polls `GET /api/v1/status` every 100 ms while sending, then until nothing waits.
+async fn sample_status(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    sending: &std::sync::atomic::AtomicBool,
+    limit: Duration,
+) -> Samples {
+    let mut samples = Samples::default();
+    let mut stopped: Option<Instant> = None;
+    loop {
+        let status: Option<Value> = match http
+            .get(format!("{url}/api/v1/status"))
+            .bearer_auth(token)
+            .send()
+            .await
+        {
+            Ok(answer) => answer.json().await.ok(),
+            Err(_) => None,
+        };
+        if let Some(processing) = status.as_ref().map(|s| &s["processing"]) {
+            let backlog = processing["backlog"].as_u64().unwrap_or(0);
+            samples.peak_backlog = samples.peak_backlog.max(backlog);
+            let lag = processing["lag_seconds"].as_f64().unwrap_or(0.0);
+            samples.lags_ms.push((lag * 1000.0) as u64);
+            if stopped.is_some() && backlog == 0 {
+                samples.drained = Some(Instant::now());
+                return samples;
+            }
+        }
+        if stopped.is_none() && !sending.load(Ordering::SeqCst) {
+            stopped = Some(Instant::now());
+        }
+        if stopped.is_some_and(|at| at.elapsed() > limit) {
+            return samples;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A counter of the server's `/metrics`; 0 when absent.
+async fn metric(http: &reqwest::Client, url: &str, token: &str, name: &str) -> u64 {
+    let text = match http
+        .get(format!("{url}/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+    {
+        Ok(answer) => answer.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The fixture serialized once, with marks where each request's id and alarm name go.
