@@ -620,3 +620,94 @@ async fn processing_lag_is_reported_in_status_and_metrics() {
         "{shown:?}"
     );
 }
+
+/// An OK→ALARM event graded `severity`, in its own group.
+fn graded(id: &str, alarm: &str, severity: &str) -> Value {
+    let mut event = alarm_event(id, alarm);
+    event["detail"]["severity"] = json!(severity);
+    event
+}
+
+fn key_number(incident: &Value) -> u64 {
+    incident["key"]
+        .as_str()
+        .and_then(|k| k.strip_prefix("INC-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("an INC-n key: {incident}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_backlog_recoveries_and_critical_alarms_go_first_in_their_groups_order() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let mut server = Server::start_with(&data, &["--no-agent"]).await;
+    let (status, _) = server
+        .post(
+            "/api/v1/events",
+            graded("first", "recover-me", "warning").to_string(),
+        )
+        .await;
+    assert_eq!(status, 202);
+    server
+        .wait_for_incidents("the first incident", |all| all.len() == 1)
+        .await;
+    server.kill();
+
+    // A backlog: 100 warnings, then the first alarm's recovery, its next ALARM, and one
+    // critical alarm, all accepted while processing is held.
+    let mut held = Server::start_env(
+        &data,
+        &["--no-agent"],
+        &[("VIGIL_FAULT_HOLD_PROCESSING", "1")],
+    )
+    .await;
+    let mut backlog: Vec<Value> = (0..100)
+        .map(|n| graded(&format!("w{n}"), &format!("warning {n}"), "warning"))
+        .collect();
+    let mut recovery = recovery_event("recovered", "recover-me");
+    recovery["detail"]["severity"] = json!("warning");
+    backlog.push(recovery);
+    backlog.push(graded("again", "recover-me", "warning"));
+    backlog.push(graded("crit", "critical one", "critical"));
+    let (status, body) = held
+        .post("/api/v1/events", Value::Array(backlog).to_string())
+        .await;
+    assert_eq!(status, 202, "{body}");
+    held.kill();
+
+    let server = Server::start_with(&data, &["--no-agent"]).await;
+    let all = server
+        .wait_for_incidents("every incident", |all| all.len() == 103)
+        .await;
+    let of =
+        |alarm: &str| -> Vec<&Value> { all.iter().filter(|i| i["alarm_name"] == alarm).collect() };
+    let mut recover_me = of("recover-me");
+    recover_me.sort_by_key(|i| key_number(i));
+    assert_eq!(
+        recover_me.len(),
+        2,
+        "resolved, then opened again: {recover_me:?}"
+    );
+    assert_eq!(recover_me[0]["status"], "resolved", "{recover_me:?}");
+    assert_eq!(
+        key_number(recover_me[1]),
+        2,
+        "its group went first: {recover_me:?}"
+    );
+    assert_eq!(
+        key_number(of("critical one")[0]),
+        3,
+        "then the critical alarm"
+    );
+    let first_warning = all
+        .iter()
+        .filter(|i| {
+            i["alarm_name"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("warning "))
+        })
+        .map(key_number)
+        .min();
+    assert_eq!(first_warning, Some(4), "the warnings after them, none lost");
+    drop(server);
+}

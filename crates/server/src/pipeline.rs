@@ -12,6 +12,7 @@
 //! with its processed mark (the outbox): a crash replays the event or finds all its work
 //! journaled, never half.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -149,9 +150,11 @@ pub struct Processor {
     pub escalation: Wake,
 }
 
-/// Events read and committed together per round: one transaction (one fsync) for up to
-/// this many events.
+/// Events committed together: one transaction (one fsync) for up to this many events.
 const PROCESS_BATCH: usize = 64;
+/// Pending events read per round. Under a backlog they are put in order of urgency
+/// ([`Processor::urgent_first`]) and committed batch by batch.
+const PROCESS_WINDOW: usize = 4096;
 /// After a store error, wait before retrying so a broken disk doesn't spin a core.
 const ERROR_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -197,18 +200,66 @@ impl Processor {
         });
     }
 
-    /// Processes one batch of pending events; returns how many.
+    /// Processes the pending events of one window, batch by batch; returns how many.
     async fn process_pending(&self) -> Result<usize, StoreError> {
-        let pending = self.store.pending_events(PROCESS_BATCH).await?;
-        if pending.is_empty() {
+        let pending = self.store.pending_events(PROCESS_WINDOW).await?;
+        let count = pending.len();
+        if count == 0 {
             return Ok(0);
         }
-        let now = crate::now();
-        let mut decisions = Vec::with_capacity(pending.len());
-        let mut planned = Vec::with_capacity(pending.len());
+        let pending = if count > PROCESS_BATCH {
+            self.urgent_first(pending)
+        } else {
+            pending
+        };
         let mut hosts = crate::jobs::HostLookups::default();
-        for stored in &pending {
-            let (decision, plan) = self.decide(stored, now, &mut hosts).await?;
+        for batch in pending.chunks(PROCESS_BATCH) {
+            self.process_batch(batch, &mut hosts).await?;
+        }
+        Ok(count)
+    }
+
+    /// Under a backlog, what matters most goes first: every group (of the incident an
+    /// event belongs to) holding a recovery or a critical alarm, then groups holding a
+    /// high-severity one, then the rest. Within a group events keep the order they were
+    /// accepted in, so a recovery never overtakes its own alarm; groups of one tier keep
+    /// the order of their first event. Nothing is dropped.
+    fn urgent_first(&self, pending: Vec<StoredEvent>) -> Vec<StoredEvent> {
+        let mut groups: HashMap<String, (u8, usize, Vec<StoredEvent>)> = HashMap::new();
+        for (index, stored) in pending.into_iter().enumerate() {
+            let facts = self.ownership.facts_of(&stored.event);
+            let severity = Severity::from_label(facts.severity.as_deref());
+            let tier = if facts.state == Some(AlarmState::Ok) || severity == Severity::Critical {
+                0
+            } else if severity == Severity::High {
+                1
+            } else {
+                2
+            };
+            let key = group_key(&facts, &self.group_by).unwrap_or_default();
+            let group = groups.entry(key).or_insert((2, index, Vec::new()));
+            group.0 = group.0.min(tier);
+            group.2.push(stored);
+        }
+        let mut ordered: Vec<(u8, usize, Vec<StoredEvent>)> = groups.into_values().collect();
+        ordered.sort_by_key(|(tier, first, _)| (*tier, *first));
+        ordered
+            .into_iter()
+            .flat_map(|(_, _, events)| events)
+            .collect()
+    }
+
+    /// Decides and commits one batch of events, then reports what they did.
+    async fn process_batch(
+        &self,
+        batch: &[StoredEvent],
+        hosts: &mut crate::jobs::HostLookups,
+    ) -> Result<(), StoreError> {
+        let now = crate::now();
+        let mut decisions = Vec::with_capacity(batch.len());
+        let mut planned = Vec::with_capacity(batch.len());
+        for stored in batch {
+            let (decision, plan) = self.decide(stored, now, hosts).await?;
             decisions.push(decision);
             planned.push(plan);
         }
@@ -221,7 +272,7 @@ impl Processor {
         if journaled {
             self.runner.wake();
         }
-        Ok(pending.len())
+        Ok(())
     }
 
     /// Decides what an event does, with all the work each outcome would cause.
