@@ -175,9 +175,11 @@ async fn start_server(config: Config, with_agent: bool) -> anyhow::Result<()> {
     stop_collector_on_usr1(agent.clone(), without)?;
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<(String, String)>();
     if with_agent {
+        // Over HTTPS the built-in agent trusts the server's own certificate.
+        let ca_cert = config.server.tls_cert.clone();
         tokio::spawn(async move {
             if let Ok((url, admin_token)) = started_rx.await {
-                if let Err(e) = run_local_agent(url, admin_token, agent).await {
+                if let Err(e) = run_local_agent(url, admin_token, ca_cert, agent).await {
                     tracing::error!(error = %format!("{e:#}"), "the local agent could not start");
                 }
             }
@@ -228,9 +230,10 @@ fn stop_collector_on_usr1(
 async fn run_local_agent(
     url: String,
     admin_token: String,
+    ca_cert: Option<std::path::PathBuf>,
     agent: Arc<OnceLock<AgentHandle>>,
 ) -> anyhow::Result<()> {
-    let client = Client::new(url.clone(), admin_token)?;
+    let client = Client::trusting(url.clone(), admin_token, ca_cert.as_deref())?;
     let name = vigil_agent::runtime::local_host_name();
     let enrolled = client
         .post(
@@ -248,6 +251,7 @@ async fn run_local_agent(
         server: url,
         token,
         name: name.clone(),
+        ca_cert,
         ..Default::default()
     };
     let (handle, task) = vigil_agent::runtime::start(config)?;
@@ -266,8 +270,19 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     if let Some(server) = args.server {
         config.server = server;
     }
+    // Flags and VIGIL_AGENT_TOKEN, then the file; VIGIL_TOKEN (the CLI's token) only when
+    // nothing else names one.
     if let Some(token) = args.token {
         config.token = token;
+        config.token_file = None;
+    } else if let Some(path) = args.token_file {
+        config.token.clear();
+        config.token_file = Some(path);
+    } else if config.token.is_empty() && config.token_file.is_none() {
+        config.token = std::env::var("VIGIL_TOKEN").unwrap_or_default();
+    }
+    if let Some(path) = args.ca_cert {
+        config.ca_cert = Some(path);
     }
     if let Some(name) = args.name {
         config.name = name;
