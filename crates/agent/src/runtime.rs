@@ -587,6 +587,45 @@ async fn run_job(job: Job, context: Arc<ProbeContext>) -> JobResult {
 mod tests {
     use super::*;
 
+    fn config(toml_text: &str) -> AgentConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn the_token_comes_from_token_file() {
+        let path = std::env::temp_dir().join(format!("vigil-agent-token-{}", std::process::id()));
+        std::fs::write(&path, "  vgl_AbCdEfGhIjKl\n").unwrap();
+        let mut agent = config(&format!(
+            "server = \"http://127.0.0.1:1\"\nname = \"web-01\"\ntoken_file = {:?}\n",
+            path.display().to_string()
+        ));
+        agent.check().unwrap();
+        assert_eq!(agent.token, "vgl_AbCdEfGhIjKl");
+        std::fs::write(&path, "vgl_a vgl_b\n").unwrap();
+        agent.token.clear();
+        agent.token_file = Some(path.clone());
+        let err = agent.check().unwrap_err().to_string();
+        assert!(err.contains("expected one token"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        agent.token_file = Some(path.clone());
+        let err = agent.check().unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("token file {}", path.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_token_is_required_once() {
+        let mut none = config("server = \"http://127.0.0.1:1\"\nname = \"web-01\"\n");
+        assert!(matches!(none.check(), Err(AgentError::NoToken)));
+        let mut both = config(
+            "server = \"http://127.0.0.1:1\"\nname = \"w\"\ntoken = \"vgl_x\"\ntoken_file = \"/t\"\n",
+        );
+        assert!(matches!(both.check(), Err(AgentError::TwoTokens)));
+        assert!(toml::from_str::<AgentConfig>("tokenfile = \"/t\"\n").is_err());
+    }
+
     fn answer(output: &str) -> JobResult {
         JobResult {
             status: JobStatus::Done,
