@@ -270,16 +270,22 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     if let Some(server) = args.server {
         config.server = server;
     }
-    // Flags and VIGIL_AGENT_TOKEN, then the file; VIGIL_TOKEN (the CLI's token) only when
-    // nothing else names one.
-    if let Some(token) = args.token {
+    // Flags, then VIGIL_AGENT_TOKEN, then the file; VIGIL_TOKEN (the CLI's token) only
+    // when nothing else names one.
+    let from_env = |name: &str| std::env::var(name).ok().filter(|t| !t.is_empty());
+    if let Some(token) = args.token.or_else(|| {
+        args.token_file
+            .is_none()
+            .then(|| from_env("VIGIL_AGENT_TOKEN"))
+            .flatten()
+    }) {
         config.token = token;
         config.token_file = None;
     } else if let Some(path) = args.token_file {
         config.token.clear();
         config.token_file = Some(path);
     } else if config.token.is_empty() && config.token_file.is_none() {
-        config.token = std::env::var("VIGIL_TOKEN").unwrap_or_default();
+        config.token = from_env("VIGIL_TOKEN").unwrap_or_default();
     }
     if let Some(path) = args.ca_cert {
         config.ca_cert = Some(path);

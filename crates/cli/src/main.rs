@@ -140,8 +140,9 @@ pub struct AgentArgs {
     #[arg(long)]
     server: Option<String>,
     /// This host's token (from `vigil host add NAME`). On the command line it shows in
-    /// `ps`: prefer --token-file or the environment. Last resort: VIGIL_TOKEN
-    #[arg(long, env = "VIGIL_AGENT_TOKEN", hide_env_values = true)]
+    /// `ps`: prefer --token-file or the environment, VIGIL_AGENT_TOKEN (read after both
+    /// flags, before the config file) or, when nothing else names a token, VIGIL_TOKEN
+    #[arg(long)]
     token: Option<String>,
     /// File holding this host's token
     #[arg(long, value_name = "PATH", conflicts_with = "token")]
