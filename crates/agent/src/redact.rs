@@ -79,7 +79,8 @@ static TEXT_RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             r"(?i)(?P<key>\b[a-z][a-z0-9+.-]*://[^\s/@:]*:)[^\s/@]+@",
             "${key}***@",
         ),
-        rule(r"(?P<key>\bvgl_)[A-Za-z0-9_-]{8,}", "${key}***"),
+        // vigil's own tokens wherever they stand, even glued to a word (`ID_vgl_…`).
+        rule(r"(?P<key>vgl_)[A-Za-z0-9_-]{8,}", "${key}***"),
     ]
 });
 
@@ -224,6 +225,7 @@ mod tests {
                 "vigil agent --server http://10.0.0.5:8080 --token ***",
             ),
             ("log: used vgl_AbCdEfGhIjKlMnOp", "log: used vgl_***"),
+            ("env AGENT_ID_vgl_AbCdEfGhIjKlMnOp", "env AGENT_ID_vgl_***"),
             ("https://example.com/cb?token=abc&page=2", "https://example.com/cb?token=***"),
         ];
         for (input, expected) in cases {
@@ -330,6 +332,38 @@ mod tests {
             redactor.command_line(&["svc".into(), "corp-0badf00d".into()]),
             "svc ***"
         );
+    }
+
+    #[test]
+    fn extra_patterns_cannot_unmask_vigil_tokens() {
+        let token = "vgl_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde";
+        let argv: Vec<String> = ["vigil", "agent", "--token", token, "--token=", token]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        let text =
+            format!("vigil agent --token {token} --token={token} ID_{token} token: {token}\n");
+        // Patterns that overlap the built-in shapes, match nothing, or match everything.
+        for extra in [
+            vec![],
+            vec!["vgl_"],
+            vec!["--token"],
+            vec![r"\*\*\*"],
+            vec!["(?s).*"],
+            vec!["nothing-matches-this"],
+            vec!["", "token"],
+        ] {
+            let redactor = Redactor::new(&extra).unwrap();
+            for out in [
+                redactor.text(&text).into_owned(),
+                redactor.command_line(&argv),
+            ] {
+                assert!(
+                    !out.contains(&token[4..12]),
+                    "with {extra:?} the token shows in: {out}"
+                );
+            }
+        }
     }
 
     #[test]

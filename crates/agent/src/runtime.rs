@@ -16,15 +16,21 @@ use crate::collect::Collector;
 use crate::probes::{self, CollectorHealth, ProbeContext, ProbeError};
 use crate::redact::{RedactError, Redactor};
 
-/// Agent settings. Every key but `server`, `token` and `name` has a default; flags on
-/// `vigil agent` override the file.
+/// Agent settings. Every key but `server`, the token (`token_file`, or `token`) and `name`
+/// has a default; flags on `vigil agent` override the file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     /// Server URL, e.g. `http://10.0.0.5:8080`.
     pub server: String,
-    /// This host's token, from `vigil host add NAME`.
+    /// This host's token, from `vigil host add NAME`. Prefer `token_file`: a config file
+    /// is often shared or checked in, a token file can stay mode 0600.
     pub token: String,
+    /// A file holding this host's token (surrounding blanks ignored). Default: none.
+    pub token_file: Option<PathBuf>,
+    /// PEM file of certificates to trust for an `https://` server besides the usual public
+    /// roots, e.g. the server's own self-signed `tls_cert`. Default: none.
+    pub ca_cert: Option<PathBuf>,
     /// This host's name, as enrolled. Default: the kernel's host name.
     pub name: String,
     /// Seconds between metric samples and heartbeats. Default 10.
@@ -50,6 +56,8 @@ impl Default for AgentConfig {
         AgentConfig {
             server: String::new(),
             token: String::new(),
+            token_file: None,
+            ca_cert: None,
             name: local_host_name(),
             interval_secs: 10,
             labels: BTreeMap::new(),
@@ -69,6 +77,14 @@ pub enum AgentError {
     Config { path: PathBuf, message: String },
     #[error("agent setting `{0}` is missing: set it in the config file or with --{0}")]
     Missing(&'static str),
+    #[error("no token for the agent: give --token-file PATH (or `token_file` in the config file), or set VIGIL_AGENT_TOKEN")]
+    NoToken,
+    #[error("the agent config sets both `token` and `token_file`; keep one")]
+    TwoTokens,
+    #[error("token file {path}: {message}")]
+    TokenFile { path: PathBuf, message: String },
+    #[error("ca_cert {path}: {message}")]
+    CaCert { path: PathBuf, message: String },
     #[error(transparent)]
     AllowList(#[from] AllowListError),
     #[error("{0}; fix the pattern in the agent config or --redact")]
@@ -87,17 +103,55 @@ impl AgentConfig {
         toml::from_str(&text).map_err(|e| error(e.to_string()))
     }
 
-    fn check(&self) -> Result<(), AgentError> {
+    /// Checks the settings and reads the token from `token_file` when that is where it is.
+    fn check(&mut self) -> Result<(), AgentError> {
         if self.server.is_empty() {
             return Err(AgentError::Missing("server"));
         }
-        if self.token.is_empty() {
-            return Err(AgentError::Missing("token"));
+        match (self.token.is_empty(), self.token_file.take()) {
+            (false, Some(_)) => return Err(AgentError::TwoTokens),
+            (false, None) => {}
+            (true, None) => return Err(AgentError::NoToken),
+            (true, Some(path)) => {
+                let error = |message: String| AgentError::TokenFile {
+                    path: path.clone(),
+                    message,
+                };
+                let text = std::fs::read_to_string(&path).map_err(|e| error(e.to_string()))?;
+                let token = text.trim();
+                if token.is_empty() || token.contains(char::is_whitespace) {
+                    return Err(error("expected one token (vgl_…) and nothing else".into()));
+                }
+                self.token = token.to_string();
+            }
         }
         if self.name.is_empty() {
             return Err(AgentError::Missing("name"));
         }
         Ok(())
+    }
+
+    /// The HTTP client, trusting `ca_cert`'s certificates too when it is set.
+    fn http_client(&self) -> Result<reqwest::Client, AgentError> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(POLL_WAIT_SECS + 10));
+        if let Some(path) = &self.ca_cert {
+            let error = |message: String| AgentError::CaCert {
+                path: path.clone(),
+                message,
+            };
+            let pem = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+            let certificates =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| error(e.to_string()))?;
+            if certificates.is_empty() {
+                return Err(error("no PEM certificate in it".into()));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        builder.build().map_err(|e| AgentError::Http(e.to_string()))
     }
 }
 
@@ -131,7 +185,7 @@ impl AgentHandle {
 
 /// Starts the agent's loops; returns a handle and the future that drives the network side.
 pub fn start(
-    config: AgentConfig,
+    mut config: AgentConfig,
 ) -> Result<(AgentHandle, impl std::future::Future<Output = ()>), AgentError> {
     config.check()?;
     let allow_list = match &config.allow_list {
@@ -139,11 +193,7 @@ pub fn start(
         None => AllowList::default(),
     };
     let redactor = Redactor::new(&config.redact_patterns)?;
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(POLL_WAIT_SECS + 10))
-        .build()
-        .map_err(|e| AgentError::Http(e.to_string()))?;
+    let http = config.http_client()?;
     let health = Arc::new(CollectorHealth::new());
     health.set_interval(Duration::from_secs(config.interval_secs.max(1)));
     let handle = AgentHandle {
@@ -536,6 +586,45 @@ async fn run_job(job: Job, context: Arc<ProbeContext>) -> JobResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(toml_text: &str) -> AgentConfig {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    #[test]
+    fn the_token_comes_from_token_file() {
+        let path = std::env::temp_dir().join(format!("vigil-agent-token-{}", std::process::id()));
+        std::fs::write(&path, "  vgl_AbCdEfGhIjKl\n").unwrap();
+        let mut agent = config(&format!(
+            "server = \"http://127.0.0.1:1\"\nname = \"web-01\"\ntoken_file = {:?}\n",
+            path.display().to_string()
+        ));
+        agent.check().unwrap();
+        assert_eq!(agent.token, "vgl_AbCdEfGhIjKl");
+        std::fs::write(&path, "vgl_a vgl_b\n").unwrap();
+        agent.token.clear();
+        agent.token_file = Some(path.clone());
+        let err = agent.check().unwrap_err().to_string();
+        assert!(err.contains("expected one token"), "{err}");
+        std::fs::remove_file(&path).unwrap();
+        agent.token_file = Some(path.clone());
+        let err = agent.check().unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("token file {}", path.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_token_is_required_once() {
+        let mut none = config("server = \"http://127.0.0.1:1\"\nname = \"web-01\"\n");
+        assert!(matches!(none.check(), Err(AgentError::NoToken)));
+        let mut both = config(
+            "server = \"http://127.0.0.1:1\"\nname = \"w\"\ntoken = \"vgl_x\"\ntoken_file = \"/t\"\n",
+        );
+        assert!(matches!(both.check(), Err(AgentError::TwoTokens)));
+        assert!(toml::from_str::<AgentConfig>("tokenfile = \"/t\"\n").is_err());
+    }
 
     fn answer(output: &str) -> JobResult {
         JobResult {

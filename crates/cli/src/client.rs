@@ -48,11 +48,34 @@ impl Client {
         Client::new(base, token)
     }
 
+    /// A client trusting the public roots and, for an https server with a certificate of
+    /// its own (self-signed, a private CA), the PEM file named by `VIGIL_CA_CERT`.
     pub fn new(base: String, token: String) -> anyhow::Result<Client> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .context("cannot build the HTTP client")?;
+        let ca_cert = std::env::var_os("VIGIL_CA_CERT")
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from);
+        Client::trusting(base, token, ca_cert.as_deref())
+    }
+
+    /// A client trusting the public roots and the certificates in the PEM file `ca_cert`.
+    pub fn trusting(
+        base: String,
+        token: String,
+        ca_cert: Option<&std::path::Path>,
+    ) -> anyhow::Result<Client> {
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(path) = ca_cert {
+            let what = || format!("CA certificate file {}", path.display());
+            let pem = std::fs::read(path).with_context(what)?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).with_context(what)?;
+            if certificates.is_empty() {
+                bail!("{}: no PEM certificate in it", what());
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder.build().context("cannot build the HTTP client")?;
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_string(),

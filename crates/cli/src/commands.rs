@@ -176,9 +176,11 @@ async fn start_server(config: Config, with_agent: bool) -> anyhow::Result<()> {
     stop_collector_on_usr1(agent.clone(), without)?;
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<(String, String)>();
     if with_agent {
+        // Over HTTPS the built-in agent trusts the server's own certificate.
+        let ca_cert = config.server.tls_cert.clone();
         tokio::spawn(async move {
             if let Ok((url, admin_token)) = started_rx.await {
-                if let Err(e) = run_local_agent(url, admin_token, agent).await {
+                if let Err(e) = run_local_agent(url, admin_token, ca_cert, agent).await {
                     tracing::error!(error = %format!("{e:#}"), "the local agent could not start");
                 }
             }
@@ -229,9 +231,10 @@ fn stop_collector_on_usr1(
 async fn run_local_agent(
     url: String,
     admin_token: String,
+    ca_cert: Option<std::path::PathBuf>,
     agent: Arc<OnceLock<AgentHandle>>,
 ) -> anyhow::Result<()> {
-    let client = Client::new(url.clone(), admin_token)?;
+    let client = Client::trusting(url.clone(), admin_token, ca_cert.as_deref())?;
     let name = vigil_agent::runtime::local_host_name();
     let enrolled = client
         .post(
@@ -249,6 +252,7 @@ async fn run_local_agent(
         server: url,
         token,
         name: name.clone(),
+        ca_cert,
         ..Default::default()
     };
     let (handle, task) = vigil_agent::runtime::start(config)?;
@@ -267,8 +271,25 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     if let Some(server) = args.server {
         config.server = server;
     }
-    if let Some(token) = args.token {
+    // Flags, then VIGIL_AGENT_TOKEN, then the file; VIGIL_TOKEN (the CLI's token) only
+    // when nothing else names one.
+    let from_env = |name: &str| std::env::var(name).ok().filter(|t| !t.is_empty());
+    if let Some(token) = args.token.or_else(|| {
+        args.token_file
+            .is_none()
+            .then(|| from_env("VIGIL_AGENT_TOKEN"))
+            .flatten()
+    }) {
         config.token = token;
+        config.token_file = None;
+    } else if let Some(path) = args.token_file {
+        config.token.clear();
+        config.token_file = Some(path);
+    } else if config.token.is_empty() && config.token_file.is_none() {
+        config.token = from_env("VIGIL_TOKEN").unwrap_or_default();
+    }
+    if let Some(path) = args.ca_cert {
+        config.ca_cert = Some(path);
     }
     if let Some(name) = args.name {
         config.name = name;

@@ -138,16 +138,25 @@ enum Command {
 /// Agent settings; flags override the config file, so an agent can start with no file.
 #[derive(Args)]
 pub struct AgentArgs {
-    /// Agent config file (TOML): server, token, name, interval_secs, labels, appcode,
-    /// allow_list, output_cap_bytes, probe_timeout_secs, buffer_batches, redact_patterns
+    /// Agent config file (TOML): server, token_file (or token), name, interval_secs, labels,
+    /// appcode, allow_list, output_cap_bytes, probe_timeout_secs, buffer_batches,
+    /// redact_patterns, ca_cert
     #[arg(long)]
     config: Option<PathBuf>,
     /// Server URL, e.g. http://10.0.0.5:8080
     #[arg(long)]
     server: Option<String>,
-    /// This host's token (from `vigil host add NAME`)
-    #[arg(long, env = "VIGIL_AGENT_TOKEN", hide_env_values = true)]
+    /// This host's token (from `vigil host add NAME`). On the command line it shows in
+    /// `ps`: prefer --token-file or the environment, VIGIL_AGENT_TOKEN (read after both
+    /// flags, before the config file) or, when nothing else names a token, VIGIL_TOKEN
+    #[arg(long)]
     token: Option<String>,
+    /// File holding this host's token
+    #[arg(long, value_name = "PATH", conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// PEM certificates to trust for an https server (e.g. its self-signed tls_cert)
+    #[arg(long, env = "VIGIL_CA_CERT", value_name = "PATH")]
+    ca_cert: Option<PathBuf>,
     /// This host's name as enrolled [default: the kernel's host name]
     #[arg(long)]
     name: Option<String>,

@@ -17,8 +17,12 @@ use serde_json::Value;
 /// Where the README's examples say vigil listens.
 const README_ADDRESS: &str = "127.0.0.1:8080";
 
+fn repository() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 fn readme() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let path = repository().join("README.md");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
@@ -174,7 +178,20 @@ async fn the_readme_curl_examples_work_as_written() {
     // The README's working directory: `vigil up` made ./vigil-data there.
     let work = temp_dir();
     for (name, text) in &files {
-        std::fs::write(work.path().join(name), text).expect("write a README file");
+        // A file the README shows from the repository (`examples/…`) is that file.
+        let in_repository = repository().join(name);
+        if name.contains('/') {
+            let kept = std::fs::read_to_string(&in_repository).unwrap_or_else(|e| {
+                panic!("README.md shows {name}, which the repository lacks: {e}")
+            });
+            assert_eq!(
+                &kept, text,
+                "README.md's {name} differs from the repository's file"
+            );
+        }
+        let path = work.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("a README folder");
+        std::fs::write(path, text).expect("write a README file");
     }
     let curl_home = work.path().join("curl-home");
     std::fs::create_dir_all(&curl_home).expect("curl home");
@@ -254,4 +271,79 @@ async fn the_readme_curl_examples_work_as_written() {
             panic!("README.md has a curl example this test does not know what to expect of: `{command}`; add its expectation here");
         }
     }
+}
+
+/// `vigil app import examples/apps.toml`, as the README says, from the repository: it
+/// succeeds, a second import changes nothing, and the export says what the file says.
+#[tokio::test]
+async fn the_example_application_tree_imports_and_exports_back() {
+    let example = repository().join("examples/apps.toml");
+    assert!(
+        readme().contains("vigil app import examples/apps.toml"),
+        "README.md shows the import of examples/apps.toml"
+    );
+    let dir = temp_dir();
+    let server = Server::start_with(dir.path(), &["--no-agent"]).await;
+    let import = |what: &str| {
+        let output = server.cli(&["app", "import", example.to_str().expect("path")]);
+        assert!(
+            output.status.success(),
+            "{what} import: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let first = import("first");
+    assert!(
+        first.starts_with("5 apps added") && first.contains("2 hosts bound"),
+        "{first}"
+    );
+    let again = import("second");
+    assert!(
+        again.contains("unchanged") || again.contains("0 change"),
+        "a second import changes nothing: {again}"
+    );
+
+    let exported = server.cli(&["app", "export"]);
+    assert!(exported.status.success());
+    let exported: toml::Value =
+        toml::from_str(&String::from_utf8_lossy(&exported.stdout)).expect("the export is TOML");
+    let file: toml::Value =
+        toml::from_str(&std::fs::read_to_string(&example).expect("examples/apps.toml"))
+            .expect("examples/apps.toml is TOML");
+    // Every app and binding of the file, with every field it gives, is in the export.
+    for section in ["apps", "hosts"] {
+        let exported_entries = exported[section].as_array().expect("a list");
+        for entry in file[section].as_array().expect("a list") {
+            let table = entry.as_table().expect("a table");
+            let found = exported_entries
+                .iter()
+                .any(|e| table.iter().all(|(key, value)| e.get(key) == Some(value)));
+            assert!(
+                found,
+                "{section} entry {entry} is not in the export: {exported}"
+            );
+        }
+        assert_eq!(
+            exported_entries.len(),
+            file[section].as_array().expect("a list").len(),
+            "{section}: {exported}"
+        );
+    }
+    assert_eq!(exported.get("retired"), file.get("retired"), "{exported}");
+
+    // The exported file imports again as no change at all.
+    let round = dir.path().join("exported.toml");
+    std::fs::write(&round, toml::to_string(&exported).expect("TOML")).expect("write");
+    let output = server.cli(&["app", "import", round.to_str().expect("path")]);
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("unchanged") || text.contains("0 change"),
+        "{text}"
+    );
 }

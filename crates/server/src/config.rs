@@ -83,6 +83,11 @@ pub struct ServerConfig {
     /// The URL people reach vigil at, for links in tickets and messages. Default: the
     /// listening address.
     pub public_url: Option<String>,
+    /// PEM certificate chain (the server's certificate first). With `tls_key`, vigil serves
+    /// HTTPS only on `listen`. Default: none (plain HTTP, e.g. behind a reverse proxy).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`. Default: none.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +97,8 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./vigil-data"),
             body_limit_bytes: 1024 * 1024,
             public_url: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod runner;
 pub mod service;
 mod sns_confirm;
 pub mod sns_signature;
+pub mod tls;
 pub mod ui;
 
 use std::io::Write;
@@ -77,6 +78,8 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -169,6 +172,12 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         processor.spawn(processor_wake.clone());
     }
 
+    // A certificate that does not load is found before anything listens.
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        (None, None) => None,
+        _ => return Err(tls::TlsError::Incomplete.into()),
+    };
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -177,7 +186,7 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
             source,
         })?;
     let local = listener.local_addr().map_err(ServerError::Serve)?;
-    let url = format!("http://{local}");
+    let url = format!("{}://{local}", if tls.is_some() { "https" } else { "http" });
     runner.set_base_url(config.server.public_url.as_deref().unwrap_or(&url));
     runner.clone().spawn();
     write_private_file(&data_dir.join(SERVER_URL_FILE), &url).map_err(dir_error)?;
@@ -233,10 +242,20 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         token_created,
         token_path: data_dir.join(auth::ADMIN_TOKEN_FILE),
     });
-    axum::serve(listener, api::router(state))
+    let router = api::router(state);
+    match tls {
+        Some(tls) => axum::serve(
+            tls::TlsListener::new(listener, tls).map_err(ServerError::Serve)?,
+            router,
+        )
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(ServerError::Serve)
+        .map_err(ServerError::Serve),
+        None => axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(ServerError::Serve),
+    }
 }
 
 /// This server's name among members (step leases), kept in the data directory so it
