@@ -8,6 +8,7 @@ use vigil_agent::runtime::AgentHandle;
 use vigil_server::Config;
 
 use crate::client::Client;
+use crate::output::{self, outln};
 use crate::{
     AgentArgs, AppAction, ClientArgs, Command, EventAction, HostAction, IncidentAction, RuleAction,
     TokenAction,
@@ -70,16 +71,9 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             HostAction::Bind {
                 host,
                 appcode,
+                json,
                 client,
-            } => {
-                let body = serde_json::json!({ "appcode": appcode });
-                post_and_print(
-                    &client,
-                    &format!("/api/v1/hosts/{}/bind", urlencode(&host)),
-                    &body,
-                )
-                .await
-            }
+            } => bind_host(&client, &host, &appcode, json).await,
         },
         Command::Status { json, client } => status(&client, json).await,
         Command::Hosts {
@@ -91,43 +85,10 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Report {
             appcode,
             since,
+            json,
             client,
-        } => {
-            let client = Client::from_args(&client)?;
-            let body = client
-                .get(&format!(
-                    "/api/v1/reports?appcode={}&since={}",
-                    urlencode(&appcode),
-                    urlencode(&since)
-                ))
-                .await?;
-            println!("{}", serde_json::to_string_pretty(&body)?);
-            Ok(())
-        }
-        Command::Token {
-            action:
-                TokenAction::Add {
-                    name,
-                    scope,
-                    client,
-                },
-        } => {
-            let client = Client::from_args(&client)?;
-            let body = serde_json::json!({ "name": name, "scope": scope });
-            let answer = client
-                .post("/api/v1/tokens", Some(serde_json::to_vec(&body)?))
-                .await?;
-            let token = answer
-                .get("token")
-                .and_then(Value::as_str)
-                .context("the server returned no token")?;
-            println!(
-                "token {name} (scope {}); shown once:",
-                scope.as_deref().unwrap_or("everything")
-            );
-            println!("{token}");
-            Ok(())
-        }
+        } => show_report(&client, &appcode, &since, json).await,
+        Command::Token { action } => token_command(action).await,
         Command::Incidents {
             status,
             limit,
@@ -162,6 +123,7 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(output::stderr_colour())
         .try_init();
 }
 
@@ -175,28 +137,43 @@ async fn start_server(config: Config, with_agent: bool) -> anyhow::Result<()> {
     };
     stop_collector_on_usr1(agent.clone(), without)?;
     let (started_tx, started_rx) = tokio::sync::oneshot::channel::<(String, String)>();
-    if with_agent {
-        // Over HTTPS the built-in agent trusts the server's own certificate.
-        let ca_cert = config.server.tls_cert.clone();
+    // Over HTTPS the built-in agent trusts the server's own certificate.
+    let ca_cert = config.server.tls_cert.clone();
+    let local_agent = with_agent.then(|| {
         tokio::spawn(async move {
             if let Ok((url, admin_token)) = started_rx.await {
                 if let Err(e) = run_local_agent(url, admin_token, ca_cert, agent).await {
                     tracing::error!(error = %format!("{e:#}"), "the local agent could not start");
                 }
             }
-        });
-    }
-    vigil_server::serve(config, move |started| {
-        let _ = started_tx.send((started.url.clone(), started.admin_token.clone()));
-        println!("vigil is up at {}", started.url);
-        if started.token_created {
-            println!("admin token (saved in {}):", started.token_path.display());
-            println!("{}", started.admin_token);
-        } else {
-            println!("admin token: in {}", started.token_path.display());
+        })
+    });
+    let shutdown = async move {
+        vigil_server::shutdown_signal().await;
+        // The built-in agent goes first: left running, it would warn about every report
+        // the closing server no longer takes, and its job long poll would hold the
+        // shutdown open.
+        if let Some(agent) = local_agent {
+            agent.abort();
         }
+    };
+    vigil_server::serve(config, shutdown, move |started| {
+        let _ = started_tx.send((started.url.clone(), started.admin_token.clone()));
+        // The server runs on whether or not anyone reads this.
+        let _ = announce(started);
     })
     .await?;
+    Ok(())
+}
+
+fn announce(started: &vigil_server::Started) -> anyhow::Result<()> {
+    outln!("vigil is up at {}", started.url);
+    if started.token_created {
+        outln!("admin token (saved in {}):", started.token_path.display());
+        outln!("{}", started.admin_token);
+    } else {
+        outln!("admin token: in {}", started.token_path.display());
+    }
     Ok(())
 }
 
@@ -328,11 +305,11 @@ async fn add_host(
         .get("renewed")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    println!(
+    outln!(
         "{} host {name}; its agent token (shown once) follows:",
         if renewed { "re-enrolled" } else { "enrolled" }
     );
-    println!("{token}");
+    outln!("{token}");
     Ok(())
 }
 
@@ -341,7 +318,7 @@ async fn revoke_host(args: &ClientArgs, name: &str) -> anyhow::Result<()> {
     client
         .post(&format!("/api/v1/hosts/{}/revoke", urlencode(name)), None)
         .await?;
-    println!("host {name} revoked: its agent's token no longer works");
+    outln!("host {name} revoked: its agent's token no longer works");
     Ok(())
 }
 
@@ -379,7 +356,7 @@ async fn list_hosts(args: &ClientArgs, state: Option<String>, json: bool) -> any
     };
     let body = client.get(&path).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        outln!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
     }
     let hosts = body
@@ -389,14 +366,18 @@ async fn list_hosts(args: &ClientArgs, state: Option<String>, json: bool) -> any
         .unwrap_or_default();
     if hosts.is_empty() {
         match state {
-            Some(state) => println!("no {state} hosts"),
-            None => println!("no hosts; add one with `vigil host add NAME`"),
+            Some(state) => outln!("no {state} hosts"),
+            None => outln!("no hosts; add one with `vigil host add NAME`"),
         }
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<24} {:<10} {:<20} {:<8} {:<9} APPCODE",
-        "HOST", "STATE", "LAST SEEN", "AGENT", "COLLECTOR"
+        "HOST",
+        "STATE",
+        "LAST SEEN",
+        "AGENT",
+        "COLLECTOR"
     );
     for host in hosts {
         let text = |field: &str| {
@@ -410,7 +391,7 @@ async fn list_hosts(args: &ClientArgs, state: Option<String>, json: bool) -> any
             Some(false) => "stopped",
             None => "-",
         };
-        println!(
+        outln!(
             "{:<24} {:<10} {:<20} {:<8} {:<9} {}",
             text("name"),
             text("state"),
@@ -423,10 +404,187 @@ async fn list_hosts(args: &ClientArgs, state: Option<String>, json: bool) -> any
     Ok(())
 }
 
+fn print_json(body: &Value) -> anyhow::Result<()> {
+    outln!("{}", serde_json::to_string_pretty(body)?);
+    Ok(())
+}
+
+async fn bind_host(args: &ClientArgs, host: &str, appcode: &str, json: bool) -> anyhow::Result<()> {
+    let client = Client::from_args(args)?;
+    let body = serde_json::json!({ "appcode": appcode });
+    let answer = client
+        .post(
+            &format!("/api/v1/hosts/{}/bind", urlencode(host)),
+            Some(serde_json::to_vec(&body)?),
+        )
+        .await?;
+    if json {
+        return print_json(&answer);
+    }
+    outln!("{:<24} APPCODE", "HOST");
+    outln!(
+        "{:<24} {}",
+        answer["host"].as_str().unwrap_or(host),
+        answer["appcode"].as_str().unwrap_or(appcode)
+    );
+    Ok(())
+}
+
+async fn show_report(
+    args: &ClientArgs,
+    appcode: &str,
+    since: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let client = Client::from_args(args)?;
+    let body = client
+        .get(&format!(
+            "/api/v1/reports?appcode={}&since={}",
+            urlencode(appcode),
+            urlencode(since)
+        ))
+        .await?;
+    if json {
+        return print_json(&body);
+    }
+    let at = |field: &str| {
+        body[field]
+            .as_i64()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+    };
+    let duration = |field: &str| body[field].as_f64().map_or("-".to_string(), human_secs);
+    outln!(
+        "{} from {} to {}",
+        body["appcode"].as_str().unwrap_or(appcode),
+        at("since_ms"),
+        at("now_ms")
+    );
+    outln!(
+        "  {:<10} {}",
+        "incidents",
+        body["incidents"].as_u64().unwrap_or(0)
+    );
+    outln!("  {:<10} {}", "open", body["open"].as_u64().unwrap_or(0));
+    outln!("  {:<10} {}", "MTTA", duration("mtta_secs"));
+    outln!("  {:<10} {}", "MTTR", duration("mttr_secs"));
+    let noisiest = body["noisiest"].as_array().cloned().unwrap_or_default();
+    if noisiest.is_empty() {
+        outln!("no incidents in the period");
+        return Ok(());
+    }
+    outln!("{:>9}  NOISIEST ALARM", "INCIDENTS");
+    for entry in noisiest {
+        outln!(
+            "{:>9}  {}",
+            entry[1].as_u64().unwrap_or(0),
+            entry[0].as_str().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+/// `95` → `1m 35s`, `7260` → `2h 1m`: a mean duration as a person reads it.
+fn human_secs(secs: f64) -> String {
+    let secs = secs.max(0.0).round() as u64;
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m {}s", secs / 60, secs % 60),
+        _ => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+    }
+}
+
+async fn token_command(action: TokenAction) -> anyhow::Result<()> {
+    match action {
+        TokenAction::Add {
+            name,
+            scope,
+            json,
+            client,
+        } => {
+            let client = Client::from_args(&client)?;
+            let body = serde_json::json!({ "name": name, "scope": scope });
+            let answer = client
+                .post("/api/v1/tokens", Some(serde_json::to_vec(&body)?))
+                .await?;
+            if json {
+                return print_json(&answer);
+            }
+            let token = answer
+                .get("token")
+                .and_then(Value::as_str)
+                .context("the server returned no token")?;
+            outln!("{:<24} SCOPE", "NAME");
+            outln!(
+                "{:<24} {}",
+                name,
+                scope.as_deref().unwrap_or("(everything)")
+            );
+            outln!("its token, shown once (only its hash is kept), is on the next line:");
+            outln!("{token}");
+            Ok(())
+        }
+        TokenAction::Ls { json, client } => {
+            let client = Client::from_args(&client)?;
+            let body = client.get("/api/v1/tokens").await?;
+            if json {
+                return print_json(&body);
+            }
+            let tokens = body["tokens"].as_array().cloned().unwrap_or_default();
+            if tokens.is_empty() {
+                outln!("no tokens you may see; make one with `vigil token add NAME`");
+                return Ok(());
+            }
+            outln!(
+                "{:<24} {:<6} {:<24} {:<17} REVOKED",
+                "NAME",
+                "KIND",
+                "SCOPE",
+                "CREATED"
+            );
+            for token in tokens {
+                let text = |field: &str| token[field].as_str().unwrap_or("-").to_string();
+                let time = |field: &str| {
+                    token[field]
+                        .as_str()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+                };
+                outln!(
+                    "{:<24} {:<6} {:<24} {:<17} {}",
+                    text("name"),
+                    text("kind"),
+                    // A host token is good for its agent's routes only, scope or none.
+                    match (token["kind"].as_str(), token["scope"].as_str()) {
+                        (Some("host"), _) => "-",
+                        (_, Some(scope)) => scope,
+                        (_, None) => "(everything)",
+                    },
+                    time("created_at"),
+                    time("revoked_at"),
+                );
+            }
+            Ok(())
+        }
+        TokenAction::Revoke { name, client } => {
+            let client = Client::from_args(&client)?;
+            let answer = client
+                .post(&format!("/api/v1/tokens/{}/revoke", urlencode(&name)), None)
+                .await?;
+            if answer["changed"].as_bool() == Some(false) {
+                outln!("token {name} was revoked already");
+            } else {
+                outln!("token {name} revoked: it is refused from now on");
+            }
+            Ok(())
+        }
+    }
+}
+
 async fn post_and_print(args: &ClientArgs, path: &str, body: &Value) -> anyhow::Result<()> {
     let client = Client::from_args(args)?;
     let answer = client.post(path, Some(serde_json::to_vec(body)?)).await?;
-    println!("{}", serde_json::to_string_pretty(&answer)?);
+    outln!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(())
 }
 
@@ -452,33 +610,51 @@ async fn app_command(action: AppAction) -> anyhow::Result<()> {
             appcode,
             parent,
             root,
+            json,
             client,
         } => {
             if parent.is_none() && !root {
                 anyhow::bail!("give the new parent, or --root to make {appcode} a root");
             }
+            let client = Client::from_args(&client)?;
             let body = serde_json::json!({ "parent": parent });
-            post_and_print(
-                &client,
-                &format!("/api/v1/apps/{}/move", urlencode(&appcode)),
-                &body,
-            )
-            .await
+            let answer = client
+                .post(
+                    &format!("/api/v1/apps/{}/move", urlencode(&appcode)),
+                    Some(serde_json::to_vec(&body)?),
+                )
+                .await?;
+            if json {
+                return print_json(&answer);
+            }
+            outln!("{:<32} PARENT", "APPCODE");
+            outln!(
+                "{:<32} {}",
+                answer["appcode"].as_str().unwrap_or(&appcode),
+                answer["parent"].as_str().unwrap_or("(root)")
+            );
+            Ok(())
         }
         AppAction::Show { appcode, client } => {
             let client = Client::from_args(&client)?;
             let body = client
                 .get(&format!("/api/v1/apps/{}", urlencode(&appcode)))
                 .await?;
-            println!("{}", serde_json::to_string_pretty(&body)?);
+            outln!("{}", serde_json::to_string_pretty(&body)?);
             Ok(())
         }
-        AppAction::Ls { client } => {
+        AppAction::Ls { json, client } => {
             let client = Client::from_args(&client)?;
             let body = client.get("/api/v1/apps").await?;
-            println!(
+            if json {
+                return print_json(&body);
+            }
+            outln!(
                 "{:<32} {:<14} {:<24} {:>6}  OWNERS (inherited from)",
-                "APPCODE", "KIND", "PARENT", "HOSTS"
+                "APPCODE",
+                "KIND",
+                "PARENT",
+                "HOSTS"
             );
             for app in body
                 .get("apps")
@@ -497,7 +673,7 @@ async fn app_command(action: AppAction) -> anyhow::Result<()> {
                             .join(",")
                     })
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "{:<32} {:<14} {:<24} {:>6}  {} ({})",
                     text(&node["appcode"]),
                     text(&node["kind"]),
@@ -518,7 +694,7 @@ async fn app_command(action: AppAction) -> anyhow::Result<()> {
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let client = Client::from_args(&client)?;
             let answer = client.post("/api/v1/apps/import", Some(text)).await?;
-            println!(
+            outln!(
                 "{}",
                 answer
                     .get("report")
@@ -530,12 +706,11 @@ async fn app_command(action: AppAction) -> anyhow::Result<()> {
         AppAction::Export { csv, client } => {
             let client = Client::from_args(&client)?;
             let format = if csv { "csv" } else { "toml" };
-            print!(
-                "{}",
-                client
+            output::text(
+                &client
                     .get_text(&format!("/api/v1/apps/export?format={format}"))
-                    .await?
-            );
+                    .await?,
+            )?;
             Ok(())
         }
     }
@@ -565,7 +740,7 @@ async fn list_alarms(
     };
     let body = client.get(&path).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        outln!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
     }
     let alarms = body
@@ -574,12 +749,18 @@ async fn list_alarms(
         .cloned()
         .unwrap_or_default();
     if alarms.is_empty() {
-        println!("no alarms");
+        outln!("no alarms");
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<18} {:>10} {:>10}  {:<20} {:<28} {:<20} {:<16} REASON",
-        "STATE", "VALUE", "THRESHOLD", "SINCE", "ALARM", "HOST", "APPCODE"
+        "STATE",
+        "VALUE",
+        "THRESHOLD",
+        "SINCE",
+        "ALARM",
+        "HOST",
+        "APPCODE"
     );
     for alarm in alarms {
         let name = alarm
@@ -592,7 +773,7 @@ async fn list_alarms(
             .cloned()
             .unwrap_or_default();
         if instances.is_empty() {
-            println!(
+            outln!(
                 "{:<18} {:>10} {:>10}  {:<20} {:<28} {:<20} {:<16} no series to judge yet",
                 "-",
                 "-",
@@ -629,7 +810,7 @@ async fn list_alarms(
             if row.get("restored").and_then(Value::as_bool) == Some(true) {
                 reason.push_str(" (kept from before the restart; no data since)");
             }
-            println!(
+            outln!(
                 "{:<18} {:>10} {:>10}  {:<20} {:<28} {:<20} {:<16} {}",
                 text("state"),
                 number("value"),
@@ -658,7 +839,7 @@ async fn list_incidents(
     }
     let body = client.get(&path).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        outln!("{}", serde_json::to_string_pretty(&body)?);
         return Ok(());
     }
     let incidents = body
@@ -667,12 +848,16 @@ async fn list_incidents(
         .cloned()
         .unwrap_or_default();
     if incidents.is_empty() {
-        println!("no incidents");
+        outln!("no incidents");
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<10} {:<13} {:<9} {:>6}  {:<20} TITLE",
-        "KEY", "STATUS", "SEVERITY", "COUNT", "OPENED"
+        "KEY",
+        "STATUS",
+        "SEVERITY",
+        "COUNT",
+        "OPENED"
     );
     for incident in incidents {
         let text = |field: &str| {
@@ -682,7 +867,7 @@ async fn list_incidents(
                 .unwrap_or("-")
                 .to_string()
         };
-        println!(
+        outln!(
             "{:<10} {:<13} {:<9} {:>6}  {:<20} {}",
             text("key"),
             text("status"),
@@ -701,7 +886,7 @@ async fn show_incident(args: &ClientArgs, key: &str, json: bool) -> anyhow::Resu
         .get(&format!("/api/v1/incidents/{}", urlencode(key)))
         .await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&incident)?);
+        outln!("{}", serde_json::to_string_pretty(&incident)?);
         return Ok(());
     }
     let text = |field: &str| match incident.get(field) {
@@ -709,7 +894,7 @@ async fn show_incident(args: &ClientArgs, key: &str, json: bool) -> anyhow::Resu
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     };
-    println!("{}  {}", text("key"), text("title"));
+    outln!("{}  {}", text("key"), text("title"));
     for field in [
         "status",
         "severity",
@@ -729,7 +914,7 @@ async fn show_incident(args: &ClientArgs, key: &str, json: bool) -> anyhow::Resu
         "acknowledged_at",
         "resolved_at",
     ] {
-        println!("  {field:<17} {}", text(field));
+        outln!("  {field:<17} {}", text(field));
     }
     for field in ["dimensions", "labels", "annotations"] {
         if let Some(map) = incident
@@ -737,9 +922,9 @@ async fn show_incident(args: &ClientArgs, key: &str, json: bool) -> anyhow::Resu
             .and_then(Value::as_object)
             .filter(|m| !m.is_empty())
         {
-            println!("  {field}:");
+            outln!("  {field}:");
             for (k, v) in map {
-                println!(
+                outln!(
                     "    {k} = {}",
                     v.as_str()
                         .map(str::to_string)
@@ -761,7 +946,7 @@ async fn show_incident(args: &ClientArgs, key: &str, json: bool) -> anyhow::Resu
                 .unwrap_or("")
                 .to_string()
         };
-        println!(
+        outln!(
             "  ticket            {} {} {}",
             field("tracker"),
             field("id"),
@@ -774,7 +959,7 @@ async fn show_incident(args: &ClientArgs, key: &str, json: bool) -> anyhow::Resu
         .cloned()
         .unwrap_or_default();
     if !deliveries.is_empty() {
-        println!("deliveries:");
+        outln!("deliveries:");
         for d in deliveries {
             let field = |f: &str| d.get(f).and_then(Value::as_str).unwrap_or("").to_string();
             let attempts = d.get("attempts").and_then(Value::as_i64).unwrap_or(0);
@@ -784,7 +969,7 @@ async fn show_incident(args: &ClientArgs, key: &str, json: bool) -> anyhow::Resu
                 "pending" => "pending".to_string(),
                 other => format!("{other}: {}", field("last_error")),
             };
-            println!(
+            outln!(
                 "  {:<9} {:<15} {:<8} attempts {:<3} {}",
                 field("kind"),
                 field("name"),
@@ -794,7 +979,7 @@ async fn show_incident(args: &ClientArgs, key: &str, json: bool) -> anyhow::Resu
             );
         }
     }
-    println!("timeline:");
+    outln!("timeline:");
     for entry in incident
         .get("timeline")
         .and_then(Value::as_array)
@@ -808,7 +993,7 @@ async fn show_incident(args: &ClientArgs, key: &str, json: bool) -> anyhow::Resu
                 .unwrap_or("")
                 .to_string()
         };
-        println!(
+        outln!(
             "  {}  {:<12} {}",
             field("at"),
             field("kind"),
@@ -826,7 +1011,7 @@ async fn change_incident(args: &ClientArgs, key: &str, action: &str) -> anyhow::
             None,
         )
         .await?;
-    println!(
+    outln!(
         "{} is {}",
         incident.get("key").and_then(Value::as_str).unwrap_or(key),
         incident
@@ -855,7 +1040,7 @@ async fn send_events(args: &ClientArgs, file: &str) -> anyhow::Result<()> {
         .into_iter()
         .flatten()
     {
-        println!("accepted {}", id.as_str().unwrap_or_default());
+        outln!("accepted {}", id.as_str().unwrap_or_default());
     }
     Ok(())
 }

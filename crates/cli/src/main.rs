@@ -2,6 +2,7 @@
 
 mod client;
 mod commands;
+mod output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,10 +59,13 @@ enum Command {
         /// Period: 30d, 12h, 90m
         #[arg(long, default_value = "30d")]
         since: String,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Create API tokens, optionally limited to an Appcode's subtree.
+    /// Create, list and revoke API tokens, optionally limited to an Appcode's subtree.
     Token {
         #[command(subcommand)]
         action: TokenAction,
@@ -196,6 +200,9 @@ enum AppAction {
         parent: Option<String>,
         #[arg(long)]
         root: bool,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -207,6 +214,9 @@ enum AppAction {
     },
     /// List the tree.
     Ls {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -233,6 +243,24 @@ enum TokenAction {
         /// Limit it to this Appcode's subtree
         #[arg(long)]
         scope: Option<String>,
+        /// Print JSON (the token included) instead of a table
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List tokens: name, kind, scope, created, revoked. Never a secret.
+    Ls {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke a token made with `token add`: refused from the next request on. (Host
+    /// tokens go with `vigil host revoke`; the admin token cannot be revoked.)
+    Revoke {
+        name: String,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -256,6 +284,9 @@ enum HostAction {
     Bind {
         host: String,
         appcode: String,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -320,8 +351,10 @@ enum RuleAction {
     Bench(vigil_rule_cli::BenchArgs),
 }
 
-/// Where the server is and how to authenticate. Found in this order: flags, environment,
-/// then `server.url` and `admin.token` in the data directory.
+/// Where the server is and how to authenticate: `--server`/`VIGIL_SERVER`, else `--data
+/// DIR`, else the user config file (`$XDG_CONFIG_HOME/vigil/cli.toml` or
+/// `~/.config/vigil/cli.toml`: `server`, `token` or `token_file`), else `./vigil-data`.
+/// See client::discover.
 #[derive(Args, Clone)]
 pub struct ClientArgs {
     /// Server URL, e.g. http://127.0.0.1:8080
@@ -330,9 +363,10 @@ pub struct ClientArgs {
     /// API token
     #[arg(long, env = "VIGIL_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Data directory to read server.url and admin.token from
-    #[arg(long, default_value = "./vigil-data")]
-    data: PathBuf,
+    /// Data directory of a `vigil up` to read server.url and admin.token from [default:
+    /// the user config file, else ./vigil-data]
+    #[arg(long)]
+    data: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -350,6 +384,8 @@ fn main() -> ExitCode {
 fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
+        // `vigil incidents | head -1`: the reader had what it wanted.
+        Err(e) if output::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vigil: {e:#}");
             ExitCode::FAILURE

@@ -626,10 +626,26 @@ async fn every_route_answers_each_kind_of_token_by_the_one_access_rule() {
                 "/api/v1/tokens",
                 "/api/v1/tokens",
                 "/api/v1/tokens",
+                // A scope beyond its subtree is a name it cannot see: 404.
                 [201, 201, 404, 403],
             ),
             json!({"name": "alpha-web-team", "scope": "alpha_web"}),
             json!({"name": "zulu-team", "scope": "zulu"}),
+        ),
+        // The scoped caller's list holds its subtree's tokens only (no `zulu-team`).
+        row(
+            "GET",
+            "/api/v1/tokens",
+            "/api/v1/tokens",
+            "/api/v1/tokens",
+            [200, 200, 200, 403],
+        ),
+        row(
+            "POST",
+            "/api/v1/tokens/{name}/revoke",
+            "/api/v1/tokens/alpha-web-team/revoke",
+            "/api/v1/tokens/zulu-team/revoke",
+            [200, 200, 404, 403],
         ),
         // Only with VIGIL_TEST_CLOCK=1; otherwise not even there.
         with_bodies(

@@ -273,6 +273,21 @@ mod tests {
         assert!(!config.rules.is_empty());
     }
 
+    /// Copied as is, the example turns on no tracker, mail server, chat or webhook: a new
+    /// user's first alarm must not try to reach example.atlassian.net.
+    #[test]
+    fn the_example_config_reaches_nothing_external() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vigil.example.toml");
+        let config = Config::load(&path).unwrap();
+        let integrations = &config.integrations;
+        assert!(integrations.jira.is_none(), "{:?}", integrations.jira);
+        assert!(integrations.email.is_none(), "{:?}", integrations.email);
+        assert!(integrations.slack.is_none(), "{:?}", integrations.slack);
+        assert!(integrations.webhook.is_none(), "{:?}", integrations.webhook);
+        // Its approval example is a playbook the server takes.
+        assert!(config.playbooks.contains_key("careful-restart"));
+    }
+
     #[test]
     fn a_playbook_naming_an_unknown_probe_is_refused_naming_it() {
         for (step, unknown) in [

@@ -92,8 +92,18 @@ pub struct Started {
     pub token_path: PathBuf,
 }
 
-/// Runs the server until Ctrl-C or SIGTERM. `on_start` is called once it listens.
-pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<(), ServerError> {
+/// How long connections still open at shutdown (an agent's job long poll holds one for
+/// 25 s) get to finish before the server stops anyway.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs the server until `shutdown` completes ([`shutdown_signal`]: Ctrl-C or SIGTERM),
+/// then at most [`SHUTDOWN_GRACE`] longer for requests in flight. `on_start` is called
+/// once it listens.
+pub async fn serve(
+    config: Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_start: impl FnOnce(&Started),
+) -> Result<(), ServerError> {
     // A rule that does not compile is the operator's to fix before anything is opened.
     let rules = Arc::new(rules::Rules::from_config(&config)?);
     let data_dir = config.server.data_dir.clone();
@@ -243,18 +253,39 @@ pub async fn serve(config: Config, on_start: impl FnOnce(&Started)) -> Result<()
         token_path: data_dir.join(auth::ADMIN_TOKEN_FILE),
     });
     let router = api::router(state);
-    match tls {
-        Some(tls) => axum::serve(
-            tls::TlsListener::new(listener, tls).map_err(ServerError::Serve)?,
-            router,
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(ServerError::Serve),
-        None => axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown_signal())
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let stopping = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
+    };
+    let server = async move {
+        match tls {
+            Some(tls) => axum::serve(
+                tls::TlsListener::new(listener, tls).map_err(ServerError::Serve)?,
+                router,
+            )
+            .with_graceful_shutdown(stopping)
             .await
             .map_err(ServerError::Serve),
+            None => axum::serve(listener, router)
+                .with_graceful_shutdown(stopping)
+                .await
+                .map_err(ServerError::Serve),
+        }
+    };
+    let grace = async move {
+        if stopping_rx.wait_for(|stopping| *stopping).await.is_err() {
+            // The server ended on its own; it decides the outcome.
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served,
+        () = grace => {
+            tracing::info!("closed the connections still open at shutdown");
+            Ok(())
+        }
     }
 }
 
@@ -328,7 +359,8 @@ async fn load_alarms(
     Ok(engine)
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -295,6 +295,13 @@ pub trait AccessStore: Send + Sync {
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>>;
 
+    /// Every token (host tokens and revoked ones included), by name; no hashes.
+    async fn tokens(&self) -> Result<Vec<TokenListing>>;
+
+    /// Revokes the token `name` from `now` on. False if there is none of that name or it
+    /// is revoked already.
+    async fn revoke_token(&self, name: &str, now: Timestamp) -> Result<bool>;
+
     /// Stores a web session (by the hash of its id); expired ones are swept.
     async fn create_session(&self, session: SessionRecord, now: Timestamp) -> Result<()>;
 

@@ -621,6 +621,17 @@ pub struct TokenRecord {
     pub scope: Option<String>,
 }
 
+/// A token as `vigil token ls` shows it: never its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenListing {
+    pub name: String,
+    pub role: TokenRole,
+    /// The Appcode whose subtree this token is limited to; `None` for all.
+    pub scope: Option<String>,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
 /// A web UI login, kept by the hash of its id (the id itself lives only in the cookie).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {

@@ -245,6 +245,7 @@ macro_rules! conformance_suite {
             job_deadlines_are_renewed_at_start,
             alarm_definitions_and_states,
             tokens_by_hash_and_scoped_tokens,
+            tokens_are_listed_and_revoked_by_name,
             sessions_expire,
             apps_and_host_bindings,
             hosts_bound_by_an_older_vigil_migrate_as_declared,
@@ -2358,6 +2359,69 @@ async fn tokens_by_hash_and_scoped_tokens(h: &dyn Harness) {
             .as_deref(),
         Some("SHOP")
     );
+}
+
+async fn tokens_are_listed_and_revoked_by_name(h: &dyn Harness) {
+    let store = h.store();
+    let t0 = now();
+    let t1 = t0 + chrono::Duration::seconds(5);
+    store
+        .put_token("admin", "h1", TokenRole::Admin, t0)
+        .await
+        .unwrap();
+    store
+        .put_token(&host_token_name("web-1"), "h2", TokenRole::Host, t0)
+        .await
+        .unwrap();
+    store
+        .add_scoped_token("shop-team", "h3", Some("SHOP"), t0)
+        .await
+        .unwrap();
+    let listed = store.tokens().await.unwrap();
+    assert_eq!(
+        listed,
+        vec![
+            TokenListing {
+                name: "admin".into(),
+                role: TokenRole::Admin,
+                scope: None,
+                created_at: t0,
+                revoked_at: None,
+            },
+            TokenListing {
+                name: host_token_name("web-1"),
+                role: TokenRole::Host,
+                scope: None,
+                created_at: t0,
+                revoked_at: None,
+            },
+            TokenListing {
+                name: "shop-team".into(),
+                role: TokenRole::Admin,
+                scope: Some("SHOP".into()),
+                created_at: t0,
+                revoked_at: None,
+            },
+        ]
+    );
+
+    assert!(store.revoke_token("shop-team", t1).await.unwrap());
+    assert!(store.token_by_hash("h3").await.unwrap().unwrap().revoked);
+    // Once is enough; an unknown name changes nothing.
+    assert!(!store.revoke_token("shop-team", t1).await.unwrap());
+    assert!(!store.revoke_token("nobody", t1).await.unwrap());
+    let listed = store.tokens().await.unwrap();
+    let shop = listed.iter().find(|t| t.name == "shop-team").unwrap();
+    assert_eq!(shop.revoked_at, Some(t1));
+    assert!(listed
+        .iter()
+        .filter(|t| t.name != "shop-team")
+        .all(|t| t.revoked_at.is_none()));
+    // A revoked name stays taken: a new token cannot pose as the old one in timelines.
+    assert!(matches!(
+        store.add_scoped_token("shop-team", "h4", None, t1).await,
+        Err(StoreError::Conflict(_))
+    ));
 }
 
 async fn sessions_expire(h: &dyn Harness) {

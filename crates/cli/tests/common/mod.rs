@@ -149,6 +149,25 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, then waits up to `bound` for the process to end: how long it took and
+    /// how it ended, or `None` if it was still running (it is then killed).
+    pub fn terminate(&mut self, bound: Duration) -> Option<(Duration, std::process::ExitStatus)> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {}", self.pid());
+        let start = Instant::now();
+        while start.elapsed() < bound {
+            if let Some(status) = self.child.try_wait().expect("wait for vigil") {
+                return Some((start.elapsed(), status));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.kill();
+        None
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -8,6 +8,7 @@ pub mod doc;
 pub(crate) mod hosts;
 mod incidents;
 mod ingest;
+mod tokens;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -61,7 +62,8 @@ fn described_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(apps::export_tree))
         .routes(routes!(apps::show, apps::change))
         .routes(routes!(apps::move_node))
-        .routes(routes!(apps::add_token))
+        .routes(routes!(apps::add_token, tokens::list))
+        .routes(routes!(tokens::revoke))
         .routes(routes!(apps::report_for))
         .routes(routes!(apps::advance_clock))
         .routes(routes!(status))

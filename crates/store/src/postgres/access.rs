@@ -152,6 +152,45 @@ impl AccessStore for PostgresStore {
         }))
     }
 
+    async fn tokens(&self) -> Result<Vec<TokenListing>> {
+        let client = self.client().await?;
+        let rows = query(
+            &client,
+            "SELECT name, role, scope, created_at, revoked_at FROM tokens ORDER BY name",
+            &[],
+        )
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let name: String = row.try_get("name")?;
+            let role: String = row.try_get("role")?;
+            out.push(TokenListing {
+                role: known(
+                    &role,
+                    TokenRole::parse,
+                    format_args!("token `{name}`"),
+                    "role",
+                )?,
+                scope: row.try_get("scope")?,
+                created_at: row.try_get("created_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+                name,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn revoke_token(&self, name: &str, now: Timestamp) -> Result<bool> {
+        let client = self.client().await?;
+        let changed = exec(
+            &client,
+            "UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
+            &[&name, &now],
+        )
+        .await?;
+        Ok(changed > 0)
+    }
+
     async fn create_session(&self, session: SessionRecord, now: Timestamp) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;

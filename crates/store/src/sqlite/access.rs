@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 
 use super::{parse_enum, parse_time, text, SqliteStore};
-use crate::{AccessStore, Result, SessionRecord, StoreError, Timestamp, TokenRecord, TokenRole};
+use crate::{
+    AccessStore, Result, SessionRecord, StoreError, Timestamp, TokenListing, TokenRecord, TokenRole,
+};
 
 #[async_trait]
 impl AccessStore for SqliteStore {
@@ -152,6 +154,58 @@ impl AccessStore for SqliteStore {
                         })
                     })
                     .transpose()
+            })
+        })
+        .await
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenListing>> {
+        self.blocking(|db| {
+            db.read(|tx| {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT name, role, scope, created_at, revoked_at FROM tokens ORDER BY name",
+                )?;
+                let rows = stmt.query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                    ))
+                })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (name, role, scope, created_at, revoked_at) = row?;
+                    out.push(TokenListing {
+                        role: parse_enum(&role, TokenRole::parse, || {
+                            format!("token {name}: role")
+                        })?,
+                        created_at: parse_time(&created_at, || {
+                            format!("token {name}: created_at")
+                        })?,
+                        revoked_at: revoked_at
+                            .map(|t| parse_time(&t, || format!("token {name}: revoked_at")))
+                            .transpose()?,
+                        scope,
+                        name,
+                    });
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, name: &str, now: Timestamp) -> Result<bool> {
+        let name = name.to_string();
+        self.blocking(move |db| {
+            db.write(|tx| {
+                let changed = tx.execute(
+                    "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+                    params![name, text(now)],
+                )?;
+                Ok(changed > 0)
             })
         })
         .await
