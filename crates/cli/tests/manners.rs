@@ -301,6 +301,8 @@ async fn changes_print_tables_and_json_on_request() {
     assert_eq!(moved["appcode"], "shop_web");
     assert_eq!(moved["parent"], "shop");
 
+    // A bind takes a host vigil knows of: enrolled here.
+    run(&["host", "add", "web-01"]);
     table(
         &["host", "bind", "web-01", "shop_web"],
         &["HOST", "APPCODE"],

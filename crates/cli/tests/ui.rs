@@ -946,6 +946,9 @@ async fn a_scoped_token_sees_only_its_subtree_in_the_ui() {
         );
     }
     for (host, code) in [("web-1", "shop_web"), ("vault-1", "bank")] {
+        // A bind takes a host vigil knows of: enrolled first, with no application yet.
+        let added = server.cli(&["host", "add", host]);
+        assert!(added.status.success(), "{added:?}");
         let bound = server.cli(&["host", "bind", host, code]);
         assert!(
             bound.status.success(),
