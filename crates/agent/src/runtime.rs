@@ -91,6 +91,8 @@ pub enum AgentError {
     Redact(#[from] RedactError),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
+    #[error("interval_secs {0} is over a day; report at most every 86400 seconds")]
+    Interval(u64),
 }
 
 impl AgentConfig {
@@ -107,6 +109,10 @@ impl AgentConfig {
     fn check(&mut self) -> Result<(), AgentError> {
         if self.server.is_empty() {
             return Err(AgentError::Missing("server"));
+        }
+        // The server takes heartbeats at most a day apart.
+        if self.interval_secs > 86_400 {
+            return Err(AgentError::Interval(self.interval_secs));
         }
         match (self.token.is_empty(), self.token_file.take()) {
             (false, Some(_)) => return Err(AgentError::TwoTokens),

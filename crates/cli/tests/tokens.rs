@@ -192,7 +192,7 @@ async fn token_revoke_makes_the_token_answer_401_at_once() {
     // The admin token and host tokens are not revoked here, and the answer says where.
     let admin = server.cli(&["token", "revoke", "admin"]);
     assert!(!admin.status.success());
-    assert!(stderr(&admin).contains("400"), "{}", stderr(&admin));
+    assert!(stderr(&admin).contains("422"), "{}", stderr(&admin));
     assert!(stderr(&admin).contains("admin.token"), "{}", stderr(&admin));
     let host = "web-01";
     let enrolled = server.cli(&["host", "add", host]);

@@ -131,9 +131,10 @@ impl Host {
 #[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     pub agent_version: String,
-    #[schema(maximum = 18446744073709551615_u64)]
+    #[schema(maximum = 9223372036854775807_u64)]
     pub uptime_secs: u64,
-    #[schema(maximum = 18446744073709551615_u64)]
+    /// At most a day.
+    #[schema(maximum = 86400)]
     pub interval_secs: u64,
     #[serde(default)]
     pub collector: Option<serde_json::Value>,
@@ -141,6 +142,22 @@ pub struct Heartbeat {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub appcode: Option<String>,
+}
+
+/// The largest count the store keeps (a signed 64-bit column).
+const STORED_MAX: u64 = i64::MAX as u64;
+
+impl Heartbeat {
+    /// What in the heartbeat is out of range, naming the field.
+    pub fn check(&self) -> Result<(), String> {
+        if self.uptime_secs > STORED_MAX {
+            return Err(format!("uptime_secs: at most {STORED_MAX}"));
+        }
+        if self.interval_secs > 86_400 {
+            return Err("interval_secs: at most 86400 (a day)".into());
+        }
+        Ok(())
+    }
 }
 
 /// One measurement from an agent. `timestamp_ms` is Unix milliseconds.
@@ -240,10 +257,10 @@ pub struct JobResult {
     pub error: Option<String>,
     /// From the job's creation on the server to the probe starting on the host.
     #[serde(default)]
-    #[schema(maximum = 18446744073709551615_u64)]
+    #[schema(maximum = 9223372036854775807_u64)]
     pub queued_ms: Option<u64>,
     #[serde(default)]
-    #[schema(maximum = 18446744073709551615_u64)]
+    #[schema(maximum = 9223372036854775807_u64)]
     pub duration_ms: u64,
 }
 
@@ -301,6 +318,14 @@ pub fn probes_for(metric_name: Option<&str>, no_data: bool) -> Vec<&'static str>
 }
 
 impl JobResult {
+    /// What in the answer is out of range, naming the field.
+    pub fn check(&self) -> Result<(), String> {
+        if self.duration_ms > STORED_MAX || self.queued_ms.is_some_and(|q| q > STORED_MAX) {
+            return Err(format!("duration_ms and queued_ms: at most {STORED_MAX}"));
+        }
+        Ok(())
+    }
+
     /// The incident timeline's entry for this answer to `probe` on `host`.
     pub fn describe(&self, host: &str, probe: &str) -> (crate::TimelineKind, String) {
         use crate::TimelineKind;
@@ -352,6 +377,29 @@ impl JobResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_past_what_the_store_keeps_are_refused_naming_the_field() {
+        let heartbeat = Heartbeat {
+            agent_version: "1".into(),
+            uptime_secs: 60,
+            interval_secs: 10,
+            collector: None,
+            labels: BTreeMap::new(),
+            appcode: None,
+        };
+        assert!(heartbeat.check().is_ok());
+        let huge = Heartbeat {
+            uptime_secs: u64::MAX,
+            ..heartbeat.clone()
+        };
+        assert!(huge.check().unwrap_err().contains("uptime_secs"));
+        let slow = Heartbeat {
+            interval_secs: 86_401,
+            ..heartbeat
+        };
+        assert!(slow.check().unwrap_err().contains("interval_secs"));
+    }
 
     fn at(secs: i64) -> Timestamp {
         chrono::DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()

@@ -45,6 +45,7 @@ pub async fn heartbeat(
 ) -> Result<StatusCode, ApiError> {
     let host = host_of(&principal)?.to_string();
     let JsonBody(heartbeat) = body?;
+    heartbeat.check().map_err(ApiError::bad_request)?;
     state
         .store
         .record_heartbeat(&host, heartbeat, now())
@@ -174,6 +175,7 @@ pub async fn job_result(
     let host = host_of(&principal)?.to_string();
     let Path(id) = id?;
     let JsonBody(mut result) = body?;
+    result.check().map_err(ApiError::bad_request)?;
     if !FINAL_JOB_STATUSES.contains(&result.status) {
         return Err(ApiError::bad_request(format!(
             "status: `{}` is not a final answer; use done, refused, failed or timed_out",

@@ -7,6 +7,7 @@
 //! admin token lives in DATA_DIR/admin.token, a host's token goes with `vigil host revoke`.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -84,7 +85,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/tokens/{name}/revoke", tag = "apps",
     params(("name" = String, Path, description = "The token's name")),
     responses((status = 200, body = TokenRevoked),
-        (status = 400, description = "The admin token or a host token, which this route does not revoke", body = super::doc::ErrorBody)))]
+        (status = 422, description = "The admin token or a host token, which this route does not revoke; the message says how they are", body = super::doc::ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -103,12 +104,13 @@ pub async fn revoke(
     who.check(&state.ownership, token.scope.as_deref(), hidden)?;
     if token.role == TokenRole::Host {
         let host = name.strip_prefix("host:").unwrap_or(&name);
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!(
             "`{name}` is a host's agent token; revoke it with `vigil host revoke {host}` (POST /api/v1/hosts/{host}/revoke)"
         )));
     }
     if name == "admin" {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
             "`admin` is the server's own token (DATA_DIR/admin.token) and cannot be revoked; to replace it, stop vigil, delete that file and start it again",
         ));
     }
