@@ -89,6 +89,7 @@ struct Samples {
 struct SenderReport {
     /// Latency of every answered request, in microseconds.
     latencies_us: Vec<u64>,
+    requests: u64,
     accepted: u64,
     rejected: u64,
     failed: u64,
@@ -166,6 +167,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     format!("[{}]", events.join(","))
                 };
                 let sent = Instant::now();
+                report.requests += 1;
                 let answer = http
                     .post(&endpoint)
                     .bearer_auth(&token)
@@ -206,6 +208,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for sender in senders {
         let report = sender.await?;
         total.latencies_us.extend(report.latencies_us);
+        total.requests += report.requests;
         total.accepted += report.accepted;
         total.rejected += report.rejected;
         total.failed += report.failed;
@@ -221,13 +224,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let samples = sampler.await?;
     let opened = metric(&http, &url, &token, "vigil_incidents_opened_total").await - opened_before;
 
-    let requests = total.accepted + total.rejected + total.failed;
+    let requests = total.requests;
     let errors = total.rejected + total.failed;
     total.latencies_us.sort_unstable();
     let ms = |us: u64| us as f64 / 1000.0;
     println!(
-        "concurrency {:>3}: {requests} requests, {errors} errors ({} non-2xx, {} unanswered), {:.0} events/s accepted over {:.1} s",
+        "concurrency {:>3}: {requests} requests of {} events, {errors} errors ({} non-2xx, {} unanswered), {:.0} events/s accepted over {:.1} s",
         args.concurrency,
+        args.batch,
         total.rejected,
         total.failed,
         total.accepted as f64 / elapsed.as_secs_f64(),
