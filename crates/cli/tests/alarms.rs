@@ -701,18 +701,7 @@ impl Drop for Killed {
 async fn a_real_agent_and_a_cpu_burner_open_and_resolve_an_incident() {
     let dir = temp_dir();
     let server = Server::start_with(dir.path(), &["--no-agent"]).await;
-    let enrolled = server.cli(&["host", "add", "burner-host"]);
-    assert!(
-        enrolled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&enrolled.stderr)
-    );
-    let token = String::from_utf8_lossy(&enrolled.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let token = server.cli_last_line(&["host", "add", "burner-host"]);
     let log = std::fs::File::create(dir.path().join("agent.log")).expect("log");
     let _agent = Killed(
         Command::new(VIGIL)

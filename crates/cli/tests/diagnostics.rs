@@ -214,18 +214,7 @@ impl SlowStack {
 /// Enrolls web-01 (with the fixtures' instance id) and runs its agent with an allow-list
 /// whose `slow_probe` sleeps 6 s, then prints [`MARKER`].
 fn start_slow_agent(server: &Server, dir: &Path) -> Proc {
-    let enrolled = server.cli(&["host", "add", "web-01", "--instance-id", INSTANCE]);
-    assert!(
-        enrolled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&enrolled.stderr)
-    );
-    let token = String::from_utf8_lossy(&enrolled.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let token = server.cli_last_line(&["host", "add", "web-01", "--instance-id", INSTANCE]);
     let allow_list = dir.join("allow.toml");
     std::fs::write(
         &allow_list,

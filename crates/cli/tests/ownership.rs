@@ -273,18 +273,7 @@ async fn a_scoped_token_sees_only_its_subtree() {
         let (status, _) = server.post("/api/v1/alarms", definition.to_string()).await;
         assert_eq!(status, 201);
     }
-    let issued = server.cli(&["token", "add", "flights-team", "--scope", "flights"]);
-    assert!(
-        issued.status.success(),
-        "{}",
-        String::from_utf8_lossy(&issued.stderr)
-    );
-    let scoped = String::from_utf8_lossy(&issued.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let scoped = server.cli_last_line(&["token", "add", "flights-team", "--scope", "flights"]);
     let as_scoped = |method: &str, path: &str| {
         let url = format!("{}{path}", server.url);
         let request = match method {
@@ -782,17 +771,6 @@ fn alarm_for_instance(id: &str, alarm: &str, instance_id: &str) -> Value {
     event
 }
 
-fn token_named(server: &Server, name: &str) -> String {
-    let made = server.cli(&["token", "add", name]);
-    assert!(made.status.success(), "{made:?}");
-    String::from_utf8_lossy(&made.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alarm_naming_an_enrolled_instance_reaches_its_owners_and_its_approver() {
     let dir = temp_dir();
@@ -826,7 +804,7 @@ async fn an_alarm_naming_an_enrolled_instance_reaches_its_owners_and_its_approve
     assert_eq!(incident["host"], "web-02", "named as enrolled: {incident}");
 
     // Its approver (erin, inherited from Travel) may approve; another token may not.
-    let mallory = token_named(&server, "mallory");
+    let mallory = server.cli_last_line(&["token", "add", "mallory"]);
     let refused = server
         .http
         .post(format!("{}/api/v1/incidents/{key}/approve", server.url))
@@ -837,7 +815,7 @@ async fn an_alarm_naming_an_enrolled_instance_reaches_its_owners_and_its_approve
     assert_eq!(refused.status(), 403);
     let refusal = refused.text().await.unwrap_or_default();
     assert!(refusal.contains("approvers: erin"), "{refusal}");
-    let erin = token_named(&server, "erin");
+    let erin = server.cli_last_line(&["token", "add", "erin"]);
     let approved = std::process::Command::new(VIGIL)
         .args(["incident", "approve", &key])
         .env("VIGIL_SERVER", &server.url)

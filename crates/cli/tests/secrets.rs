@@ -23,18 +23,7 @@ fn enroll(server: &Server, name: &str, instance: Option<&str>) -> String {
     if let Some(instance) = instance {
         args.extend(["--instance-id", instance]);
     }
-    let enrolled = server.cli(&args);
-    assert!(
-        enrolled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&enrolled.stderr)
-    );
-    let token = String::from_utf8_lossy(&enrolled.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let token = server.cli_last_line(&args);
     assert!(token.starts_with("vgl_"), "{token}");
     token
 }

@@ -346,6 +346,25 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Runs the CLI, which must succeed, and returns the last line it printed (where
+    /// `host add` and `token add` print the new token).
+    pub fn cli_last_line(&self, args: &[&str]) -> String {
+        let output = self.cli(args);
+        assert!(
+            output.status.success(),
+            "vigil {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();

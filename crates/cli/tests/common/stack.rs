@@ -198,18 +198,7 @@ impl Stack {
 
 /// Enrolls `web-01` (with the fixture's EC2 instance id) and runs a real agent for it.
 pub fn start_agent(server: &Server, dir: &Path) -> Proc {
-    let enrolled = server.cli(&["host", "add", "web-01", "--instance-id", INSTANCE]);
-    assert!(
-        enrolled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&enrolled.stderr)
-    );
-    let token = String::from_utf8_lossy(&enrolled.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let token = server.cli_last_line(&["host", "add", "web-01", "--instance-id", INSTANCE]);
     let log = std::fs::File::create(dir.join("agent.log")).expect("agent log");
     Proc(
         Command::new(VIGIL)
