@@ -197,6 +197,21 @@ pub fn group_key_fields_valid(fields: &[String]) -> Result<(), GroupKeyError> {
     group_key(&AlarmFacts::default(), fields).map(|_| ())
 }
 
+/// Whether the timeline notes an incident's `count`-th alarm: each of the first ten, then
+/// 20, 30 … 100, then 200, 300 … 1,000, and so on. A storm of repeats keeps its incident
+/// readable — a hundred thousand repeats make some fifty entries — while the incident's
+/// count and the time of its last alarm stay exact.
+pub fn repeat_is_noted(count: u64) -> bool {
+    if count <= 10 {
+        return true;
+    }
+    let mut step = 10;
+    while count / step >= 10 {
+        step *= 10;
+    }
+    count.is_multiple_of(step)
+}
+
 impl Incident {
     /// The incident as JSON for APIs and templates.
     pub fn to_value(&self) -> Value {
@@ -229,6 +244,20 @@ mod tests {
         .unwrap();
         assert_eq!(key, "cpu|arn:x|web");
         assert!(group_key_fields_valid(&["nonsense".into()]).is_err());
+    }
+
+    #[test]
+    fn repeats_are_noted_one_by_one_then_at_round_numbers() {
+        let noted: Vec<u64> = (1..=2_500).filter(|c| repeat_is_noted(*c)).collect();
+        let mut expected: Vec<u64> = (1..=10).collect();
+        expected.extend((2..=10).map(|n| n * 10));
+        expected.extend((2..=10).map(|n| n * 100));
+        expected.extend([2_000]);
+        assert_eq!(noted, expected);
+        assert_eq!(
+            (1..=100_000u64).filter(|c| repeat_is_noted(*c)).count(),
+            10 + 9 * 4
+        );
     }
 
     #[test]

@@ -22,6 +22,6 @@ pub use host::{
     JobStatus, MetricBatch, MetricSample, BUILT_IN_PROBES, FINAL_JOB_STATUSES,
 };
 pub use incident::{
-    group_key, group_key_fields_valid, GroupKeyError, Incident, IncidentStatus, Severity,
-    TimelineEntry, TimelineKind,
+    group_key, group_key_fields_valid, repeat_is_noted, GroupKeyError, Incident, IncidentStatus,
+    Severity, TimelineEntry, TimelineKind,
 };

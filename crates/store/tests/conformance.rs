@@ -225,6 +225,7 @@ macro_rules! conformance_suite {
             pending_events_come_oldest_first,
             the_backlog_counts_pending_events_and_dates_the_oldest,
             alarms_open_repeat_and_resolve_incidents,
+            a_storm_of_repeats_keeps_the_timeline_short_and_the_count_exact,
             concurrent_alarms_of_a_group_open_one_incident,
             processing_commits_the_change_with_its_work,
             processing_an_event_twice_changes_nothing,
@@ -645,6 +646,40 @@ async fn the_backlog_counts_pending_events_and_dates_the_oldest(h: &dyn Harness)
 // ---------------------------------------------------------------------------------------
 // Incidents
 // ---------------------------------------------------------------------------------------
+
+async fn a_storm_of_repeats_keeps_the_timeline_short_and_the_count_exact(h: &dyn Harness) {
+    let store = h.store();
+    let t0 = now();
+    let ids: Vec<String> = (0..250).map(|n| format!("s{n}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let seqs = accept(&*store, &refs, t0).await;
+    let decisions = ids
+        .iter()
+        .zip(seqs)
+        .map(|(id, seq)| Decision {
+            seq,
+            event_id: id.clone(),
+            effect: fire("cpu|storm"),
+        })
+        .collect();
+    store.process_events(decisions, t0).await.unwrap();
+    let inc = store.incident("INC-1").await.unwrap().expect("INC-1");
+    assert_eq!(inc.count, 250, "every alarm counted");
+    let repeats: Vec<String> = messages(&inc)
+        .into_iter()
+        .filter(|(kind, _)| *kind == TimelineKind::Repeat)
+        .map(|(_, message)| message)
+        .collect();
+    let numbers: Vec<u64> = repeats
+        .iter()
+        .filter_map(|m| m.strip_prefix("repeat #")?.split(':').next()?.parse().ok())
+        .collect();
+    assert_eq!(
+        numbers,
+        [2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 200],
+        "noted one by one, then at round numbers"
+    );
+}
 
 async fn alarms_open_repeat_and_resolve_incidents(h: &dyn Harness) {
     let store = h.store();

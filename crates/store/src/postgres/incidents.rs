@@ -65,8 +65,10 @@ pub(crate) async fn apply_alarm<C: GenericClient>(
     let change = match (update.action, unresolved.as_mut()) {
         (AlarmAction::OpenOrRepeat, Some(open)) => {
             let count = open.count + 1;
-            let message = update.repeat_message(count.max(0) as u64);
-            journal.entry(TimelineKind::Repeat, message, Some(event_id));
+            if vigil_core::repeat_is_noted(count.max(0) as u64) {
+                let message = update.repeat_message(count.max(0) as u64);
+                journal.entry(TimelineKind::Repeat, message, Some(event_id));
+            }
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&open.id, &count, &now, &facts_json];
             params.extend(journal.params(&now));
             query_one(client, &REPEAT, &params).await?;

@@ -186,8 +186,10 @@ pub(super) fn apply_alarm(
                 "UPDATE incidents SET count = ?2, last_event_at = ?3, facts = ?4 WHERE id = ?1",
             )?
             .execute(params![id, count as i64, stamp, facts_json])?;
-            let message = update.repeat_message(count);
-            add_timeline(tx, id, now, TimelineKind::Repeat, &message, Some(event_id))?;
+            if vigil_core::repeat_is_noted(count) {
+                let message = update.repeat_message(count);
+                add_timeline(tx, id, now, TimelineKind::Repeat, &message, Some(event_id))?;
+            }
             IncidentChange::Repeated { key, count }
         }
         (AlarmAction::OpenOrRepeat, None) => {
