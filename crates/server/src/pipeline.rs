@@ -158,6 +158,14 @@ const PROCESS_WINDOW: usize = 4096;
 /// After a store error, wait before retrying so a broken disk doesn't spin a core.
 const ERROR_BACKOFF: Duration = Duration::from_millis(500);
 
+/// What deciding a batch remembers from event to event.
+struct BatchMemory {
+    /// Hosts looked up, for the whole window.
+    hosts: crate::jobs::HostLookups,
+    /// Groups whose alarm was decided earlier in this batch and not resolved since.
+    unresolved_groups: std::collections::HashSet<String>,
+}
+
 /// What the processor keeps of a decision to act on after the commit.
 struct Planned {
     facts: Option<AlarmFacts>,
@@ -258,11 +266,16 @@ impl Processor {
         let now = crate::now();
         let mut decisions = Vec::with_capacity(batch.len());
         let mut planned = Vec::with_capacity(batch.len());
+        let mut memory = BatchMemory {
+            hosts: std::mem::take(hosts),
+            unresolved_groups: std::collections::HashSet::new(),
+        };
         for stored in batch {
-            let (decision, plan) = self.decide(stored, now, hosts).await?;
+            let (decision, plan) = self.decide(stored, now, &mut memory).await?;
             decisions.push(decision);
             planned.push(plan);
         }
+        *hosts = memory.hosts;
         let processed = self.store.process_events(decisions, now).await?;
         crate::fault::crash_point("processed");
         let mut journaled = false;
@@ -280,7 +293,7 @@ impl Processor {
         &self,
         stored: &StoredEvent,
         now: vigil_core::Timestamp,
-        hosts: &mut crate::jobs::HostLookups,
+        batch: &mut BatchMemory,
     ) -> Result<(Decision, Planned), StoreError> {
         let event = &stored.event;
         let started = Instant::now();
@@ -316,20 +329,37 @@ impl Processor {
         let key =
             group_key(&facts, &self.group_by).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let severity = Severity::from_label(facts.severity.as_deref());
-        let outward = self.with_recipients(&steps, facts.appcode.as_deref(), 0);
+        // After an alarm of the same group earlier in this batch, another is a repeat
+        // whatever the store finds (the first opened or repeated the incident, nothing
+        // resolved it since): what an opening would cause need not be planned.
+        let surely_repeat = match action {
+            AlarmAction::OpenOrRepeat => !batch.unresolved_groups.insert(key.clone()),
+            AlarmAction::Resolve => {
+                batch.unresolved_groups.remove(&key);
+                false
+            }
+        };
         let (on_open, on_resolve) = match action {
+            AlarmAction::OpenOrRepeat if surely_repeat => (Work::default(), Work::default()),
             AlarmAction::OpenOrRepeat => {
-                let mut work = self.responder.plan(&facts, &steps, now, hosts).await?;
+                let outward = self.with_recipients(&steps, facts.appcode.as_deref(), 0);
+                let mut work = self
+                    .responder
+                    .plan(&facts, &steps, now, &mut batch.hosts)
+                    .await?;
                 work.run = self.runner.plan(RunKind::Opened, &outward);
                 (work, Work::default())
             }
-            AlarmAction::Resolve => (
-                Work::default(),
-                Work {
-                    run: self.runner.plan(RunKind::Resolved, &outward),
-                    ..Work::default()
-                },
-            ),
+            AlarmAction::Resolve => {
+                let outward = self.with_recipients(&steps, facts.appcode.as_deref(), 0);
+                (
+                    Work::default(),
+                    Work {
+                        run: self.runner.plan(RunKind::Resolved, &outward),
+                        ..Work::default()
+                    },
+                )
+            }
         };
         let hosts = on_open.jobs.iter().map(|j| j.host.clone()).collect();
         let update = AlarmUpdate {
