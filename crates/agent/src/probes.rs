@@ -217,7 +217,22 @@ fn redact_output(mut out: ProbeOutput, redactor: &Redactor) -> ProbeOutput {
     if let std::borrow::Cow::Owned(clean) = redactor.text(&out.output) {
         out.output = clean;
     }
+    if out.truncated {
+        mask_token_at_the_cut(&mut out.output);
+    }
     out
+}
+
+/// Output cut while it was read may end inside a token, leaving a piece too short for the
+/// token rule to know: whatever of a `vgl_` token reaches the cut goes too.
+fn mask_token_at_the_cut(text: &mut String) {
+    let tail = text
+        .trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        .len();
+    if let Some(at) = text[tail..].find("vgl_") {
+        text.truncate(tail + at);
+        text.push_str("vgl_[redacted]");
+    }
 }
 
 fn timed_out(timeout: Duration) -> ProbeError {
@@ -365,6 +380,27 @@ fn collector_restart(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_cut_short_at_the_output_cap_is_masked_too() {
+        let cut = ProbeOutput {
+            output: "root 42 /usr/bin/sync-keys vgl_AbCd1".into(),
+            exit_code: Some(0),
+            truncated: true,
+        };
+        let clean = redact_output(cut, &Redactor::default());
+        assert_eq!(clean.output, "root 42 /usr/bin/sync-keys vgl_[redacted]");
+        // Whole, the short piece is no token: only a cut makes it one.
+        let whole = ProbeOutput {
+            output: "name vgl_x".into(),
+            exit_code: Some(0),
+            truncated: false,
+        };
+        assert_eq!(
+            redact_output(whole, &Redactor::default()).output,
+            "name vgl_x"
+        );
+    }
     use serde_json::json;
 
     #[test]
