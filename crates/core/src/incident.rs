@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::alarm::AlarmFacts;
+use crate::storm::{IncidentKind, StormMember};
 use crate::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -163,10 +164,19 @@ pub struct Incident {
     pub alarm: AlarmFacts,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub timeline: Vec<TimelineEntry>,
+    /// `alarm` for one alarm group's incident, `storm` for one reporting many at once.
+    #[serde(default)]
+    pub kind: IncidentKind,
+    /// The storm this incident is reported with, when it is one of a storm's members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm: Option<String>,
+    /// A storm's members, oldest first (filled when the storm is read on its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<StormMember>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("unknown incident group field `{0}`; use alarm_name, resource, host, source, account, region, metric_name or label:NAME")]
+#[error("unknown incident group field `{0}`; use alarm_name, resource, host, source, account, region, metric_name, appcode or label:NAME")]
 pub struct GroupKeyError(pub String);
 
 /// The grouping key of an alarm: the values of `fields` joined with `|`. Fields are
@@ -182,6 +192,7 @@ pub fn group_key(facts: &AlarmFacts, fields: &[String]) -> Result<String, GroupK
             "account" => facts.account.clone(),
             "region" => facts.region.clone(),
             "metric_name" => facts.metric_name.clone().unwrap_or_default(),
+            "appcode" => facts.appcode.clone().unwrap_or_default(),
             other => match other.strip_prefix("label:") {
                 Some(label) => facts.labels.get(label).cloned().unwrap_or_default(),
                 None => return Err(GroupKeyError(other.to_string())),
@@ -360,6 +371,20 @@ mod tests {
                     kind: TimelineKind::HostCheck,
                     message: "opened".into(),
                     event_id: Some("e-1".into()),
+                }]
+            } else {
+                Vec::new()
+            },
+            kind: IncidentKind::Alarm,
+            storm: full.then(|| "INC-9".to_string()),
+            members: if full {
+                vec![crate::StormMember {
+                    key: "INC-2".into(),
+                    host: some("web-02"),
+                    alarm_name: "cpu".into(),
+                    status: IncidentStatus::Open,
+                    opened_at: at(1),
+                    probes: crate::ProbeTally::default(),
                 }]
             } else {
                 Vec::new()

@@ -11,6 +11,7 @@ mod alarm;
 mod event;
 mod host;
 mod incident;
+mod storm;
 
 /// Every time vigil records, UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
@@ -25,3 +26,4 @@ pub use incident::{
     group_key, group_key_fields_valid, repeat_is_noted, GroupKeyError, Incident, IncidentStatus,
     Severity, TimelineEntry, TimelineKind,
 };
+pub use storm::{storm_scope, storm_title, IncidentKind, ProbeTally, StormFindings, StormMember};

@@ -136,6 +136,9 @@ pub fn sample_incident() -> Incident {
             message: "opened from ServerCpuTooHigh".into(),
             event_id: None,
         }],
+        kind: vigil_core::IncidentKind::Alarm,
+        storm: None,
+        members: Vec::new(),
     }
 }
 

@@ -80,6 +80,37 @@ pub struct AlarmUpdate {
     pub on_open: Work,
     /// Journaled when the event resolves the group's incident.
     pub on_resolve: Work,
+    /// Storm grouping for the alarm's scope; `None` when storms are off.
+    pub storm: Option<Box<StormPlan>>,
+}
+
+/// How an opening incident takes part in a storm, decided inside the store's transaction:
+/// when more than `threshold` incidents of one scope open within `window`, a storm
+/// incident opens and lists them; while it is unresolved, later openings of the scope join
+/// it. A member's own outward run is not journaled (or, if not started yet, is superseded):
+/// the storm's carries it. Its probe jobs still run.
+#[derive(Debug, Clone)]
+pub struct StormPlan {
+    /// Rule and scope values (`vigil_core::storm_scope`).
+    pub scope: String,
+    pub threshold: u32,
+    pub window: Duration,
+    pub title: String,
+    /// The storm's own outward run when it forms.
+    pub on_form: Option<NewRun>,
+    /// Journaled when a member joins and no digest is waiting; its `not_before` is put at
+    /// least `digest_interval` after the storm's previous run.
+    pub digest: Option<NewRun>,
+    pub digest_interval: Duration,
+    /// The storm's run when its last member recovers.
+    pub on_resolve: Option<NewRun>,
+}
+
+impl StormPlan {
+    /// The group key of a scope's storm incident (one unresolved storm per scope).
+    pub fn group_key(&self) -> String {
+        format!("storm|{}", self.scope)
+    }
 }
 
 impl AlarmUpdate {
@@ -136,6 +167,8 @@ pub struct Processed {
 pub enum IncidentChange {
     Opened {
         key: String,
+        /// The storm it is reported with, if any.
+        storm: Option<String>,
     },
     Repeated {
         key: String,
@@ -143,6 +176,8 @@ pub enum IncidentChange {
     },
     Resolved {
         key: String,
+        /// The storm that resolved with it (its last member).
+        storm: Option<String>,
     },
     /// A recovery for a group with nothing open: the event is recorded, nothing changes.
     NothingToResolve,
@@ -249,6 +284,8 @@ pub enum RunKind {
     Escalated(u32),
     /// Probe results that arrived after a message went out without them.
     Diagnostics,
+    /// A storm's news since its last message: members that joined, what their probes found.
+    Digest,
 }
 
 impl RunKind {
@@ -258,6 +295,7 @@ impl RunKind {
             RunKind::Resolved => "resolved".into(),
             RunKind::Escalated(level) => format!("escalated-{level}"),
             RunKind::Diagnostics => "diagnostics".into(),
+            RunKind::Digest => "digest".into(),
         }
     }
 
@@ -266,6 +304,7 @@ impl RunKind {
             "opened" => Some(RunKind::Opened),
             "resolved" => Some(RunKind::Resolved),
             "diagnostics" => Some(RunKind::Diagnostics),
+            "digest" => Some(RunKind::Digest),
             _ => s
                 .strip_prefix("escalated-")
                 .and_then(|l| l.parse().ok())
@@ -280,18 +319,19 @@ impl From<RunKind> for String {
     }
 }
 
-/// Serialised as its name ([`RunKind::as_string`]): `opened`, `resolved`, `diagnostics` or
-/// `escalated-N`.
+/// Serialised as its name ([`RunKind::as_string`]): `opened`, `resolved`, `diagnostics`,
+/// `digest` or `escalated-N`.
 impl utoipa::PartialSchema for RunKind {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
             .pattern(Some(
-                "^(opened|resolved|diagnostics|escalated-(0|[1-9][0-9]*))$",
+                "^(opened|resolved|diagnostics|digest|escalated-(0|[1-9][0-9]*))$",
             ))
             .description(Some(
-                "Which outward run of an incident: `opened`, `resolved`, `diagnostics`, or \
-                 `escalated-N` for the notifications to level N of the application tree.",
+                "Which outward run of an incident: `opened`, `resolved`, `diagnostics`, \
+                 `digest` (a storm's news), or `escalated-N` for the notifications to level N \
+                 of the application tree.",
             ))
             .into()
     }
@@ -419,6 +459,9 @@ pub struct NewStep {
 pub struct NewRun {
     pub kind: RunKind,
     pub steps: Vec<NewStep>,
+    /// Nothing of the run is done before this time (a new incident's `group_wait`, a
+    /// storm digest's `group_interval`); `None`: at once.
+    pub not_before: Option<Timestamp>,
 }
 
 /// A journaled step, as the runner and the delivery log see it.

@@ -102,7 +102,7 @@ pub(crate) async fn apply_alarm<C: GenericClient>(
                 key: key.clone(),
                 count: 1,
             });
-            IncidentChange::Opened { key }
+            IncidentChange::Opened { key, storm: None }
         }
         (AlarmAction::Resolve, Some(open)) => {
             let message = update.resolved_message();
@@ -113,7 +113,7 @@ pub(crate) async fn apply_alarm<C: GenericClient>(
             query_one(client, &RESOLVE, &params).await?;
             let key = open.key.clone();
             *unresolved = None;
-            IncidentChange::Resolved { key }
+            IncidentChange::Resolved { key, storm: None }
         }
         (AlarmAction::Resolve, None) => IncidentChange::NothingToResolve,
     };

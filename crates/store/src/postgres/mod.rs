@@ -232,6 +232,9 @@ pub(crate) fn incident_row(row: &Row) -> Result<(i64, Incident)> {
             last_event_at: row.try_get("last_event_at")?,
             alarm,
             timeline: Vec::new(),
+            kind: vigil_core::IncidentKind::Alarm,
+            storm: None,
+            members: Vec::new(),
             key,
         },
     ))

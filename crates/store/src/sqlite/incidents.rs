@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension, Row, Transaction};
-use vigil_core::{AlarmFacts, Incident, IncidentStatus, Severity, TimelineEntry, TimelineKind};
+use vigil_core::{
+    AlarmFacts, Incident, IncidentKind, IncidentStatus, Severity, TimelineEntry, TimelineKind,
+};
 
 use super::{
     exec, json_text, millis, one, parse_enum, parse_opt_time, parse_time, text, SqliteStore,
@@ -12,7 +14,8 @@ use crate::{
     ManualChange, NewRun, Note, Result, StoreError, Timestamp, Unacknowledged, Work,
 };
 
-const COLUMNS: &str = "id, key, group_key, status, severity, title, count, opened_at, acknowledged_at, resolved_at, last_event_at, facts";
+const COLUMNS: &str = "id, key, group_key, status, severity, title, count, opened_at, acknowledged_at, resolved_at, last_event_at, facts, kind,
+    (SELECT s.key FROM incidents s WHERE s.id = incidents.storm_id)";
 
 #[async_trait]
 impl IncidentStore for SqliteStore {
@@ -201,8 +204,8 @@ pub(super) fn apply_alarm(
             )?;
             let key = format!("INC-{next_id}");
             tx.prepare_cached(
-                "INSERT INTO incidents (id, key, group_key, status, severity, title, count, host, opened_at, last_event_at, facts, appcode)
-                 VALUES (?1, ?2, ?3, 'open', ?4, ?5, 1, ?6, ?7, ?7, ?8, ?9)",
+                "INSERT INTO incidents (id, key, group_key, status, severity, title, count, host, opened_at, last_event_at, facts, appcode, storm_scope)
+                 VALUES (?1, ?2, ?3, 'open', ?4, ?5, 1, ?6, ?7, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 next_id,
@@ -213,7 +216,8 @@ pub(super) fn apply_alarm(
                 facts.host,
                 stamp,
                 facts_json,
-                facts.appcode
+                facts.appcode,
+                update.storm.as_ref().map(|p| p.scope.as_str())
             ])?;
             let message = update.opened_message();
             add_timeline(
@@ -224,8 +228,21 @@ pub(super) fn apply_alarm(
                 &message,
                 Some(event_id),
             )?;
-            journal_work(tx, next_id, &update.on_open, now)?;
-            IncidentChange::Opened { key }
+            let storm = match &update.storm {
+                Some(plan) => super::storms::on_opening(tx, next_id, &key, plan, update, now)?,
+                None => None,
+            };
+            if storm.is_some() {
+                // The storm carries the telling; the member's probes still run.
+                let work = Work {
+                    run: None,
+                    ..update.on_open.clone()
+                };
+                journal_work(tx, next_id, &work, now)?;
+            } else {
+                journal_work(tx, next_id, &update.on_open, now)?;
+            }
+            IncidentChange::Opened { key, storm }
         }
         (AlarmAction::Resolve, Some((id, key, _))) => {
             tx.prepare_cached(
@@ -242,7 +259,9 @@ pub(super) fn apply_alarm(
                 Some(event_id),
             )?;
             journal_work(tx, id, &update.on_resolve, now)?;
-            IncidentChange::Resolved { key }
+            let on_storm_resolve = update.storm.as_ref().and_then(|p| p.on_resolve.as_ref());
+            let storm = super::storms::on_member_resolved(tx, id, on_storm_resolve, now)?;
+            IncidentChange::Resolved { key, storm }
         }
         (AlarmAction::Resolve, None) => IncidentChange::NothingToResolve,
     })
@@ -279,10 +298,11 @@ pub(super) fn journal_run(
     tx.prepare_cached("INSERT INTO runs (incident_id, kind, created_at) VALUES (?1, ?2, ?3)")?
         .execute(params![incident, run.kind.as_string(), text(now)])?;
     let run_id = tx.last_insert_rowid();
+    let not_before = run.not_before.map_or(0, millis);
     for (position, step) in run.steps.iter().enumerate() {
         tx.prepare_cached(
-            "INSERT INTO run_steps (run_id, position, name, channel, recipients, status, deadline_ms, updated_at, due_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8)",
+            "INSERT INTO run_steps (run_id, position, name, channel, recipients, status, deadline_ms, updated_at, due_ms, next_attempt_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
             run_id,
@@ -292,8 +312,9 @@ pub(super) fn journal_run(
             json_text(&step.recipients, "recipients")?,
             millis(step.deadline),
             text(now),
-            // The first step is the run's head: due at once.
-            (position == 0).then_some(0i64)
+            // The first step is the run's head: due at once, or when the run may start.
+            (position == 0).then_some(not_before),
+            not_before
         ])?;
     }
     Ok(())
@@ -345,6 +366,9 @@ fn transition(tx: &Transaction<'_>, change: &ManualChange) -> Result<Option<bool
         None,
     )?;
     journal_work(tx, id, &change.work, change.now)?;
+    if change.to == IncidentStatus::Resolved {
+        super::storms::on_member_resolved(tx, id, None, change.now)?;
+    }
     Ok(Some(true))
 }
 
@@ -418,6 +442,9 @@ pub(super) fn incident(tx: &Transaction<'_>, key: &str) -> Result<Option<Inciden
         return Ok(None);
     };
     let (id, mut incident) = raw.decode()?;
+    if incident.kind == IncidentKind::Storm {
+        incident.members = super::storms::members(tx, id)?;
+    }
     let mut stmt = tx.prepare_cached(
         "SELECT id, at, kind, message, event_id FROM timeline WHERE incident_id = ?1 ORDER BY id",
     )?;
@@ -457,6 +484,8 @@ struct RawIncident {
     resolved_at: Option<String>,
     last_event_at: String,
     facts: String,
+    kind: String,
+    storm: Option<String>,
 }
 
 fn raw_incident(r: &Row<'_>) -> rusqlite::Result<RawIncident> {
@@ -473,6 +502,8 @@ fn raw_incident(r: &Row<'_>) -> rusqlite::Result<RawIncident> {
         resolved_at: r.get(9)?,
         last_event_at: r.get(10)?,
         facts: r.get(11)?,
+        kind: r.get(12)?,
+        storm: r.get(13)?,
     })
 }
 
@@ -496,6 +527,9 @@ impl RawIncident {
             last_event_at: parse_time(&self.last_event_at, || what("last_event_at"))?,
             alarm,
             timeline: Vec::new(),
+            kind: parse_enum(&self.kind, IncidentKind::parse, || what("kind"))?,
+            storm: self.storm,
+            members: Vec::new(),
             key,
         };
         Ok((self.id, incident))

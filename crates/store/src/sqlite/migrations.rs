@@ -213,6 +213,14 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE hosts;
     ALTER TABLE hosts_new RENAME TO hosts;
     CREATE INDEX hosts_instance ON hosts (instance_id);",
+    // 10: alarm storms: an incident is an alarm's or a storm's; openings carry their storm
+    // scope (counted over a window to detect a storm) and members name their storm.
+    "ALTER TABLE incidents ADD COLUMN kind TEXT NOT NULL DEFAULT 'alarm';
+    ALTER TABLE incidents ADD COLUMN storm_scope TEXT;
+    ALTER TABLE incidents ADD COLUMN storm_id INTEGER;
+    CREATE INDEX incidents_storm_scope ON incidents (storm_scope, opened_at)
+        WHERE storm_scope IS NOT NULL AND storm_id IS NULL;
+    CREATE INDEX incidents_storm_members ON incidents (storm_id, id) WHERE storm_id IS NOT NULL;",
 ];
 
 /// The schema version this vigil writes.

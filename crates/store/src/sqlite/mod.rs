@@ -24,6 +24,7 @@ mod hosts;
 mod incidents;
 mod migrations;
 mod runs;
+mod storms;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

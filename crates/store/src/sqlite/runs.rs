@@ -271,6 +271,7 @@ fn tickets(tx: &Transaction<'_>, key: &str) -> Result<Vec<TicketRecord>> {
 }
 
 /// Whether every probe job of the incident has ended.
+/// Every probe job of the incident (of a storm: of its members) has ended.
 fn jobs_settled(tx: &Transaction<'_>, key: &str) -> Result<bool> {
     let open: i64 = one(
         tx,
@@ -279,7 +280,15 @@ fn jobs_settled(tx: &Transaction<'_>, key: &str) -> Result<bool> {
         [key],
         |r| r.get(0),
     )?;
-    Ok(open == 0)
+    let members_open: i64 = one(
+        tx,
+        "SELECT COUNT(*) FROM incidents s JOIN incidents m ON m.storm_id = s.id
+           JOIN jobs j ON j.incident_id = m.id
+         WHERE s.key = ?1 AND s.kind = 'storm' AND j.status IN ('queued', 'running')",
+        [key],
+        |r| r.get(0),
+    )?;
+    Ok(open == 0 && members_open == 0)
 }
 
 struct RawStep {
