@@ -195,6 +195,8 @@ pub enum MessageKind {
     Resolved,
     /// Probe results that were still running when the first message went out.
     Diagnostics,
+    /// A storm's news since its last message.
+    Digest,
 }
 
 /// Output of one probe, for messages and tickets.

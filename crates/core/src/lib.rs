@@ -26,4 +26,7 @@ pub use incident::{
     group_key, group_key_fields_valid, repeat_is_noted, GroupKeyError, Incident, IncidentStatus,
     Severity, TimelineEntry, TimelineKind,
 };
-pub use storm::{storm_scope, storm_title, IncidentKind, ProbeTally, StormFindings, StormMember};
+pub use storm::{
+    first_hosts, member_lines, pages, storm_scope, storm_title, IncidentKind, ProbeTally,
+    StormFindings, StormMember,
+};

@@ -132,6 +132,96 @@ impl StormFindings {
     }
 }
 
+impl StormMember {
+    /// What its probes found, in a few words.
+    pub fn finding(&self) -> &'static str {
+        let p = self.probes;
+        if p.answered > 0 {
+            "answered"
+        } else if p.pending > 0 {
+            "probing"
+        } else if p.unreachable > 0 {
+            "unreachable"
+        } else {
+            "not probed"
+        }
+    }
+}
+
+/// The members as aligned text lines, a header first: incident, host, alarm, status and
+/// what its probes found.
+pub fn member_lines(members: &[StormMember]) -> Vec<String> {
+    let host = |m: &StormMember| m.host.clone().unwrap_or_else(|| "-".into());
+    let key_w = members
+        .iter()
+        .map(|m| m.key.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let host_w = members
+        .iter()
+        .map(|m| host(m).len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let alarm_w = members
+        .iter()
+        .map(|m| m.alarm_name.len())
+        .max()
+        .unwrap_or(0)
+        .clamp(5, 60);
+    let mut lines = vec![format!(
+        "{:<key_w$}  {:<host_w$}  {:<alarm_w$}  {:<12}  probes",
+        "incident", "host", "alarm", "status"
+    )];
+    for m in members {
+        lines.push(format!(
+            "{:<key_w$}  {:<host_w$}  {:<alarm_w$}  {:<12}  {}",
+            m.key,
+            host(m),
+            m.alarm_name,
+            m.status.as_str(),
+            m.finding()
+        ));
+    }
+    lines
+}
+
+/// `lines` gathered into pages of at most `max_chars` characters, each line kept whole
+/// (a longer line is a page of its own), so a long member list fits a tracker's limit.
+pub fn pages(lines: &[String], max_chars: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut page = String::new();
+    for line in lines {
+        if !page.is_empty() && page.chars().count() + 1 + line.chars().count() > max_chars {
+            out.push(std::mem::take(&mut page));
+        }
+        if !page.is_empty() {
+            page.push('\n');
+        }
+        page.push_str(line);
+    }
+    if !page.is_empty() {
+        out.push(page);
+    }
+    out
+}
+
+/// The first `n` members' hosts, then how many more: "web-1, web-2 and 1,998 more".
+pub fn first_hosts(members: &[StormMember], n: usize) -> String {
+    let names: Vec<&str> = members
+        .iter()
+        .take(n)
+        .map(|m| m.host.as_deref().unwrap_or(m.key.as_str()))
+        .collect();
+    let rest = members.len().saturating_sub(n);
+    if rest == 0 {
+        names.join(", ")
+    } else {
+        format!("{} and {rest} more", names.join(", "))
+    }
+}
+
 /// The storm scope of an alarm under a rule: incidents of one scope opening together form
 /// a storm. `by` names fact fields as `group_by` does, plus `appcode`.
 pub fn storm_scope(rule: &str, facts: &AlarmFacts, by: &[String]) -> Result<String, GroupKeyError> {
@@ -217,6 +307,25 @@ mod tests {
             summary,
             "1 still probing, 1 without an agent to probe: probes are under way"
         );
+    }
+
+    #[test]
+    fn member_lists_page_without_cutting_a_line() {
+        let members: Vec<StormMember> = (0..2000).map(|n| member(n, UNREACHABLE)).collect();
+        let lines = member_lines(&members);
+        assert_eq!(lines.len(), 2001);
+        assert!(lines[0].starts_with("incident"));
+        assert!(lines[1].contains("web-000") && lines[1].ends_with("unreachable"));
+        let pages = pages(&lines, 30_000);
+        assert!(pages.len() > 1, "{} pages", pages.len());
+        assert!(pages.iter().all(|p| p.chars().count() <= 30_000));
+        let rejoined: Vec<&str> = pages.iter().flat_map(|p| p.lines()).collect();
+        assert_eq!(
+            rejoined,
+            lines.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        assert_eq!(first_hosts(&members[..3], 5), "web-000, web-001, web-002");
+        assert_eq!(first_hosts(&members, 2), "web-000, web-001 and 1998 more");
     }
 
     #[test]

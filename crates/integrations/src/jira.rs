@@ -661,6 +661,21 @@ pub fn description(incident: &Incident, incident_links: Option<&str>) -> String 
         ("Events", Some(incident.count.to_string())),
         ("Incident", Some(incident.key.clone())),
     ];
+    let mut rows = rows;
+    if incident.kind == vigil_core::IncidentKind::Storm {
+        // A storm names its hosts here; the full member list follows in comments.
+        let members = &incident.members;
+        rows.retain(|(name, _)| !matches!(*name, "Host" | "Instance id" | "Events"));
+        rows.insert(1, ("Members", Some(format!("{} incidents", members.len()))));
+        rows.insert(
+            2,
+            (
+                "Findings",
+                Some(vigil_core::StormFindings::of(members).summary()),
+            ),
+        );
+        rows.insert(3, ("Hosts", Some(vigil_core::first_hosts(members, 50))));
+    }
     let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0) + 2;
     let mut table = String::new();
     for (name, value) in rows {

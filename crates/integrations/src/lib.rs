@@ -149,6 +149,7 @@ pub fn sample_message(kind: MessageKind) -> Message {
         MessageKind::Opened => "notify-opened",
         MessageKind::Resolved => "notify-resolved",
         MessageKind::Diagnostics => "notify-diagnostics",
+        MessageKind::Digest => "notify-digest",
     };
     Message {
         key: IdempotencyKey::new("INC-7", step),

@@ -7,7 +7,10 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 use serde_json::json;
 use vigil_actions::{ActionError, Message, MessageKind};
-use vigil_core::{AlarmFacts, AlarmState, Incident, IncidentStatus, TimelineKind, Timestamp};
+use vigil_core::{
+    first_hosts, AlarmFacts, AlarmState, Incident, IncidentKind, IncidentStatus, StormFindings,
+    TimelineKind, Timestamp,
+};
 
 use crate::{sample_message, IntegrationError};
 
@@ -195,6 +198,9 @@ pub(crate) struct Facts {
 
 impl Facts {
     pub(crate) fn of(incident: &Incident, kind: MessageKind) -> Facts {
+        if incident.kind == IncidentKind::Storm {
+            return Facts::of_storm(incident, kind);
+        }
         let a = &incident.alarm;
         let target = target(a);
         let metric = a.metric_name.as_deref().map(metric_label);
@@ -219,7 +225,7 @@ impl Facts {
         let subject = one_line(&match kind {
             MessageKind::Opened => base_subject,
             MessageKind::Resolved => format!("Resolved: {base_subject}"),
-            MessageKind::Diagnostics => {
+            MessageKind::Diagnostics | MessageKind::Digest => {
                 format!("[vigil] {} diagnostics: {}", incident.key, incident.title)
             }
         });
@@ -262,7 +268,9 @@ impl Facts {
         // A follow-up is told against the incident as it is now: resolved by then, or not.
         let told_as_resolved = match kind {
             MessageKind::Resolved => true,
-            MessageKind::Diagnostics => incident.status == IncidentStatus::Resolved,
+            MessageKind::Diagnostics | MessageKind::Digest => {
+                incident.status == IncidentStatus::Resolved
+            }
             MessageKind::Opened => false,
         };
         let (observed, desired) = match kind {
@@ -368,6 +376,89 @@ impl Facts {
             context,
             lead,
             host_checks,
+        }
+    }
+}
+
+impl Facts {
+    /// A storm's facts: how many hosts, which first, what their probes found.
+    fn of_storm(incident: &Incident, kind: MessageKind) -> Facts {
+        let a = &incident.alarm;
+        let members = &incident.members;
+        let n = members.len();
+        let findings = StormFindings::of(members).summary();
+        let appcode = a.appcode.clone();
+        let subject = one_line(&match kind {
+            MessageKind::Opened => {
+                format!("[vigil] {}: {n} hosts — {}", incident.key, incident.title)
+            }
+            MessageKind::Resolved => {
+                format!("Resolved: [vigil] {}: {}", incident.key, incident.title)
+            }
+            MessageKind::Diagnostics | MessageKind::Digest => format!(
+                "[vigil] {} update: {n} hosts — {}",
+                incident.key, incident.title
+            ),
+        });
+        let open = members
+            .iter()
+            .filter(|m| m.status != IncidentStatus::Resolved)
+            .count();
+        let (observed, desired) = if incident.status == IncidentStatus::Resolved {
+            (
+                format!("All {n} member incidents recovered; the storm is resolved."),
+                "Reached: nothing more to do unless it fires again.".to_string(),
+            )
+        } else {
+            (
+                format!("{n} hosts alarm at once ({open} still open). {findings}."),
+                "The members' alarms return to OK; the storm resolves with its last one."
+                    .to_string(),
+            )
+        };
+        let rows: [(&'static str, Option<String>); 6] = [
+            ("Time", Some(rfc3339(incident.opened_at))),
+            ("Appcode", appcode.clone()),
+            ("Alarm", Some(a.alarm_name.clone())),
+            ("Hosts", Some(first_hosts(members, 20))),
+            ("Members", Some(format!("{n} incidents, {open} open"))),
+            ("Findings", Some(findings.clone())),
+        ];
+        let context = rows
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let value = value.filter(|v| !v.trim().is_empty())?;
+                Some(Row {
+                    name,
+                    label: format!("{:<11}", format!("{name}:")),
+                    value,
+                })
+            })
+            .collect();
+        let lead = matches!(kind, MessageKind::Diagnostics | MessageKind::Digest).then(|| {
+            format!(
+                "News of storm {}: {n} member incidents so far; every member and its \
+                 timeline is on the storm's page.",
+                incident.key
+            )
+        });
+        Facts {
+            subject,
+            target: format!("{n} hosts"),
+            metric: a.metric_name.as_deref().map(metric_label),
+            value: None,
+            threshold: a.threshold.map(num),
+            appcode,
+            state: state_text(a),
+            impact: format!(
+                "{n} hosts alarm at once under one scope: probably one shared cause (a \
+                 network, a zone, a dependency) rather than {n} separate faults."
+            ),
+            observed,
+            desired,
+            context,
+            lead,
+            host_checks: Vec::new(),
         }
     }
 }

@@ -133,6 +133,7 @@ fn payload(message: &Message, main_text: &str) -> Value {
         MessageKind::Opened => ":rotating_light:",
         MessageKind::Resolved => ":white_check_mark:",
         MessageKind::Diagnostics => ":mag:",
+        MessageKind::Digest => ":cyclone:",
     };
     let mut blocks = vec![
         json!({ "type": "header", "text": {

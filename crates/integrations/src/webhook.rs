@@ -6,8 +6,9 @@
 //!  "tickets": [{"tracker","id","url"}], "incident_url": "…", "delivery_id": "vigil-INC-7-…"}
 //! ```
 //!
-//! `kind` is `opened`, `resolved` or `diagnostics` (a follow-up carrying probe results that
-//! were still running when the first message went out). `diagnostics_pending` is true when
+//! `kind` is `opened`, `resolved`, `diagnostics` (a follow-up carrying probe results that
+//! were still running when the first message went out) or `digest` (a storm's news: its
+//! `incident` has `kind: "storm"` and lists its `members`). `diagnostics_pending` is true when
 //! the message went out before every probe answered; `diagnostics_note` then says so in a
 //! sentence, `pending_probes` lists the probes still running (`"top_cpu on web-01"`), and a
 //! `diagnostics` delivery follows.

@@ -14,6 +14,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub ingest: IngestConfig,
     pub incidents: IncidentsConfig,
+    pub storm: StormConfig,
     /// Extra rules; a rule named like a default replaces it.
     pub rules: Vec<RuleConfig>,
     /// Extra playbooks; one named like a default (`respond`, `recover`) replaces it.
@@ -167,6 +168,70 @@ impl Default for IncidentsConfig {
     }
 }
 
+/// Alarm storms: many new incidents of one rule under one scope at once are reported as one
+/// storm incident — one ticket, one message per channel — instead of one each.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StormConfig {
+    /// A storm forms when more than this many incidents of one rule and scope open within
+    /// `window_secs`. Default 20; 0 turns storm grouping off. `VIGIL_STORM_THRESHOLD`
+    /// overrides.
+    pub threshold: u32,
+    /// Default 60.
+    pub window_secs: u64,
+    /// Alarm fields that, with the rule, make a storm's scope. Default `["appcode"]` (the
+    /// incident's application); add e.g. `label:zone` or `region` for a switch or a zone.
+    /// Known: appcode, alarm_name, resource, host, source, account, region, metric_name,
+    /// label:NAME.
+    pub by: Vec<String>,
+    /// How long a new incident's ticket and messages wait before they go out, so that a
+    /// storm gathers before anyone is told (Alertmanager's group_wait). Default 10; 0 sends
+    /// at once (the first incidents of a storm are then reported on their own).
+    /// `VIGIL_STORM_GROUP_WAIT_SECS` overrides.
+    pub group_wait_secs: u64,
+    /// At most one digest of a storm's news per this many seconds (Alertmanager's
+    /// group_interval). Default 300.
+    pub group_interval_secs: u64,
+}
+
+impl Default for StormConfig {
+    fn default() -> Self {
+        StormConfig {
+            threshold: 20,
+            window_secs: 60,
+            by: vec!["appcode".to_string()],
+            group_wait_secs: 10,
+            group_interval_secs: 300,
+        }
+    }
+}
+
+impl StormConfig {
+    /// `VIGIL_STORM_THRESHOLD` and `VIGIL_STORM_GROUP_WAIT_SECS` override the file.
+    pub fn with_env(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let number = |name: &str| -> Result<Option<u64>, ConfigError> {
+            match env(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+            {
+                None => Ok(None),
+                Some(v) => v.parse().map(Some).map_err(|_| {
+                    ConfigError::Invalid(format!("{name}: `{v}` is not a whole number"))
+                }),
+            }
+        };
+        if let Some(n) = number("VIGIL_STORM_THRESHOLD")? {
+            self.threshold = u32::try_from(n).map_err(|_| {
+                ConfigError::Invalid(format!("VIGIL_STORM_THRESHOLD: {n} is too large"))
+            })?;
+        }
+        if let Some(n) = number("VIGIL_STORM_GROUP_WAIT_SECS")? {
+            self.group_wait_secs = n;
+        }
+        Ok(self)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
@@ -216,6 +281,13 @@ impl Config {
             toml::from_str(text).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         vigil_core::group_key_fields_valid(&config.incidents.group_by)
             .map_err(|e| ConfigError::Invalid(format!("incidents.group_by: {e}")))?;
+        vigil_core::group_key_fields_valid(&config.storm.by)
+            .map_err(|e| ConfigError::Invalid(format!("storm.by: {e}")))?;
+        if config.storm.window_secs == 0 && config.storm.threshold > 0 {
+            return Err(ConfigError::Invalid(
+                "storm.window_secs must be at least 1 (or set storm.threshold = 0 to turn storms off)".into(),
+            ));
+        }
         if config.incidents.group_by.is_empty() {
             return Err(ConfigError::Invalid(
                 "incidents.group_by must name at least one field".into(),

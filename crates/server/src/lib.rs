@@ -106,6 +106,10 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     // A rule that does not compile is the operator's to fix before anything is opened.
     let rules = Arc::new(rules::Rules::from_config(&config)?);
+    let storm = config
+        .storm
+        .clone()
+        .with_env(|key| std::env::var(key).ok())?;
     let data_dir = config.server.data_dir.clone();
     let dir_error = |source| ServerError::DataDir {
         path: data_dir.clone(),
@@ -146,6 +150,7 @@ pub async fn serve(
         integrations.notifiers,
         member,
         std::time::Duration::from_secs(config.incidents.diagnostics_wait_secs),
+        std::time::Duration::from_secs(storm.group_wait_secs),
     ));
     let hub = Arc::new(jobs::JobHub::default());
     let times = jobs::JobTimes::default();
@@ -163,6 +168,7 @@ pub async fn serve(
         store: store.clone(),
         rules: rules.clone(),
         group_by: config.incidents.group_by.clone(),
+        storm,
         metrics: metrics.clone(),
         responder: jobs::Responder {
             store: store.clone(),

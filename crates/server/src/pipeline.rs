@@ -21,7 +21,7 @@ use vigil_actions::Step;
 use vigil_core::{group_key, AlarmFacts, AlarmState, Event, Severity};
 use vigil_store::{
     AlarmAction, AlarmUpdate, Decision, Effect, EventBatch, IncidentChange, RunKind, Store,
-    StoreError, StoredEvent, Work,
+    StoreError, StoredEvent, StormPlan, Work,
 };
 
 use crate::metrics::{labels, Metrics};
@@ -141,6 +141,7 @@ pub struct Processor {
     pub store: Arc<dyn Store>,
     pub rules: Arc<Rules>,
     pub group_by: Vec<String>,
+    pub storm: crate::config::StormConfig,
     pub metrics: Arc<Metrics>,
     pub responder: crate::jobs::Responder,
     pub hub: Arc<crate::jobs::JobHub>,
@@ -362,6 +363,11 @@ impl Processor {
             }
         };
         let hosts = on_open.jobs.iter().map(|j| j.host.clone()).collect();
+        let storm = if surely_repeat {
+            None
+        } else {
+            self.storm_plan(rule_names.first().copied(), &facts, &steps)?
+        };
         let update = AlarmUpdate {
             facts: facts.clone(),
             group_key: key,
@@ -369,6 +375,7 @@ impl Processor {
             action,
             on_open,
             on_resolve,
+            storm,
         };
         Ok((
             decision(Effect::Alarm(Box::new(update))),
@@ -378,6 +385,33 @@ impl Processor {
                 hosts,
             },
         ))
+    }
+
+    /// How an alarm under `rule` takes part in storms: its scope, and the storm's runs
+    /// should it form, grow or resolve. `None` when storms are off.
+    fn storm_plan(
+        &self,
+        rule: Option<&str>,
+        facts: &AlarmFacts,
+        steps: &[Step],
+    ) -> Result<Option<Box<StormPlan>>, StoreError> {
+        let config = &self.storm;
+        let Some(rule) = rule.filter(|_| config.threshold > 0) else {
+            return Ok(None);
+        };
+        let scope = vigil_core::storm_scope(rule, facts, &config.by)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let outward = self.with_recipients(steps, facts.appcode.as_deref(), 0);
+        Ok(Some(Box::new(StormPlan {
+            scope,
+            threshold: config.threshold,
+            window: Duration::from_secs(config.window_secs),
+            title: vigil_core::storm_title(rule, facts, &config.by),
+            on_form: self.runner.plan(RunKind::Opened, &outward),
+            digest: self.runner.plan(RunKind::Digest, &outward),
+            digest_interval: Duration::from_secs(config.group_interval_secs),
+            on_resolve: self.runner.plan(RunKind::Resolved, &outward),
+        })))
     }
 
     /// A `vigil.incidents` escalation event: notify the level it names.
@@ -410,9 +444,13 @@ impl Processor {
             .map(|f| f.alarm_name.as_str())
             .unwrap_or("-");
         match change {
-            IncidentChange::Opened { key } => {
+            IncidentChange::Opened { key, storm } => {
                 self.metrics
                     .inc("vigil_incidents_opened_total", String::new());
+                if let Some(storm) = storm {
+                    self.metrics.inc("vigil_storm_members_total", String::new());
+                    tracing::debug!(incident = %key, storm = %storm, "reported with a storm");
+                }
                 let host = plan
                     .facts
                     .as_ref()
@@ -431,12 +469,15 @@ impl Processor {
                 tracing::debug!(incident = %key, alarm, count, "repeat grouped");
                 false
             }
-            IncidentChange::Resolved { key } => {
+            IncidentChange::Resolved { key, storm } => {
                 self.metrics.inc(
                     "vigil_incidents_resolved_total",
                     labels(&[("by", "recovery")]),
                 );
                 tracing::info!(incident = %key, alarm, "incident resolved by recovery");
+                if let Some(storm) = storm {
+                    tracing::info!(incident = %storm, "storm resolved: its last member recovered");
+                }
                 true
             }
             IncidentChange::RunJournaled { key } => {

@@ -17,7 +17,10 @@ use vigil_actions::{
     ActionError, Diagnostic, ExternalTicket, IdempotencyKey, Message, MessageKind, Notifier, Step,
     Tracker,
 };
-use vigil_core::{Incident, TimelineKind, Timestamp};
+use vigil_core::{
+    member_lines, pages, Incident, IncidentKind, StormFindings, StormMember, TimelineKind,
+    Timestamp,
+};
 use vigil_store::{
     Channel, NewRun, NewStep, Note, RunKind, RunStep, StepContext, StepFinish, StepName, StepRetry,
     StepStatus, Store, TicketRecord,
@@ -50,6 +53,9 @@ pub struct Runner {
     /// How long tickets' comments and notifications wait for the incident's probes; past
     /// it they go out saying the probes are still running, and a follow-up carries them.
     diagnostics_wait: Duration,
+    /// How long a new incident's (or storm's) outward steps wait before going out, so a
+    /// storm can gather its members first.
+    group_wait: Duration,
     slots: Arc<Semaphore>,
     /// Where incident pages live, for links in tickets and messages.
     incident_base_url: Mutex<String>,
@@ -81,6 +87,7 @@ impl Runner {
         notifiers: Vec<Arc<dyn Notifier>>,
         worker: String,
         diagnostics_wait: Duration,
+        group_wait: Duration,
     ) -> Runner {
         Runner {
             store,
@@ -89,6 +96,7 @@ impl Runner {
             wake: Notify::new(),
             worker,
             diagnostics_wait,
+            group_wait,
             slots: Arc::new(Semaphore::new(PARALLEL_STEPS)),
             incident_base_url: Mutex::new(String::new()),
             idle: std::sync::atomic::AtomicBool::new(false),
@@ -148,6 +156,8 @@ impl Runner {
                         planned.push(step(StepName::Comment, tracker));
                     }
                     RunKind::Resolved => planned.push(step(StepName::ResolveTicket, tracker)),
+                    // A storm's news goes on its ticket.
+                    RunKind::Digest => planned.push(step(StepName::Comment, tracker)),
                     RunKind::Escalated(_) | RunKind::Diagnostics => {}
                 }
             }
@@ -161,9 +171,14 @@ impl Runner {
                 planned.push(step(StepName::Notify, channel));
             }
         }
+        // A new incident's telling waits for group_wait: if a storm forms meanwhile, the
+        // storm tells instead.
+        let not_before =
+            (kind == RunKind::Opened && !self.group_wait.is_zero()).then(|| later(self.group_wait));
         (!planned.is_empty()).then_some(NewRun {
             kind,
             steps: planned,
+            not_before,
         })
     }
 
@@ -309,10 +324,28 @@ impl Runner {
                 url: t.url.clone(),
             })
             .collect();
+        let is_storm = incident.kind == IncidentKind::Storm;
+        // A digest tells what changed since the storm's first word on this channel; before
+        // that word has gone out there is nothing to add (it will name every member).
+        if step.kind == RunKind::Digest
+            && !context.history.iter().any(|h| {
+                h.kind == RunKind::Opened
+                    && h.name == step.name
+                    && h.channel == step.channel
+                    && h.status == StepStatus::Done
+            })
+        {
+            return Ok(StepOutcome::Skipped(
+                "the storm's first message had not gone out yet; it names every member".into(),
+            ));
+        }
         // Comments and messages carry the diagnostics: give the probes time to answer; a
         // follow-up waits for them however long they take (jobs always end: they expire).
+        // A storm's message goes at once with what its members' probes found so far (its
+        // digest tells the rest): one message per owner, not one more per follow-up.
         let carries_diagnostics = matches!(step.name, StepName::Comment | StepName::Notify)
-            && matches!(step.kind, RunKind::Opened | RunKind::Diagnostics);
+            && matches!(step.kind, RunKind::Opened | RunKind::Diagnostics)
+            && !(is_storm && step.name == StepName::Notify);
         let mut pending = false;
         if carries_diagnostics && !context.jobs_settled {
             let until = incident.opened_at
@@ -324,6 +357,7 @@ impl Runner {
             pending = true;
         }
         let followup = pending.then(|| NewRun {
+            not_before: None,
             kind: RunKind::Diagnostics,
             steps: vec![NewStep {
                 name: step.name,
@@ -338,6 +372,38 @@ impl Runner {
                 let ticket = tracker.open(incident, &idempotency).await?;
                 fault::crash_point("after_call:ticket");
                 Ok(StepOutcome::Ticket(ticket))
+            }
+            StepName::Comment if is_storm => {
+                let Some(ticket) = external.iter().find(|t| t.tracker == step.channel.as_str())
+                else {
+                    return Ok(StepOutcome::Skipped("no ticket was opened".into()));
+                };
+                let pages = storm_comments(context, step, pending);
+                if pages.is_empty() {
+                    return Ok(StepOutcome::Skipped(
+                        "no member joined since the storm's last comment".into(),
+                    ));
+                }
+                let tracker = self.tracker(step.channel)?;
+                for (part, text) in pages.iter().enumerate() {
+                    let part_key = IdempotencyKey::new(
+                        key,
+                        &format!(
+                            "{}-{}-{}-{}-part-{part}",
+                            step.name,
+                            step.channel,
+                            step.kind.as_string(),
+                            step.run_id
+                        ),
+                    );
+                    tracker.comment(ticket, text, &part_key).await?;
+                }
+                fault::crash_point("after_call:comment");
+                Ok(StepOutcome::Done {
+                    external_id: Some(ticket.id.clone()),
+                    link: Some(ticket.url.clone()),
+                    followup,
+                })
             }
             StepName::Comment => {
                 let Some(ticket) = external.iter().find(|t| t.tracker == step.channel.as_str())
@@ -383,9 +449,17 @@ impl Runner {
                         "this channel was not told of the incident".into(),
                     ));
                 }
+                if step.kind == RunKind::Digest
+                    && joined_since(context, StepName::Notify, step.channel).is_empty()
+                {
+                    return Ok(StepOutcome::Skipped(
+                        "no member joined since the storm's last message".into(),
+                    ));
+                }
                 let kind = match step.kind {
                     RunKind::Resolved => MessageKind::Resolved,
                     RunKind::Diagnostics => MessageKind::Diagnostics,
+                    RunKind::Digest => MessageKind::Digest,
                     RunKind::Opened | RunKind::Escalated(_) => MessageKind::Opened,
                 };
                 let notifier = self.notifier(step.channel)?;
@@ -449,8 +523,12 @@ impl Runner {
         match outcome {
             Ok(StepOutcome::WaitForDiagnostics(until)) => {
                 // A job's end makes this step due at once (the store does that); the
-                // deadline is when it goes out regardless.
-                let wait = (until - crate::now()).to_std().unwrap_or(Duration::ZERO);
+                // deadline is when it goes out regardless. A follow-up past it looks again
+                // each second (a storm's members' jobs ring no step of the storm's).
+                let wait = match (until - crate::now()).to_std() {
+                    Ok(wait) if !wait.is_zero() => wait,
+                    _ => Duration::from_secs(1),
+                };
                 self.retry_later(&step, wait, None).await;
             }
             Ok(StepOutcome::Ticket(ticket)) => {
@@ -656,6 +734,65 @@ pub fn diagnostics(incident: &Incident) -> Vec<Diagnostic> {
             }
         })
         .collect()
+}
+
+/// Largest storm comment: under Jira's 32,767 characters, with room for its marker.
+const STORM_COMMENT_MAX: usize = 30_000;
+
+/// A storm's members that joined after its last `name` step on `channel` was done (all of
+/// them when none was).
+fn joined_since(context: &StepContext, name: StepName, channel: Channel) -> Vec<StormMember> {
+    let last = context
+        .history
+        .iter()
+        .filter(|h| h.name == name && h.channel == channel && h.status == StepStatus::Done)
+        .map(|h| h.updated_at)
+        .max();
+    context
+        .incident
+        .members
+        .iter()
+        .filter(|m| last.is_none_or(|at| m.opened_at > at))
+        .cloned()
+        .collect()
+}
+
+/// A storm's ticket comments: what its members' probes found and the member list, in
+/// pages a tracker takes. A digest lists only the members that joined since the last
+/// comment (none: no comment).
+fn storm_comments(context: &StepContext, step: &RunStep, pending: bool) -> Vec<String> {
+    let incident = &context.incident;
+    let total = incident.members.len();
+    let findings = StormFindings::of(&incident.members).summary();
+    let (head, listed) = match step.kind {
+        RunKind::Digest => {
+            let news = joined_since(context, StepName::Comment, step.channel);
+            if news.is_empty() {
+                return Vec::new();
+            }
+            (
+                format!(
+                    "Storm {}: {total} member incidents now, {} joined since the last comment. {findings}.",
+                    incident.key,
+                    news.len()
+                ),
+                news,
+            )
+        }
+        _ => {
+            let mut head = format!(
+                "Storm {}: {total} member incidents. {findings}.",
+                incident.key
+            );
+            if pending {
+                head.push_str(" Some probes are still running; their results follow.");
+            }
+            (head, incident.members.clone())
+        }
+    };
+    let mut lines = vec![head, String::new()];
+    lines.extend(member_lines(&listed));
+    pages(&lines, STORM_COMMENT_MAX)
 }
 
 /// A ticket comment: the probes' output, or what is known of the host when none answered;

@@ -253,6 +253,8 @@ pub struct IncidentFilter {
     pub limit: usize,
     /// Only incidents of these Appcodes (a scoped token's subtree); `None` for all.
     pub appcodes: Option<Vec<String>>,
+    /// Only alarms' incidents or only storms; `None` for both.
+    pub kind: Option<vigil_core::IncidentKind>,
 }
 
 /// An open incident nobody acknowledged yet.

@@ -681,6 +681,29 @@ async fn storms_form_past_the_threshold_and_gather_their_members(h: &dyn Harness
             "{member}: its probe"
         );
     }
+    let listed_storms = store
+        .list_incidents(IncidentFilter {
+            kind: Some(vigil_core::IncidentKind::Storm),
+            ..IncidentFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        listed_storms
+            .iter()
+            .map(|i| i.key.as_str())
+            .collect::<Vec<_>>(),
+        vec![storm.as_str()]
+    );
+    // Members do not escalate one by one: the storm does.
+    let due: Vec<String> = store
+        .escalations_due(&[t1 + secs(3600)], 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.key)
+        .collect();
+    assert_eq!(due, vec![storm.clone()]);
     // The storm's own run waits for its hold.
     let storm_steps = store.run_steps(&storm).await.unwrap();
     assert_eq!(storm_steps.len(), 1);

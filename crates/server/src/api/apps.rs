@@ -512,6 +512,7 @@ pub async fn report_for(
             status: None,
             limit: 1_000_000,
             appcodes: Some(codes),
+            kind: None,
         })
         .await?;
     let records: Vec<IncidentRecord> = incidents

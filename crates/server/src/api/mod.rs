@@ -401,6 +401,7 @@ mod tests {
                 Vec::new(),
                 "test".into(),
                 Duration::from_secs(30),
+                Duration::ZERO,
             )),
             processor: wake,
             escalation: pipeline::Wake::default(),

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use vigil_core::{Incident, IncidentStatus, Severity};
+use vigil_core::{Incident, IncidentKind, IncidentStatus, Severity};
 use vigil_store::{IncidentFilter, ManualChange, RunKind, RunStep, StoreError, TicketRecord, Work};
 
 use super::{given, ServiceError};
@@ -31,7 +31,7 @@ pub enum StatusFilter {
     Resolved,
 }
 
-/// `?status=&severity=&appcode=&host=&q=&limit=`: every filter optional.
+/// `?status=&severity=&appcode=&host=&q=&kind=&limit=`: every filter optional.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -46,6 +46,8 @@ pub struct IncidentQuery {
     pub host: Option<String>,
     /// Text in the key, title, alarm name, host, reason or description.
     pub q: Option<String>,
+    /// `storm` for storms only, `alarm` for alarms' incidents only.
+    pub kind: Option<IncidentKind>,
     /// 1 to 1000; 200 when not given.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
@@ -98,6 +100,7 @@ pub async fn list(
         status,
         limit: if narrowed { SCAN } else { limit },
         appcodes,
+        kind: query.kind,
     };
     let contains = |field: &str, needle: &str| field.to_lowercase().contains(needle);
     let incidents = state.store.list_incidents(filter).await?;
@@ -204,6 +207,7 @@ pub async fn open_by_host(
             status: Some(status),
             limit: SCAN,
             appcodes: who.appcodes(&state.ownership),
+            kind: None,
         };
         for incident in state.store.list_incidents(filter).await? {
             if let Some(host) = incident.alarm.host {

@@ -84,7 +84,7 @@ impl IncidentStore for SqliteStore {
                 // One index range per level (opened_at is sortable text).
                 let mut stmt = tx.prepare_cached(
                     "SELECT key, opened_at FROM incidents
-                     WHERE status = 'open' AND escalation_level = ?1 AND opened_at <= ?2
+                     WHERE status = 'open' AND escalation_level = ?1 AND storm_id IS NULL AND opened_at <= ?2
                      ORDER BY opened_at, id LIMIT ?3",
                 )?;
                 let mut out = Vec::new();
@@ -117,7 +117,7 @@ impl IncidentStore for SqliteStore {
             db.read(|tx| {
                 let mut stmt = tx.prepare_cached(
                     "SELECT key, opened_at FROM incidents
-                     WHERE status = 'open' AND escalation_level = ?1
+                     WHERE status = 'open' AND escalation_level = ?1 AND storm_id IS NULL
                      ORDER BY opened_at, id LIMIT 1",
                 )?;
                 let mut out = Vec::new();
@@ -417,6 +417,10 @@ fn list_incidents(tx: &Transaction<'_>, filter: &IncidentFilter) -> Result<Vec<I
             marks.push(format!("?{}", args.len()));
         }
         sql.push_str(&format!(" AND appcode IN ({})", marks.join(", ")));
+    }
+    if let Some(kind) = filter.kind {
+        args.push(kind.as_str().to_string().into());
+        sql.push_str(&format!(" AND kind = ?{}", args.len()));
     }
     args.push(limit.into());
     sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", args.len()));

@@ -324,6 +324,31 @@
         h('tbody', {}, rows)))];
   }
 
+  // A storm lists its member incidents: each keeps its own page and timeline.
+  function membersSection(members) {
+    const found = {};
+    members.forEach((m) => {
+      const p = m.probes || {};
+      const word = p.answered ? 'answered' : p.pending ? 'probing' : p.unreachable ? 'unreachable' : 'not probed';
+      found[word] = (found[word] || 0) + 1;
+    });
+    const summary = Object.keys(found).map((k) => found[k] + ' ' + k).join(', ');
+    return [h('h2', { text: 'Members (' + members.length + ')' }),
+      h('p', { class: 'muted', text: 'Probes: ' + (summary || 'none') }),
+      h('table', { class: 'members' },
+        h('thead', {}, h('tr', {}, ...['Incident', 'Host', 'Alarm', 'Status', 'Probes', 'Opened'].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', {}, ...members.map((m) => {
+          const p = m.probes || {};
+          return h('tr', { 'data-key': m.key },
+            h('td', {}, link(incidentHref(m.key), m.key)),
+            h('td', { text: m.host || '—' }),
+            h('td', { text: m.alarm_name }),
+            h('td', {}, badge('status', m.status)),
+            h('td', { text: p.answered ? 'answered' : p.pending ? 'probing' : p.unreachable ? 'unreachable' : 'not probed' }),
+            h('td', {}, timeEl(m.opened_at)));
+        })))];
+  }
+
   function timelineSection(timeline) {
     return [h('h2', { text: 'Timeline' }), h('ol', { class: 'timeline', id: 'timeline' }, timeline.map((t) =>
       h('li', { 'data-kind': t.kind },
@@ -381,7 +406,8 @@
             ['Resolved', i.resolved_at ? timeEl(i.resolved_at) : 'not yet'],
             ['MTTA', h('span', { id: 'mtta', text: mtt(i.opened_at, i.acknowledged_at) || 'not yet known' })],
             ['MTTR', h('span', { id: 'mttr', text: mtt(i.opened_at, i.resolved_at) || 'not yet known' })],
-            ['Alarm events', String(i.count)],
+            i.kind === 'storm' ? ['Members', String((i.members || []).length)] : ['Alarm events', String(i.count)],
+            ['Storm', i.storm ? link(incidentHref(i.storm), i.storm) : null],
             ['Last event', timeEl(i.last_event_at)],
           ])),
           h('section', { 'aria-labelledby': 'h-alarm' }, h('h2', { id: 'h-alarm', text: 'Alarm' }), alarmFacts(i))),
@@ -391,6 +417,7 @@
             h('figcaption', {}, timeEl(d.at)),
             h('pre', { tabindex: '0', text: d.message })))
             : h('p', { class: 'muted', text: 'No diagnostics yet.' })),
+        i.kind === 'storm' ? h('section', { id: 'members' }, membersSection(i.members || [])) : null,
         Array.isArray(i.tickets) && i.tickets.length ? h('section', {}, ticketsSection(i.tickets)) : null,
         Array.isArray(notifications) && notifications.length ? h('section', {}, notificationsSection(notifications)) : null,
         h('section', {}, timelineSection(timeline)),
