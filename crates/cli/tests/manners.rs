@@ -54,8 +54,11 @@ async fn incidents_through_a_closed_pipe_end_quietly() {
             .await;
         assert_eq!(status, 202, "{body}");
     }
+    // 500 alarms at once also form a storm: its incident is one more in the table.
     server
-        .wait_for_incidents("every incident", |all| all.len() == COUNT)
+        .wait_for_incidents("every incident", |all| {
+            all.iter().filter(|i| i["kind"] == "alarm").count() == COUNT
+        })
         .await;
     let whole = server.cli(&["incidents", "--limit", "1000"]);
     assert!(whole.status.success(), "{}", stderr(&whole));

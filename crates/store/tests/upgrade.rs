@@ -25,7 +25,7 @@ async fn a_schema_5_database_migrates_with_nothing_lost() {
     )
     .expect("copy the fixture");
     let store = SqliteStore::open(&path).await.expect("open and migrate");
-    assert_eq!(store.schema_version().await.expect("version"), 9);
+    assert_eq!(store.schema_version().await.expect("version"), 10);
 
     assert_eq!(store.event_count().await.expect("events"), 5);
     assert!(store.pending_events(10).await.expect("pending").is_empty());
@@ -48,6 +48,10 @@ async fn a_schema_5_database_migrates_with_nothing_lost() {
     let inc1 = store.incident("INC-1").await.expect("read").expect("INC-1");
     assert!(inc1.acknowledged_at.is_some());
     assert!(inc1.timeline.len() >= 3, "{:?}", inc1.timeline);
+    // Incidents from before storms are alarms' incidents of no storm.
+    assert!(incidents
+        .iter()
+        .all(|i| i.kind == vigil_core::IncidentKind::Alarm && i.storm.is_none()));
 
     // Comma-separated recipients became lists; steps are typed and still claimable.
     let steps = store.run_steps("INC-4").await.expect("steps");
