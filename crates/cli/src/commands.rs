@@ -916,6 +916,27 @@ async fn show_incident(args: &ClientArgs, key: &str, json: bool) -> anyhow::Resu
     ] {
         outln!("  {field:<17} {}", text(field));
     }
+    if let Some(storm) = incident.get("storm").and_then(Value::as_str) {
+        outln!("  {:<17} {storm} (reported with it)", "storm");
+    }
+    let members = incident
+        .get("members")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !members.is_empty() {
+        outln!("  members ({}):", members.len());
+        for member in &members {
+            let field = |f: &str| member.get(f).and_then(Value::as_str).unwrap_or("-");
+            outln!(
+                "    {:<10} {:<24} {:<12} {}",
+                field("key"),
+                field("host"),
+                field("status"),
+                field("alarm_name")
+            );
+        }
+    }
     for field in ["dimensions", "labels", "annotations"] {
         if let Some(map) = incident
             .get(field)

@@ -161,11 +161,19 @@ async fn storms(server: &Server) -> Vec<Value> {
 async fn two_thousand_alarms_under_one_appcode_make_one_storm_one_issue_one_email_per_owner() {
     const ALARMS: usize = 2_000;
     const LATER: usize = 5;
+    const ENROLLED: usize = 10;
     let setup =
         setup("threshold = 20\nwindow_secs = 60\ngroup_wait_secs = 10\ngroup_interval_secs = 2")
             .await;
     let server = &setup.server;
     let run = std::process::id();
+    // Ten of the hosts are enrolled; only the first runs its agent. The others' probes go
+    // unanswered: the storm's findings must say so.
+    let mut tokens = Vec::new();
+    for n in 0..ENROLLED {
+        tokens.push(server.cli_last_line(&["host", "add", &host(n)]));
+    }
+    let _agent = run_agent(server, setup._dir.path(), &host(0), &tokens[0]);
 
     let started = Instant::now();
     post_all(server, (0..ALARMS).map(|n| alarm(run, n)).collect()).await;
@@ -197,12 +205,26 @@ async fn two_thousand_alarms_under_one_appcode_make_one_storm_one_issue_one_emai
     let member_hosts: BTreeSet<&str> = members.iter().filter_map(|m| m["host"].as_str()).collect();
     assert_eq!(member_hosts.len(), ALARMS);
     assert_eq!(storm["appcode"], APPCODE);
+    // Every enrolled member was probed: one host answered, nine went unanswered.
+    let findings = &storm["findings"];
+    assert_eq!(findings["answered"], 1, "{findings}");
+    assert_eq!(findings["unreachable"], ENROLLED - 1, "{findings}");
+    assert_eq!(findings["unprobed"], ALARMS - ENROLLED, "{findings}");
+    let summary = findings["summary"].as_str().unwrap_or_default().to_string();
+    assert!(
+        summary.contains("9 of 2000 hosts unreachable") && summary.contains("probably the network"),
+        "{summary}"
+    );
 
     // One Jira issue, naming all 2,000 hosts (its description names the first; its
     // comments list every member).
     let all_issues = issues(&setup).await;
     assert_eq!(all_issues.len(), 1, "one Jira issue, not one per alarm");
     let issue_text = all_issues[0].to_string();
+    assert!(
+        issue_text.contains(&summary),
+        "the issue says what the probes found"
+    );
     let unnamed: Vec<String> = (0..ALARMS)
         .map(host)
         .filter(|h| !issue_text.contains(h.as_str()))
@@ -267,6 +289,12 @@ async fn two_thousand_alarms_under_one_appcode_make_one_storm_one_issue_one_emai
                         .is_some_and(|m| m.contains(&format!("part of storm {storm_key}")))),
                     "{key}: {timeline:?}"
                 );
+                if incident["host"] == host(0) {
+                    assert!(
+                        timeline.iter().any(|t| t["kind"] == "diagnostics"),
+                        "{key}: its agent's probe results land on its timeline: {timeline:?}"
+                    );
+                }
                 let told = incident["deliveries"]
                     .as_array()
                     .cloned()

@@ -199,6 +199,11 @@ impl Stack {
 /// Enrolls `web-01` (with the fixture's EC2 instance id) and runs a real agent for it.
 pub fn start_agent(server: &Server, dir: &Path) -> Proc {
     let token = server.cli_last_line(&["host", "add", "web-01", "--instance-id", INSTANCE]);
+    run_agent(server, dir, "web-01", &token)
+}
+
+/// A real agent for `name`, with the token its enrollment printed; logs in DIR/agent.log.
+pub fn run_agent(server: &Server, dir: &Path, name: &str, token: &str) -> Proc {
     let log = std::fs::File::create(dir.join("agent.log")).expect("agent log");
     Proc(
         Command::new(VIGIL)
@@ -207,7 +212,7 @@ pub fn start_agent(server: &Server, dir: &Path) -> Proc {
                 "--server",
                 &server.url,
                 "--name",
-                "web-01",
+                name,
                 "--interval",
                 "1",
             ])

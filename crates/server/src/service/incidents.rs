@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use vigil_core::{Incident, IncidentKind, IncidentStatus, Severity};
+use vigil_core::{Incident, IncidentKind, IncidentStatus, Severity, StormFindings};
 use vigil_store::{IncidentFilter, ManualChange, RunKind, RunStep, StoreError, TicketRecord, Work};
 
 use super::{given, ServiceError};
@@ -157,6 +157,18 @@ pub struct IncidentDetail {
     pub incident: Incident,
     pub tickets: Vec<TicketRecord>,
     pub deliveries: Vec<RunStep>,
+    /// For a storm: what its members' probes found, host by host, and what that suggests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Findings>,
+}
+
+/// What a storm's members' probes found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Findings {
+    #[serde(flatten)]
+    pub counts: StormFindings,
+    /// The counts in a sentence, with what they suggest ("probably the network").
+    pub summary: String,
 }
 
 pub async fn detail(
@@ -174,9 +186,17 @@ pub async fn detail(
         incident.alarm.appcode.as_deref(),
         no_incident(key),
     )?;
+    let findings = (incident.kind == IncidentKind::Storm).then(|| {
+        let counts = StormFindings::of(&incident.members);
+        Findings {
+            summary: counts.summary(),
+            counts,
+        }
+    });
     Ok(IncidentDetail {
         tickets: state.store.tickets(key).await?,
         deliveries: state.store.run_steps(key).await?,
+        findings,
         incident,
     })
 }
