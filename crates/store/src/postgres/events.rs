@@ -161,21 +161,34 @@ impl EventStore for PostgresStore {
         // groups at once; only then are their unresolved incidents looked up (a statement
         // of its own, so it sees what the lock's previous holder committed). The lookup and
         // the inserts that may follow are one step: two servers cannot both open an
-        // incident for a group.
-        let mut groups: Vec<&str> = decisions
-            .iter()
-            .filter(|d| marked.contains(&d.seq))
-            .filter_map(|d| match &d.effect {
-                Effect::Alarm(update) => Some(update.group_key.as_str()),
-                _ => None,
-            })
-            .collect();
+        // incident for a group. The alarms' storm groups are locked with them, so one server
+        // at a time decides a scope's storm: two never form two storms for one scope.
+        let alarms = || {
+            decisions
+                .iter()
+                .filter(|d| marked.contains(&d.seq))
+                .filter_map(|d| match &d.effect {
+                    Effect::Alarm(update) => Some(update),
+                    _ => None,
+                })
+        };
+        let mut groups: Vec<&str> = alarms().map(|u| u.group_key.as_str()).collect();
         groups.sort_unstable();
         groups.dedup();
+        let storm_groups: Vec<String> = alarms()
+            .filter_map(|u| u.storm.as_ref().map(|plan| plan.group_key()))
+            .collect();
+        let mut locks: Vec<&str> = groups
+            .iter()
+            .copied()
+            .chain(storm_groups.iter().map(String::as_str))
+            .collect();
+        locks.sort_unstable();
+        locks.dedup();
         let mut unresolved: HashMap<&str, Option<incidents::Unresolved>> =
             groups.iter().map(|g| (*g, None)).collect();
         if !groups.is_empty() {
-            exec(&tx, LOCK_GROUPS, &[&groups]).await?;
+            exec(&tx, LOCK_GROUPS, &[&locks]).await?;
             for row in query(&tx, UNRESOLVED, &[&groups]).await? {
                 let group: String = row.try_get("group_key")?;
                 if let Some(slot) = unresolved.get_mut(group.as_str()) {

@@ -9,7 +9,7 @@ use vigil_core::{Incident, IncidentStatus, TimelineKind};
 
 use super::{
     add_timeline, events, exec, incident_row, known, load_incident, query, query_one, query_opt,
-    write_journal, Journal, PostgresStore, INCIDENT_COLUMNS,
+    storms, write_journal, Journal, PostgresStore, INCIDENT_COLUMNS,
 };
 use crate::contract::IncidentStore;
 use crate::types::*;
@@ -25,10 +25,11 @@ pub(crate) struct Unresolved {
 static OPEN: LazyLock<String> = LazyLock::new(|| {
     Journal::sql(
         "i AS (INSERT INTO incidents (key, group_key, status, severity, title, count, host, appcode,
-           opened_at, last_event_at, facts)
-         VALUES ('INC-' || nextval('incident_key_seq'), $1, 'open', $2, $3, 1, $4, $5, $6, $6, $7)
+           opened_at, last_event_at, facts, storm_scope)
+         VALUES ('INC-' || nextval('incident_key_seq'), $1, 'open', $2, $3, 1, $4, $5, $6, $6, $7,
+           $8)
          RETURNING id, key)",
-        7,
+        8,
     )
 });
 
@@ -40,7 +41,8 @@ static REPEAT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-static RESOLVE: LazyLock<String> = LazyLock::new(|| {
+/// Resolves an incident (an alarm's, or a storm with its last member), with its work.
+pub(crate) static RESOLVE: LazyLock<String> = LazyLock::new(|| {
     Journal::sql(
         "i AS (UPDATE incidents SET status = 'resolved', resolved_at = $2, last_event_at = $2
            WHERE id = $1 RETURNING id, key)",
@@ -49,8 +51,10 @@ static RESOLVE: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Applies one alarm event to its group's incidents, with the work the outcome causes, in
-/// one statement. The caller holds the group's advisory lock and has looked up its
-/// unresolved incident (`unresolved`, kept up to date here for the batch's next events).
+/// one statement (an opening or recovery in a storm's scope takes a few more: the storm's
+/// part). The caller holds the group's advisory lock and its storm group's, and has looked
+/// up its unresolved incident (`unresolved`, kept up to date here for the batch's next
+/// events).
 pub(crate) async fn apply_alarm<C: GenericClient>(
     client: &C,
     event_id: &str,
@@ -81,9 +85,17 @@ pub(crate) async fn apply_alarm<C: GenericClient>(
         (AlarmAction::OpenOrRepeat, None) => {
             let message = update.opened_message();
             journal.entry(TimelineKind::Opened, message, Some(event_id));
-            journal.work(&update.on_open, now)?;
+            // In a storm's scope the run waits for the storm's decision, which needs the
+            // opening in place: an incident reported with a storm journals no run of its
+            // own. Its probes run either way.
+            if update.storm.is_some() {
+                journal.notes_and_jobs(&update.on_open, now)?;
+            } else {
+                journal.work(&update.on_open, now)?;
+            }
             let title = facts.title();
             let severity = update.severity.as_str();
+            let scope = update.storm.as_ref().map(|plan| plan.scope.as_str());
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![
                 &update.group_key,
                 &severity,
@@ -92,17 +104,30 @@ pub(crate) async fn apply_alarm<C: GenericClient>(
                 &facts.appcode,
                 &now,
                 &facts_json,
+                &scope,
             ];
             params.extend(journal.params(&now));
             let row = query_one(client, &OPEN, &params).await?;
             let id: i64 = row.try_get("id")?;
             let key: String = row.try_get("key")?;
+            let storm = match &update.storm {
+                Some(plan) => {
+                    let storm = storms::on_opening(client, id, &key, plan, update, now).await?;
+                    if let (None, Some(run)) = (&storm, &update.on_open.run) {
+                        let mut own = Journal::default();
+                        own.run(run);
+                        write_journal(client, id, &own, now).await?;
+                    }
+                    storm
+                }
+                None => None,
+            };
             *unresolved = Some(Unresolved {
                 id,
                 key: key.clone(),
                 count: 1,
             });
-            IncidentChange::Opened { key, storm: None }
+            IncidentChange::Opened { key, storm }
         }
         (AlarmAction::Resolve, Some(open)) => {
             let message = update.resolved_message();
@@ -112,8 +137,10 @@ pub(crate) async fn apply_alarm<C: GenericClient>(
             params.extend(journal.params(&now));
             query_one(client, &RESOLVE, &params).await?;
             let key = open.key.clone();
+            let on_storm_resolve = update.storm.as_ref().and_then(|p| p.on_resolve.as_ref());
+            let storm = storms::on_member_resolved(client, open.id, on_storm_resolve, now).await?;
             *unresolved = None;
-            IncidentChange::Resolved { key, storm: None }
+            IncidentChange::Resolved { key, storm }
         }
         (AlarmAction::Resolve, None) => IncidentChange::NothingToResolve,
     };
@@ -203,6 +230,11 @@ impl IncidentStore for PostgresStore {
             );
             journal.work(&change.work, change.now)?;
             write_journal(&tx, id, &journal, change.now).await?;
+            if change.to == IncidentStatus::Resolved {
+                // A storm's last member resolved by hand resolves the storm too. A manual
+                // change knows no storm plan, so the storm journals no run of its own.
+                storms::on_member_resolved(&tx, id, None, change.now).await?;
+            }
         }
         let incident = load_incident(&tx, &change.key).await?;
         tx.commit().await?;

@@ -197,6 +197,14 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE hosts ALTER COLUMN enrolled_at DROP NOT NULL;
     UPDATE hosts SET enrolled_at = NULL, revoked_at = NULL
         WHERE NOT EXISTS (SELECT 1 FROM tokens t WHERE t.name = 'host:' || hosts.name);",
+    // 5: alarm storms: an incident is an alarm's or a storm's; openings carry their storm
+    // scope (counted over a window to detect a storm) and members name their storm.
+    "ALTER TABLE incidents ADD COLUMN kind text NOT NULL DEFAULT 'alarm';
+    ALTER TABLE incidents ADD COLUMN storm_scope text;
+    ALTER TABLE incidents ADD COLUMN storm_id bigint;
+    CREATE INDEX incidents_storm_scope ON incidents (storm_scope, opened_at)
+        WHERE storm_scope IS NOT NULL AND storm_id IS NULL;
+    CREATE INDEX incidents_storm_members ON incidents (storm_id, id) WHERE storm_id IS NOT NULL;",
 ];
 
 /// The schema version this vigil knows.

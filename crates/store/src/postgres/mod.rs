@@ -21,6 +21,7 @@ mod hosts;
 mod incidents;
 mod migrations;
 mod runs;
+mod storms;
 
 use std::fmt::Display;
 use std::sync::LazyLock;
@@ -29,7 +30,7 @@ use std::time::Duration;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
-use vigil_core::{Incident, IncidentStatus, Severity, TimelineEntry, TimelineKind};
+use vigil_core::{Incident, IncidentKind, IncidentStatus, Severity, TimelineEntry, TimelineKind};
 
 use crate::contract::Store;
 use crate::types::*;
@@ -199,14 +200,25 @@ pub(crate) fn after(now: Timestamp, span: Duration) -> Result<Timestamp> {
         .ok_or_else(|| StoreError::Task(format!("{now} + {span} is out of range")))
 }
 
+/// `now - span`, at the store's precision.
+pub(crate) fn before(now: Timestamp, span: Duration) -> Result<Timestamp> {
+    let span = chrono::TimeDelta::from_std(span)
+        .map_err(|e| StoreError::Task(format!("duration {span:?} out of range: {e}")))?;
+    now.checked_sub_signed(span)
+        .map(to_millis)
+        .ok_or_else(|| StoreError::Task(format!("{now} - {span} is out of range")))
+}
+
 /// Milliseconds of a duration, as stored.
 pub(crate) fn millis(span: Duration) -> i64 {
     i64::try_from(span.as_millis()).unwrap_or(i64::MAX)
 }
 
-pub(crate) const INCIDENT_COLUMNS: &str = "id, key, group_key, status, severity, title, count, opened_at, acknowledged_at, resolved_at, last_event_at, facts";
+/// An incident's columns, selected `FROM incidents` (the storm key's subquery names it).
+pub(crate) const INCIDENT_COLUMNS: &str = "id, key, group_key, status, severity, title, count, opened_at, acknowledged_at, resolved_at, last_event_at, facts, kind,
+    (SELECT s.key FROM incidents s WHERE s.id = incidents.storm_id) AS storm";
 
-/// An incident row (selected with [`INCIDENT_COLUMNS`]) without its timeline.
+/// An incident row (selected with [`INCIDENT_COLUMNS`]) without its timeline or members.
 pub(crate) fn incident_row(row: &Row) -> Result<(i64, Incident)> {
     let id: i64 = row.try_get("id")?;
     let key: String = row.try_get("key")?;
@@ -214,6 +226,8 @@ pub(crate) fn incident_row(row: &Row) -> Result<(i64, Incident)> {
     let status = known(&status, IncidentStatus::parse, &key, "status")?;
     let severity: String = row.try_get("severity")?;
     let severity = known(&severity, parse_severity, &key, "severity")?;
+    let kind: String = row.try_get("kind")?;
+    let kind = known(&kind, IncidentKind::parse, &key, "kind")?;
     let facts: serde_json::Value = row.try_get("facts")?;
     let alarm = serde_json::from_value(facts)
         .map_err(|e| StoreError::Corrupt(format!("{key}: alarm facts: {e}")))?;
@@ -232,8 +246,8 @@ pub(crate) fn incident_row(row: &Row) -> Result<(i64, Incident)> {
             last_event_at: row.try_get("last_event_at")?,
             alarm,
             timeline: Vec::new(),
-            kind: vigil_core::IncidentKind::Alarm,
-            storm: None,
+            kind,
+            storm: row.try_get("storm")?,
             members: Vec::new(),
             key,
         },
@@ -284,14 +298,15 @@ pub(crate) async fn query_opt<C: GenericClient>(
 static LOAD_INCIDENT: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE key = $1"));
 
-/// An incident with its whole timeline, read through `client` (a transaction when the
-/// caller needs one snapshot). The two queries go out together: one round trip.
+/// An incident with its whole timeline (and a storm with its members), read through
+/// `client` (a transaction when the caller needs one snapshot). The queries go out
+/// together: one round trip. (The members' query answers nothing for an alarm's incident.)
 pub(crate) async fn load_incident<C: GenericClient>(
     client: &C,
     key: &str,
 ) -> Result<Option<(i64, Incident)>> {
     let by_key: &[&(dyn ToSql + Sync)] = &[&key];
-    let (row, rows) = tokio::try_join!(
+    let (row, rows, members) = tokio::try_join!(
         query_opt(client, &LOAD_INCIDENT, by_key),
         query(
             client,
@@ -300,11 +315,15 @@ pub(crate) async fn load_incident<C: GenericClient>(
              WHERE i.key = $1 ORDER BY t.id",
             by_key,
         ),
+        storms::members(client, key),
     )?;
     let Some(row) = row else {
         return Ok(None);
     };
     let (id, mut incident) = incident_row(&row)?;
+    if incident.kind == IncidentKind::Storm {
+        incident.members = members;
+    }
     for row in rows {
         let entry: i64 = row.try_get("id")?;
         let kind: String = row.try_get("kind")?;
@@ -351,9 +370,10 @@ pub(crate) async fn add_timeline<C: GenericClient>(
 }
 
 /// What one statement writes about an incident: timeline entries (in the order added),
-/// probe jobs, and a run with its steps, all pending and due at once. The incident itself
-/// comes from the statement's head (see [`Journal::sql`]), so opening an incident and
-/// journaling what that causes is one round trip.
+/// probe jobs, and a run with its steps, all pending and due at once (or when the run may
+/// start, its `not_before`). The incident itself comes from the statement's head (see
+/// [`Journal::sql`]), so opening an incident and journaling what that causes is one round
+/// trip.
 #[derive(Default)]
 pub(crate) struct Journal<'a> {
     kinds: Vec<&'static str>,
@@ -367,6 +387,7 @@ pub(crate) struct Journal<'a> {
     job_claim_by: Vec<Timestamp>,
     job_claim_within: Vec<i64>,
     run_kind: Option<String>,
+    run_not_before: Option<Timestamp>,
     step_names: Vec<&'static str>,
     step_channels: Vec<&'static str>,
     step_recipients: Vec<serde_json::Value>,
@@ -374,7 +395,7 @@ pub(crate) struct Journal<'a> {
 }
 
 /// How many parameters [`Journal::sql`] adds after the head's.
-const JOURNAL_PARAMS: usize = 16;
+const JOURNAL_PARAMS: usize = 17;
 
 impl<'a> Journal<'a> {
     pub(crate) fn entry(&mut self, kind: TimelineKind, message: String, event_id: Option<&'a str>) {
@@ -385,6 +406,15 @@ impl<'a> Journal<'a> {
 
     /// The notes, probe jobs and run `work` causes, queued at `now`.
     pub(crate) fn work(&mut self, work: &'a Work, now: Timestamp) -> Result<()> {
+        self.notes_and_jobs(work, now)?;
+        if let Some(run) = &work.run {
+            self.run(run);
+        }
+        Ok(())
+    }
+
+    /// The notes and probe jobs of `work`, queued at `now`, without its run.
+    pub(crate) fn notes_and_jobs(&mut self, work: &'a Work, now: Timestamp) -> Result<()> {
         for note in &work.notes {
             self.entry(note.kind, note.message.clone(), None);
         }
@@ -402,9 +432,6 @@ impl<'a> Journal<'a> {
             self.job_claim_by.push(after(now, job.claim_within)?);
             self.job_claim_within.push(millis(job.claim_within));
         }
-        if let Some(run) = &work.run {
-            self.run(run);
-        }
         Ok(())
     }
 
@@ -412,6 +439,7 @@ impl<'a> Journal<'a> {
     pub(crate) fn run(&mut self, run: &NewRun) {
         debug_assert!(self.run_kind.is_none(), "one run per journal");
         self.run_kind = Some(run.kind.as_string());
+        self.run_not_before = run.not_before;
         for step in &run.steps {
             self.step_names.push(step.name.as_str());
             self.step_channels.push(step.channel.as_str());
@@ -430,10 +458,12 @@ impl<'a> Journal<'a> {
     /// `$head_params`; the journal's own follow. Answers `i`'s row.
     pub(crate) fn sql(head: &str, head_params: usize) -> String {
         // In the order of `params`.
-        let [at, kinds, messages, events, hosts, probes, args, timeouts, statuses, claim_by, claim_within, run_kind, names, channels, recipients, deadlines] =
+        let [at, kinds, messages, events, hosts, probes, args, timeouts, statuses, claim_by, claim_within, run_kind, not_before, names, channels, recipients, deadlines] =
             std::array::from_fn::<String, JOURNAL_PARAMS, _>(|n| {
                 format!("${}", head_params + n + 1)
             });
+        // A held run's steps are not tried, nor its head due, before its `not_before`.
+        let start = format!("COALESCE({not_before}::timestamptz, {at})");
         format!(
             "WITH {head},
              tl AS (
@@ -464,8 +494,8 @@ impl<'a> Journal<'a> {
                INSERT INTO run_steps (run_id, position, name, channel, recipients, status,
                  attempts, next_attempt_at, deadline, updated_at, due_at)
                SELECT r.id, s.n - 1, s.name, s.channel,
-                 ARRAY(SELECT jsonb_array_elements_text(s.recipients)), 'pending', 0, {at},
-                 s.deadline, {at}, CASE WHEN s.n = 1 THEN {at} END
+                 ARRAY(SELECT jsonb_array_elements_text(s.recipients)), 'pending', 0, {start},
+                 s.deadline, {at}, CASE WHEN s.n = 1 THEN {start} END
                FROM r, unnest({names}::text[], {channels}::text[], {recipients}::jsonb[],
                    {deadlines}::timestamptz[])
                  WITH ORDINALITY AS s (name, channel, recipients, deadline, n)
@@ -493,6 +523,7 @@ impl<'a> Journal<'a> {
             &self.job_claim_by,
             &self.job_claim_within,
             &self.run_kind,
+            &self.run_not_before,
             &self.step_names,
             &self.step_channels,
             &self.step_recipients,

@@ -263,10 +263,16 @@ impl RunStore for PostgresStore {
         let (found, tickets, open, history) = tokio::try_join!(
             load_incident(&tx, incident_key),
             incident_tickets(&tx, incident_key),
+            // The incident's open probe jobs; a storm's are its members'.
             query_one(
                 &tx,
-                "SELECT COUNT(*) FROM jobs j JOIN incidents i ON i.id = j.incident_id
-                 WHERE i.key = $1 AND j.status IN ('queued', 'running')",
+                "SELECT COUNT(*) FROM jobs j
+                 WHERE j.status IN ('queued', 'running')
+                   AND j.incident_id IN (
+                     SELECT id FROM incidents WHERE key = $1
+                     UNION ALL
+                     SELECT m.id FROM incidents s JOIN incidents m ON m.storm_id = s.id
+                     WHERE s.key = $1 AND s.kind = 'storm')",
                 by_key,
             ),
             incident_steps(&tx, incident_key),
