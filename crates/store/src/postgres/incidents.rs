@@ -161,9 +161,16 @@ impl IncidentStore for PostgresStore {
             "SELECT {INCIDENT_COLUMNS} FROM incidents
              WHERE ($1::text IS NULL OR status = $1)
                AND ($2::text[] IS NULL OR appcode = ANY($2))
+               AND ($4::text IS NULL OR kind = $4)
              ORDER BY id DESC LIMIT $3"
         );
-        let rows = query(&client, sql.as_str(), &[&status, &filter.appcodes, &limit]).await?;
+        let kind = filter.kind.map(|k| k.as_str());
+        let rows = query(
+            &client,
+            sql.as_str(),
+            &[&status, &filter.appcodes, &limit, &kind],
+        )
+        .await?;
         rows.iter()
             .map(|row| incident_row(row).map(|(_, incident)| incident))
             .collect()
@@ -282,6 +289,7 @@ impl IncidentStore for PostgresStore {
              CROSS JOIN LATERAL (
                SELECT key, opened_at, escalation_level FROM incidents
                WHERE status = 'open' AND escalation_level = c.n - 1 AND opened_at <= c.cutoff
+                 AND storm_id IS NULL
                ORDER BY opened_at, id LIMIT $2
              ) d
              ORDER BY d.opened_at LIMIT $2",
@@ -311,7 +319,7 @@ impl IncidentStore for PostgresStore {
              FROM generate_series(0, $1 - 1) AS l (level)
              CROSS JOIN LATERAL (
                SELECT key, opened_at, escalation_level FROM incidents
-               WHERE status = 'open' AND escalation_level = l.level
+               WHERE status = 'open' AND escalation_level = l.level AND storm_id IS NULL
                ORDER BY opened_at, id LIMIT 1
              ) d
              ORDER BY d.escalation_level",

@@ -270,7 +270,6 @@ fn tickets(tx: &Transaction<'_>, key: &str) -> Result<Vec<TicketRecord>> {
     Ok(out)
 }
 
-/// Whether every probe job of the incident has ended.
 /// Every probe job of the incident (of a storm: of its members) has ended.
 fn jobs_settled(tx: &Transaction<'_>, key: &str) -> Result<bool> {
     let open: i64 = one(
