@@ -93,13 +93,13 @@ impl AlarmFacts {
         let previous_state =
             str_at(detail, &["previousState", "value"]).and_then(AlarmState::parse);
         let reason = str_at(detail, &["state", "reason"]).map(str::to_string);
-        let reason_data: Option<Value> = str_at(detail, &["state", "reasonData"])
+        // Only the two numbers are read from reasonData, so the rest is skipped unbuilt.
+        let reason_data: Option<ReasonData> = str_at(detail, &["state", "reasonData"])
             .and_then(|text| serde_json::from_str(text).ok());
 
         let metric_stat = detail
             .pointer("/configuration/metrics/0/metricStat")
-            .cloned()
-            .unwrap_or(Value::Null);
+            .unwrap_or(&Value::Null);
         let dimensions: BTreeMap<String, String> = metric_stat
             .pointer("/metric/dimensions")
             .and_then(Value::as_object)
@@ -114,7 +114,7 @@ impl AlarmFacts {
 
         let threshold = reason_data
             .as_ref()
-            .and_then(|rd| rd.get("threshold"))
+            .and_then(|rd| rd.threshold.as_ref())
             .and_then(Value::as_f64)
             .or_else(|| {
                 detail
@@ -123,7 +123,8 @@ impl AlarmFacts {
             });
         let value = reason_data
             .as_ref()
-            .and_then(|rd| rd.pointer("/evaluatedDatapoints/0/value"))
+            .and_then(|rd| rd.evaluated_datapoints.as_ref())
+            .and_then(|points| points.pointer("/0/value"))
             .and_then(Value::as_f64)
             .or_else(|| reason.as_deref().and_then(first_datapoint_in_reason));
 
@@ -225,6 +226,15 @@ impl AlarmFacts {
 
 fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
+}
+
+/// What vigil reads of CloudWatch's `reasonData` (a JSON text inside the event); a field
+/// of an unexpected type is read as missing, not as a broken event.
+#[derive(Deserialize)]
+struct ReasonData {
+    threshold: Option<Value>,
+    #[serde(rename = "evaluatedDatapoints")]
+    evaluated_datapoints: Option<Value>,
 }
 
 fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {

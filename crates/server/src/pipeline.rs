@@ -167,9 +167,17 @@ struct BatchMemory {
     unresolved_groups: std::collections::HashSet<String>,
 }
 
+/// An event waiting to be processed, with what it says about its alarm
+/// (`Ownership::facts_of`).
+struct Pending {
+    stored: StoredEvent,
+    facts: AlarmFacts,
+}
+
 /// What the processor keeps of a decision to act on after the commit.
 struct Planned {
-    facts: Option<AlarmFacts>,
+    /// The alarm's name and host, for the log.
+    alarm: Option<(String, Option<String>)>,
     rules: Vec<String>,
     /// Hosts whose agents get jobs if the incident opens.
     hosts: Vec<String>,
@@ -216,13 +224,21 @@ impl Processor {
         if count == 0 {
             return Ok(0);
         }
-        let pending = if count > PROCESS_BATCH {
+        // What each event says about its alarm, worked out once for ordering and deciding.
+        let pending: Vec<Pending> = pending
+            .into_iter()
+            .map(|stored| Pending {
+                facts: self.ownership.facts_of(&stored.event),
+                stored,
+            })
+            .collect();
+        let mut pending = if count > PROCESS_BATCH {
             self.urgent_first(pending)
         } else {
             pending
         };
         let mut hosts = crate::jobs::HostLookups::default();
-        for batch in pending.chunks(PROCESS_BATCH) {
+        for batch in pending.chunks_mut(PROCESS_BATCH) {
             self.process_batch(batch, &mut hosts).await?;
         }
         Ok(count)
@@ -233,10 +249,10 @@ impl Processor {
     /// high-severity one, then the rest. Within a group events keep the order they were
     /// accepted in, so a recovery never overtakes its own alarm; groups of one tier keep
     /// the order of their first event. Nothing is dropped.
-    fn urgent_first(&self, pending: Vec<StoredEvent>) -> Vec<StoredEvent> {
-        let mut groups: HashMap<String, (u8, usize, Vec<StoredEvent>)> = HashMap::new();
-        for (index, stored) in pending.into_iter().enumerate() {
-            let facts = self.ownership.facts_of(&stored.event);
+    fn urgent_first(&self, pending: Vec<Pending>) -> Vec<Pending> {
+        let mut groups: HashMap<String, (u8, usize, Vec<Pending>)> = HashMap::new();
+        for (index, event) in pending.into_iter().enumerate() {
+            let facts = &event.facts;
             let severity = Severity::from_label(facts.severity.as_deref());
             let tier = if facts.state == Some(AlarmState::Ok) || severity == Severity::Critical {
                 0
@@ -245,12 +261,12 @@ impl Processor {
             } else {
                 2
             };
-            let key = group_key(&facts, &self.group_by).unwrap_or_default();
+            let key = group_key(facts, &self.group_by).unwrap_or_default();
             let group = groups.entry(key).or_insert((2, index, Vec::new()));
             group.0 = group.0.min(tier);
-            group.2.push(stored);
+            group.2.push(event);
         }
-        let mut ordered: Vec<(u8, usize, Vec<StoredEvent>)> = groups.into_values().collect();
+        let mut ordered: Vec<(u8, usize, Vec<Pending>)> = groups.into_values().collect();
         ordered.sort_by_key(|(tier, first, _)| (*tier, *first));
         ordered
             .into_iter()
@@ -261,7 +277,7 @@ impl Processor {
     /// Decides and commits one batch of events, then reports what they did.
     async fn process_batch(
         &self,
-        batch: &[StoredEvent],
+        batch: &mut [Pending],
         hosts: &mut crate::jobs::HostLookups,
     ) -> Result<(), StoreError> {
         let now = crate::now();
@@ -271,8 +287,8 @@ impl Processor {
             hosts: std::mem::take(hosts),
             unresolved_groups: std::collections::HashSet::new(),
         };
-        for stored in batch {
-            let (decision, plan) = self.decide(stored, now, &mut memory).await?;
+        for pending in batch {
+            let (decision, plan) = self.decide(pending, now, &mut memory).await?;
             decisions.push(decision);
             planned.push(plan);
         }
@@ -292,14 +308,16 @@ impl Processor {
     /// Decides what an event does, with all the work each outcome would cause.
     async fn decide(
         &self,
-        stored: &StoredEvent,
+        pending: &mut Pending,
         now: vigil_core::Timestamp,
         batch: &mut BatchMemory,
     ) -> Result<(Decision, Planned), StoreError> {
-        let event = &stored.event;
         let started = Instant::now();
-        let (rule_names, steps) = self.rules.plan(&event.to_value());
+        let rules = &self.rules;
+        let (rule_names, steps) = pending.stored.event.with_value(|value| rules.plan(value));
         self.metrics.observe_rule_match(started.elapsed());
+        let stored = &pending.stored;
+        let event = &stored.event;
         self.metrics
             .inc("vigil_events_processed_total", String::new());
         let decision = |effect| Decision {
@@ -308,14 +326,14 @@ impl Processor {
             effect,
         };
         // An incident belongs to the application of its host unless the alarm says otherwise.
-        let facts = self.ownership.facts_of(event);
+        let facts = std::mem::take(&mut pending.facts);
         let opens = steps.contains(&Step::Incident);
         let resolves = steps.contains(&Step::Resolve);
         let action = match (opens, resolves) {
             (false, false) => {
                 let effect = self.escalation(event, &steps).unwrap_or(Effect::Nothing);
                 let plan = Planned {
-                    facts: None,
+                    alarm: None,
                     rules: rule_names.iter().map(|r| r.to_string()).collect(),
                     hosts: Vec::new(),
                 };
@@ -368,8 +386,9 @@ impl Processor {
         } else {
             self.storm_plan(rule_names.first().copied(), &facts, &steps)?
         };
+        let alarm = Some((facts.alarm_name.clone(), facts.host.clone()));
         let update = AlarmUpdate {
-            facts: facts.clone(),
+            facts,
             group_key: key,
             severity,
             action,
@@ -380,7 +399,7 @@ impl Processor {
         Ok((
             decision(Effect::Alarm(Box::new(update))),
             Planned {
-                facts: Some(facts),
+                alarm,
                 rules: rule_names.iter().map(|r| r.to_string()).collect(),
                 hosts,
             },
@@ -438,11 +457,7 @@ impl Processor {
     /// Logs and counts what an event did once it is committed, and wakes the agents that
     /// now have jobs. Returns whether a run was journaled.
     fn report(&self, change: &IncidentChange, plan: Planned) -> bool {
-        let alarm = plan
-            .facts
-            .as_ref()
-            .map(|f| f.alarm_name.as_str())
-            .unwrap_or("-");
+        let alarm = plan.alarm.as_ref().map_or("-", |(name, _)| name.as_str());
         match change {
             IncidentChange::Opened { key, storm } => {
                 self.metrics
@@ -452,9 +467,9 @@ impl Processor {
                     tracing::debug!(incident = %key, storm = %storm, "reported with a storm");
                 }
                 let host = plan
-                    .facts
+                    .alarm
                     .as_ref()
-                    .and_then(|f| f.host.as_deref())
+                    .and_then(|(_, host)| host.as_deref())
                     .unwrap_or("-");
                 tracing::info!(incident = %key, alarm, host, rules = ?plan.rules, "incident opened");
                 for host in &plan.hosts {

@@ -111,3 +111,25 @@ pub async fn open(location: &StoreLocation) -> Result<Arc<dyn Store>> {
         StoreLocation::Postgres(url) => Arc::new(PostgresStore::connect(url).await?),
     })
 }
+
+/// For each decision of a batch, whether a later one writes the same incident's facts: the
+/// next pending alarm decision of its group in the batch is another alarm (a repeat), not
+/// a recovery. An incident keeps the facts of its latest event, so the earlier write can
+/// be left out. `pending[i]`: decision `i`'s event is not processed yet (one that is
+/// changes nothing).
+pub(crate) fn facts_superseded(decisions: &[Decision], pending: &[bool]) -> Vec<bool> {
+    let mut next_action: std::collections::HashMap<&str, AlarmAction> =
+        std::collections::HashMap::new();
+    let mut out = vec![false; decisions.len()];
+    for (index, decision) in decisions.iter().enumerate().rev() {
+        if !pending.get(index).copied().unwrap_or(false) {
+            continue;
+        }
+        if let Effect::Alarm(update) = &decision.effect {
+            out[index] = update.action == AlarmAction::OpenOrRepeat
+                && next_action.get(update.group_key.as_str()) == Some(&AlarmAction::OpenOrRepeat);
+            next_action.insert(update.group_key.as_str(), update.action);
+        }
+    }
+    out
+}

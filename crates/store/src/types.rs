@@ -107,9 +107,11 @@ pub struct StormPlan {
 }
 
 impl StormPlan {
-    /// The group key of a scope's storm incident (one unresolved storm per scope).
+    /// The group key of a scope's storm incident (one unresolved storm per scope). The
+    /// unit separator keeps it apart from every alarm's group key, whose values are joined
+    /// with `|` and could spell `storm|…`.
     pub fn group_key(&self) -> String {
-        format!("storm|{}", self.scope)
+        format!("storm\u{1f}{}", self.scope)
     }
 }
 

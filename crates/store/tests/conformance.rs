@@ -226,6 +226,7 @@ macro_rules! conformance_suite {
             the_backlog_counts_pending_events_and_dates_the_oldest,
             alarms_open_repeat_and_resolve_incidents,
             a_storm_of_repeats_keeps_the_timeline_short_and_the_count_exact,
+            a_batch_leaves_each_incident_with_its_latest_facts,
             storms_form_past_the_threshold_and_gather_their_members,
             a_storm_resolves_when_its_last_member_recovers,
             few_or_old_openings_form_no_storm_and_held_runs_wait,
@@ -533,6 +534,94 @@ fn expect_corrupt<T: std::fmt::Debug>(result: vigil_store::Result<T>, names: &[&
         }
         other => panic!("expected a Corrupt error naming {names:?}, got {other:?}"),
     }
+}
+
+/// An alarm of `group` whose reason is `reason`.
+fn said(group: &str, action: AlarmAction, reason: &str) -> Effect {
+    let state = if action == AlarmAction::Resolve {
+        AlarmState::Ok
+    } else {
+        AlarmState::Alarm
+    };
+    Effect::Alarm(Box::new(AlarmUpdate {
+        facts: facts(state, reason),
+        group_key: group.into(),
+        severity: Severity::High,
+        action,
+        on_open: Work::default(),
+        on_resolve: Work::default(),
+        storm: None,
+    }))
+}
+
+async fn a_batch_leaves_each_incident_with_its_latest_facts(h: &dyn Harness) {
+    let store = h.store();
+    let t0 = now();
+    let ids = ["b1", "b2", "b3", "b4", "b5", "b6", "b7"];
+    let seqs = accept(&*store, &ids, t0).await;
+    let effects = [
+        said("g", AlarmAction::OpenOrRepeat, "first"),
+        said("g", AlarmAction::OpenOrRepeat, "second"),
+        said("g", AlarmAction::OpenOrRepeat, "third"),
+        said("g", AlarmAction::Resolve, "recovered"),
+        said("g", AlarmAction::OpenOrRepeat, "again"),
+        said("g", AlarmAction::OpenOrRepeat, "again, louder"),
+        said("h", AlarmAction::OpenOrRepeat, "other group"),
+    ];
+    let decisions: Vec<Decision> = seqs
+        .iter()
+        .zip(ids)
+        .zip(effects)
+        .map(|((seq, id), effect)| Decision {
+            seq: *seq,
+            event_id: id.into(),
+            effect,
+        })
+        .collect();
+    let processed = store.process_events(decisions, t0).await.unwrap();
+    let keys: Vec<String> = processed
+        .iter()
+        .filter_map(|p| match &p.change {
+            IncidentChange::Opened { key, .. } => Some(key.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(keys.len(), 3, "{processed:?}");
+    let reason = |incident: vigil_core::Incident| incident.alarm.reason.unwrap_or_default();
+    let first = store.incident(&keys[0]).await.unwrap().unwrap();
+    assert_eq!(first.count, 3);
+    assert_eq!(
+        reason(first),
+        "third",
+        "resolved with its last alarm's facts"
+    );
+    let second = store.incident(&keys[1]).await.unwrap().unwrap();
+    assert_eq!(second.count, 2);
+    assert_eq!(reason(second), "again, louder");
+    assert_eq!(
+        reason(store.incident(&keys[2]).await.unwrap().unwrap()),
+        "other group"
+    );
+
+    // A replayed event in a later batch changes nothing; the pending one before it still
+    // writes its facts.
+    let more = accept(&*store, &["c1"], t0).await;
+    let replay = vec![
+        Decision {
+            seq: more[0],
+            event_id: "c1".into(),
+            effect: said("h", AlarmAction::OpenOrRepeat, "newest"),
+        },
+        Decision {
+            seq: seqs[6],
+            event_id: "b7".into(),
+            effect: said("h", AlarmAction::OpenOrRepeat, "replayed"),
+        },
+    ];
+    store.process_events(replay, t0).await.unwrap();
+    let other = store.incident(&keys[2]).await.unwrap().unwrap();
+    assert_eq!(other.count, 2);
+    assert_eq!(reason(other), "newest");
 }
 
 // ---------------------------------------------------------------------------------------

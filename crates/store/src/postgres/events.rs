@@ -200,8 +200,10 @@ impl EventStore for PostgresStore {
                 }
             }
         }
+        let pending: Vec<bool> = decisions.iter().map(|d| marked.contains(&d.seq)).collect();
+        let superseded = crate::facts_superseded(&decisions, &pending);
         let mut out = Vec::with_capacity(decisions.len());
-        for decision in &decisions {
+        for (decision, facts_superseded) in decisions.iter().zip(superseded) {
             // A seq given twice is applied once.
             let change = if !marked.remove(&decision.seq) {
                 IncidentChange::Unchanged
@@ -218,7 +220,15 @@ impl EventStore for PostgresStore {
                                         decision.event_id, update.group_key
                                     ))
                                 })?;
-                        incidents::apply_alarm(&tx, &decision.event_id, update, slot, now).await?
+                        incidents::apply_alarm(
+                            &tx,
+                            &decision.event_id,
+                            update,
+                            slot,
+                            facts_superseded,
+                            now,
+                        )
+                        .await?
                     }
                     Effect::Run { incident_key, run } => {
                         let mut journal = Journal::default();

@@ -35,8 +35,8 @@ static OPEN: LazyLock<String> = LazyLock::new(|| {
 
 static REPEAT: LazyLock<String> = LazyLock::new(|| {
     Journal::sql(
-        "i AS (UPDATE incidents SET count = $2, last_event_at = $3, facts = $4 WHERE id = $1
-           RETURNING id, key)",
+        "i AS (UPDATE incidents SET count = $2, last_event_at = $3, facts = COALESCE($4, facts)
+           WHERE id = $1 RETURNING id, key)",
         4,
     )
 });
@@ -54,17 +54,21 @@ pub(crate) static RESOLVE: LazyLock<String> = LazyLock::new(|| {
 /// one statement (an opening or recovery in a storm's scope takes a few more: the storm's
 /// part). The caller holds the group's advisory lock and its storm group's, and has looked
 /// up its unresolved incident (`unresolved`, kept up to date here for the batch's next
-/// events).
+/// events). `facts_superseded`: a later repeat of the group in the batch writes the
+/// incident's facts, so a repeat here need not.
 pub(crate) async fn apply_alarm<C: GenericClient>(
     client: &C,
     event_id: &str,
     update: &AlarmUpdate,
     unresolved: &mut Option<Unresolved>,
+    facts_superseded: bool,
     now: Timestamp,
 ) -> Result<IncidentChange> {
     let facts = &update.facts;
-    let facts_json = serde_json::to_value(facts)
-        .map_err(|e| StoreError::Corrupt(format!("alarm facts of event {event_id}: {e}")))?;
+    let facts_value = || {
+        serde_json::to_value(facts)
+            .map_err(|e| StoreError::Corrupt(format!("alarm facts of event {event_id}: {e}")))
+    };
     let mut journal = Journal::default();
     let change = match (update.action, unresolved.as_mut()) {
         (AlarmAction::OpenOrRepeat, Some(open)) => {
@@ -73,9 +77,19 @@ pub(crate) async fn apply_alarm<C: GenericClient>(
                 let message = update.repeat_message(count.max(0) as u64);
                 journal.entry(TimelineKind::Repeat, message, Some(event_id));
             }
-            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&open.id, &count, &now, &facts_json];
-            params.extend(journal.params(&now));
-            query_one(client, &REPEAT, &params).await?;
+            // The group's last repeat in the batch writes the count and facts; one before
+            // it writes only a timeline entry, if any.
+            if !facts_superseded || !journal.is_empty() {
+                let facts_json = if facts_superseded {
+                    None
+                } else {
+                    Some(facts_value()?)
+                };
+                let mut params: Vec<&(dyn ToSql + Sync)> =
+                    vec![&open.id, &count, &now, &facts_json];
+                params.extend(journal.params(&now));
+                query_one(client, &REPEAT, &params).await?;
+            }
             open.count = count;
             IncidentChange::Repeated {
                 key: open.key.clone(),
@@ -96,6 +110,7 @@ pub(crate) async fn apply_alarm<C: GenericClient>(
             let title = facts.title();
             let severity = update.severity.as_str();
             let scope = update.storm.as_ref().map(|plan| plan.scope.as_str());
+            let facts_json = facts_value()?;
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![
                 &update.group_key,
                 &severity,

@@ -33,9 +33,31 @@ impl EventStore for SqliteStore {
     ) -> Result<Vec<crate::Processed>> {
         self.blocking(move |db| {
             db.write_journal(|tx| {
-                let mut out = Vec::with_capacity(decisions.len());
+                // The marks come first, and tell which events were still pending: one
+                // already processed (a second processor, a replay) changes nothing.
+                let mut pending = Vec::with_capacity(decisions.len());
                 for decision in &decisions {
-                    out.push(process_one(tx, decision, now)?);
+                    let marked = tx
+                        .prepare_cached(
+                            "UPDATE events SET processed = 1 WHERE seq = ?1 AND processed = 0",
+                        )?
+                        .execute([decision.seq])?;
+                    pending.push(marked == 1);
+                }
+                let superseded = crate::facts_superseded(&decisions, &pending);
+                let mut incidents = super::incidents::BatchIncidents::default();
+                let mut out = Vec::with_capacity(decisions.len());
+                for ((decision, pending), superseded) in
+                    decisions.iter().zip(pending).zip(superseded)
+                {
+                    out.push(process_one(
+                        tx,
+                        decision,
+                        pending,
+                        superseded,
+                        &mut incidents,
+                        now,
+                    )?);
                 }
                 Ok(out)
             })
@@ -217,23 +239,24 @@ fn pending_events(tx: &rusqlite::Transaction<'_>, limit: usize) -> Result<Vec<St
 fn process_one(
     tx: &rusqlite::Transaction<'_>,
     decision: &Decision,
+    pending: bool,
+    facts_superseded: bool,
+    incidents: &mut super::incidents::BatchIncidents,
     now: Timestamp,
 ) -> Result<crate::Processed> {
-    // An event already processed (a second processor, a replay) changes nothing.
-    let pending = one(
-        tx,
-        "SELECT 1 FROM events WHERE seq = ?1 AND processed = 0",
-        [decision.seq],
-        |_| Ok(()),
-    )
-    .optional()?
-    .is_some();
     let change = if !pending {
         IncidentChange::Unchanged
     } else {
         match &decision.effect {
             Effect::Nothing => IncidentChange::Unchanged,
-            Effect::Alarm(update) => apply_alarm(tx, &decision.event_id, update, now)?,
+            Effect::Alarm(update) => apply_alarm(
+                tx,
+                &decision.event_id,
+                update,
+                facts_superseded,
+                incidents,
+                now,
+            )?,
             Effect::Run { incident_key, run } => {
                 let id: Option<i64> = one(
                     tx,
@@ -254,8 +277,6 @@ fn process_one(
             }
         }
     };
-    tx.prepare_cached("UPDATE events SET processed = 1 WHERE seq = ?1")?
-        .execute([decision.seq])?;
     Ok(crate::Processed {
         seq: decision.seq,
         change,

@@ -165,30 +165,64 @@ impl IncidentStore for SqliteStore {
 }
 
 /// Applies one alarm event to its group's incident, with the work the outcome causes.
+/// A group's unresolved incident as a batch has left it: row id, key, count.
+type Unresolved = Option<(i64, String, i64)>;
+
+/// The unresolved incident of each group a batch has touched, kept up to date as the
+/// batch goes: the transaction holds the only writer, so what it read stays true.
+#[derive(Default)]
+pub(super) struct BatchIncidents(std::collections::HashMap<String, Unresolved>);
+
+impl BatchIncidents {
+    fn unresolved(&mut self, tx: &Transaction<'_>, group: &str) -> Result<Unresolved> {
+        if let Some(known) = self.0.get(group) {
+            return Ok(known.clone());
+        }
+        let found: Unresolved = tx
+            .prepare_cached(
+                "SELECT id, key, count FROM incidents WHERE group_key = ?1 AND status != 'resolved'",
+            )?
+            .query_row([group], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        self.0.insert(group.to_string(), found.clone());
+        Ok(found)
+    }
+
+    fn set(&mut self, group: &str, now: Unresolved) {
+        self.0.insert(group.to_string(), now);
+    }
+}
+
+/// `facts_superseded`: a later repeat of the group in the same batch writes the incident's
+/// count and facts, so a repeat here only counts (in `batch`).
 pub(super) fn apply_alarm(
     tx: &Transaction<'_>,
     event_id: &str,
     update: &AlarmUpdate,
+    facts_superseded: bool,
+    batch: &mut BatchIncidents,
     now: Timestamp,
 ) -> Result<IncidentChange> {
-    let unresolved: Option<(i64, String, i64)> = tx
-        .prepare_cached(
-            "SELECT id, key, count FROM incidents WHERE group_key = ?1 AND status != 'resolved'",
-        )?
-        .query_row([&update.group_key], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()?;
+    let unresolved = batch.unresolved(tx, &update.group_key)?;
     let facts: &AlarmFacts = &update.facts;
-    let facts_json = json_text(facts, "alarm facts")?;
     let stamp = text(now);
     Ok(match (update.action, unresolved) {
         (AlarmAction::OpenOrRepeat, Some((id, key, count))) => {
             let count = count.max(0) as u64 + 1;
-            tx.prepare_cached(
-                "UPDATE incidents SET count = ?2, last_event_at = ?3, facts = ?4 WHERE id = ?1",
-            )?
-            .execute(params![id, count as i64, stamp, facts_json])?;
+            batch.set(&update.group_key, Some((id, key.clone(), count as i64)));
+            if facts_superseded {
+                // The group's last repeat in the batch writes the count.
+            } else {
+                tx.prepare_cached(
+                    "UPDATE incidents SET count = ?2, last_event_at = ?3, facts = ?4 WHERE id = ?1",
+                )?
+                .execute(params![
+                    id,
+                    count as i64,
+                    stamp,
+                    json_text(facts, "alarm facts")?
+                ])?;
+            }
             if vigil_core::repeat_is_noted(count) {
                 let message = update.repeat_message(count);
                 add_timeline(tx, id, now, TimelineKind::Repeat, &message, Some(event_id))?;
@@ -196,6 +230,7 @@ pub(super) fn apply_alarm(
             IncidentChange::Repeated { key, count }
         }
         (AlarmAction::OpenOrRepeat, None) => {
+            let facts_json = json_text(facts, "alarm facts")?;
             let next_id: i64 = one(
                     tx,
                 "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'incidents'), 0) + 1",
@@ -219,6 +254,7 @@ pub(super) fn apply_alarm(
                 facts.appcode,
                 update.storm.as_ref().map(|p| p.scope.as_str())
             ])?;
+            batch.set(&update.group_key, Some((next_id, key.clone(), 1)));
             let message = update.opened_message();
             add_timeline(
                 tx,
@@ -245,6 +281,7 @@ pub(super) fn apply_alarm(
             IncidentChange::Opened { key, storm }
         }
         (AlarmAction::Resolve, Some((id, key, _))) => {
+            batch.set(&update.group_key, None);
             tx.prepare_cached(
                 "UPDATE incidents SET status = 'resolved', resolved_at = ?2, last_event_at = ?2 WHERE id = ?1",
             )?
