@@ -229,6 +229,7 @@ macro_rules! conformance_suite {
             a_batch_leaves_each_incident_with_its_latest_facts,
             storms_form_past_the_threshold_and_gather_their_members,
             a_storm_resolves_when_its_last_member_recovers,
+            one_batch_forms_joins_and_resolves_a_storm,
             few_or_old_openings_form_no_storm_and_held_runs_wait,
             concurrent_alarms_of_a_group_open_one_incident,
             processing_commits_the_change_with_its_work,
@@ -893,6 +894,130 @@ async fn a_storm_resolves_when_its_last_member_recovers(h: &dyn Harness) {
     // The next opening of the scope is on its own again.
     let (_, storm_again) = storm_open(&*store, "db-3", &plan, t1).await;
     assert_eq!(storm_again, None);
+}
+
+/// A storm's life inside one batch: openings form it, more join, members recover (one that
+/// joined in the same batch among them), the last recovery resolves it, and the scope's next
+/// opening is on its own again — as if each event had been its own batch.
+async fn one_batch_forms_joins_and_resolves_a_storm(h: &dyn Harness) {
+    let store = h.store();
+    let t0 = now();
+    let plan = storm_plan(2, t0);
+    let mut ids = Vec::new();
+    let mut effects = Vec::new();
+    for n in 1..=6 {
+        let host = format!("app-{n}");
+        ids.push(format!("open-{host}"));
+        effects.push(storm_alarm(&host, AlarmAction::OpenOrRepeat, &plan, t0));
+    }
+    for n in 1..=6 {
+        let host = format!("app-{n}");
+        ids.push(format!("ok-{host}"));
+        effects.push(storm_alarm(&host, AlarmAction::Resolve, &plan, t0));
+    }
+    ids.push("open-app-7".into());
+    effects.push(storm_alarm("app-7", AlarmAction::OpenOrRepeat, &plan, t0));
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let seqs = accept(&*store, &id_refs, t0).await;
+    let decisions = seqs
+        .iter()
+        .zip(ids.iter().zip(effects))
+        .map(|(seq, (id, effect))| Decision {
+            seq: *seq,
+            event_id: id.clone(),
+            effect,
+        })
+        .collect();
+    let changes: Vec<IncidentChange> = store
+        .process_events(decisions, t0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.change)
+        .collect();
+    let storm_of = |change: &IncidentChange| match change {
+        IncidentChange::Opened { storm, .. } | IncidentChange::Resolved { storm, .. } => {
+            storm.clone()
+        }
+        other => panic!("expected an opening or recovery, got {other:?}"),
+    };
+    let key_of = |change: &IncidentChange| match change {
+        IncidentChange::Opened { key, .. } | IncidentChange::Resolved { key, .. } => key.clone(),
+        other => panic!("expected an opening or recovery, got {other:?}"),
+    };
+    assert_eq!(storm_of(&changes[0]), None);
+    assert_eq!(storm_of(&changes[1]), None);
+    let storm = storm_of(&changes[2]).expect("the third opening forms the storm");
+    for change in &changes[3..6] {
+        assert_eq!(storm_of(change).as_deref(), Some(storm.as_str()), "joins");
+    }
+    for change in &changes[6..11] {
+        assert_eq!(storm_of(change), None, "members are left: {change:?}");
+    }
+    assert_eq!(
+        storm_of(&changes[11]).as_deref(),
+        Some(storm.as_str()),
+        "the last recovery resolves the storm"
+    );
+    assert_eq!(
+        storm_of(&changes[12]),
+        None,
+        "the next opening is on its own"
+    );
+
+    let incident = store.incident(&storm).await.unwrap().expect("the storm");
+    assert_eq!(incident.status, IncidentStatus::Resolved);
+    assert_eq!(incident.count, 6);
+    let members: Vec<String> = incident.members.iter().map(|m| m.key.clone()).collect();
+    let opened: Vec<String> = changes[..6].iter().map(key_of).collect();
+    assert_eq!(members, opened);
+    for member in &members[3..] {
+        let m = store.incident(member).await.unwrap().expect("member");
+        assert_eq!(m.storm.as_deref(), Some(storm.as_str()));
+        let notes: Vec<String> = messages(&m)
+            .into_iter()
+            .filter(|(kind, _)| *kind == TimelineKind::Note)
+            .map(|(_, message)| message)
+            .collect();
+        assert_eq!(
+            notes,
+            vec![format!(
+                "part of storm {storm}: reported there, not on its own"
+            )],
+            "{member}"
+        );
+        assert!(
+            store.run_steps(member).await.unwrap().is_empty(),
+            "{member}"
+        );
+    }
+    assert!(
+        messages(&incident).contains(&(
+            TimelineKind::Resolved,
+            "resolved: all 6 members recovered".into()
+        )),
+        "{:?}",
+        messages(&incident)
+    );
+    let digests = store
+        .run_steps(&storm)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.kind == RunKind::Digest)
+        .count();
+    assert_eq!(digests, 1, "one digest for the members that joined");
+    let alone = store
+        .incident(&key_of(&changes[12]))
+        .await
+        .unwrap()
+        .expect("app-7's incident");
+    assert_eq!(alone.storm, None);
+    assert_eq!(
+        store.run_steps(&alone.key).await.unwrap().len(),
+        1,
+        "its own run"
+    );
 }
 
 async fn few_or_old_openings_form_no_storm_and_held_runs_wait(h: &dyn Harness) {

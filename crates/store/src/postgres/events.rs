@@ -9,7 +9,7 @@ use tokio_postgres::types::ToSql;
 use vigil_core::Event;
 
 use super::{
-    exec, incidents, known, query, query_one, query_opt, unsigned, Journal, PostgresStore,
+    exec, incidents, known, query, query_one, query_opt, storms, unsigned, Journal, PostgresStore,
 };
 use crate::contract::EventStore;
 use crate::types::*;
@@ -202,6 +202,7 @@ impl EventStore for PostgresStore {
         }
         let pending: Vec<bool> = decisions.iter().map(|d| marked.contains(&d.seq)).collect();
         let superseded = crate::facts_superseded(&decisions, &pending);
+        let mut storm_batch = storms::StormBatch::default();
         let mut out = Vec::with_capacity(decisions.len());
         for (decision, facts_superseded) in decisions.iter().zip(superseded) {
             // A seq given twice is applied once.
@@ -225,6 +226,7 @@ impl EventStore for PostgresStore {
                             &decision.event_id,
                             update,
                             slot,
+                            &mut storm_batch,
                             facts_superseded,
                             now,
                         )
@@ -249,6 +251,7 @@ impl EventStore for PostgresStore {
                 change,
             });
         }
+        storm_batch.flush(&tx, now).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -52,15 +52,16 @@ pub(crate) static RESOLVE: LazyLock<String> = LazyLock::new(|| {
 
 /// Applies one alarm event to its group's incidents, with the work the outcome causes, in
 /// one statement (an opening or recovery in a storm's scope takes a few more: the storm's
-/// part). The caller holds the group's advisory lock and its storm group's, and has looked
+/// part). The caller holds the group's advisory lock and its storm group's, has looked
 /// up its unresolved incident (`unresolved`, kept up to date here for the batch's next
-/// events). `facts_superseded`: a later repeat of the group in the batch writes the
+/// events), and flushes `storm_batch` before it commits. `facts_superseded`: a later repeat of the group in the batch writes the
 /// incident's facts, so a repeat here need not.
 pub(crate) async fn apply_alarm<C: GenericClient>(
     client: &C,
     event_id: &str,
     update: &AlarmUpdate,
     unresolved: &mut Option<Unresolved>,
+    storm_batch: &mut storms::StormBatch,
     facts_superseded: bool,
     now: Timestamp,
 ) -> Result<IncidentChange> {
@@ -127,7 +128,9 @@ pub(crate) async fn apply_alarm<C: GenericClient>(
             let key: String = row.try_get("key")?;
             let storm = match &update.storm {
                 Some(plan) => {
-                    let storm = storms::on_opening(client, id, &key, plan, update, now).await?;
+                    let storm =
+                        storms::on_opening(client, storm_batch, id, &key, plan, update, now)
+                            .await?;
                     if let (None, Some(run)) = (&storm, &update.on_open.run) {
                         let mut own = Journal::default();
                         own.run(run);
@@ -153,7 +156,9 @@ pub(crate) async fn apply_alarm<C: GenericClient>(
             query_one(client, &RESOLVE, &params).await?;
             let key = open.key.clone();
             let on_storm_resolve = update.storm.as_ref().and_then(|p| p.on_resolve.as_ref());
-            let storm = storms::on_member_resolved(client, open.id, on_storm_resolve, now).await?;
+            let storm =
+                storms::on_member_resolved(client, storm_batch, open.id, on_storm_resolve, now)
+                    .await?;
             *unresolved = None;
             IncidentChange::Resolved { key, storm }
         }
@@ -255,7 +260,14 @@ impl IncidentStore for PostgresStore {
             if change.to == IncidentStatus::Resolved {
                 // A storm's last member resolved by hand resolves the storm too. A manual
                 // change knows no storm plan, so the storm journals no run of its own.
-                storms::on_member_resolved(&tx, id, None, change.now).await?;
+                storms::on_member_resolved(
+                    &tx,
+                    &mut storms::StormBatch::default(),
+                    id,
+                    None,
+                    change.now,
+                )
+                .await?;
             }
         }
         let incident = load_incident(&tx, &change.key).await?;

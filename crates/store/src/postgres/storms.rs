@@ -7,6 +7,7 @@
 //! and an opening counted by one is seen by the next. A manual resolve takes no advisory
 //! lock; the storm's row lock orders it against processing instead.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use deadpool_postgres::GenericClient;
@@ -14,7 +15,7 @@ use tokio_postgres::types::ToSql;
 use vigil_core::{IncidentStatus, ProbeTally, StormMember, TimelineKind};
 
 use super::incidents::RESOLVE;
-use super::{after, before, known, query, query_one, query_opt, unsigned, Journal};
+use super::{after, before, exec, known, query, query_one, query_opt, unsigned, Journal};
 use crate::{AlarmUpdate, NewRun, Result, StoreError, StormPlan, Timestamp};
 
 /// Why a member's own unstarted messages were dropped.
@@ -84,15 +85,14 @@ static FORMED: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// A new member names its storm, with the note saying so.
-static JOIN: LazyLock<String> = LazyLock::new(|| {
-    Journal::sql(
-        "i AS (UPDATE incidents SET storm_id = $2 WHERE id = $1 RETURNING id, key)",
-        2,
-    )
-});
+/// New members name their storm, each with the note saying so.
+const JOIN: &str = "WITH m AS (
+       UPDATE incidents SET storm_id = $1 WHERE id = ANY($2) RETURNING id
+     )
+     INSERT INTO timeline (incident_id, at, kind, message)
+     SELECT id, $3, 'note', $4 FROM m ORDER BY id";
 
-/// The storm counts a new member, with its entry and any digest.
+/// The storm counts its new members, with their entries and any digest.
 static COUNT: LazyLock<String> = LazyLock::new(|| {
     Journal::sql(
         "i AS (UPDATE incidents SET count = $2, last_event_at = $3 WHERE id = $1
@@ -101,10 +101,78 @@ static COUNT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// What one processing batch knows of the storms it touches. It holds their groups'
+/// advisory locks and their rows' locks from the first read to its commit, so a storm read
+/// once stays as read; the members joining one are written together by [`Self::flush`],
+/// which must run before anything in the batch reads storm membership (a recovery) and
+/// before the batch commits.
+#[derive(Default)]
+pub(crate) struct StormBatch {
+    /// By storm group key: the scope's unresolved storm.
+    storms: HashMap<String, Joining>,
+}
+
+/// An unresolved storm, and what the batch has added to it so far.
+struct Joining {
+    id: i64,
+    key: String,
+    /// Its members, counting those joining in this batch.
+    count: i64,
+    /// The batch has already asked whether a digest should wait for the next member.
+    digest_decided: bool,
+    joining: Vec<i64>,
+    journal: JoiningJournal,
+}
+
+#[derive(Default)]
+struct JoiningJournal {
+    entries: Vec<String>,
+    digest: Option<NewRun>,
+}
+
+impl StormBatch {
+    /// Writes the members that joined storms since the last flush, and the storms' counts.
+    pub(crate) async fn flush<C: GenericClient>(
+        &mut self,
+        client: &C,
+        now: Timestamp,
+    ) -> Result<()> {
+        for storm in self.storms.values_mut() {
+            if storm.joining.is_empty() {
+                continue;
+            }
+            let note = format!(
+                "part of storm {}: reported there, not on its own",
+                storm.key
+            );
+            exec(client, JOIN, &[&storm.id, &storm.joining, &now, &note]).await?;
+            storm.joining.clear();
+            let pending = std::mem::take(&mut storm.journal);
+            let mut journal = Journal::default();
+            for message in pending.entries {
+                journal.entry(TimelineKind::Repeat, message, None);
+            }
+            if let Some(run) = &pending.digest {
+                journal.run(run);
+            }
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&storm.id, &storm.count, &now];
+            params.extend(journal.params(&now));
+            query_one(client, &COUNT, &params).await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets a storm that resolved.
+    fn resolved(&mut self, storm_id: i64) {
+        self.storms.retain(|_, storm| storm.id != storm_id);
+    }
+}
+
 /// Decides the storm of a just-inserted opening (`id`, `key`). Returns the storm's key
 /// when the incident is reported with one: its own outward run is then not journaled.
 pub(crate) async fn on_opening<C: GenericClient>(
     client: &C,
+    batch: &mut StormBatch,
     id: i64,
     key: &str,
     plan: &StormPlan,
@@ -112,29 +180,39 @@ pub(crate) async fn on_opening<C: GenericClient>(
     now: Timestamp,
 ) -> Result<Option<String>> {
     let storm_group = plan.group_key();
-    if let Some(row) = query_opt(client, UNRESOLVED_STORM, &[&storm_group]).await? {
-        let storm_id: i64 = row.try_get("id")?;
-        let storm_key: String = row.try_get("key")?;
-        let count: i64 = row.try_get("count")?;
-        let digest = match &plan.digest {
-            Some(digest) => {
-                plan_digest(client, storm_id, digest, plan.digest_interval, now).await?
+    if !batch.storms.contains_key(&storm_group) {
+        if let Some(row) = query_opt(client, UNRESOLVED_STORM, &[&storm_group]).await? {
+            batch.storms.insert(
+                storm_group.clone(),
+                Joining {
+                    id: row.try_get("id")?,
+                    key: row.try_get("key")?,
+                    count: row.try_get("count")?,
+                    digest_decided: false,
+                    joining: Vec::new(),
+                    journal: JoiningJournal::default(),
+                },
+            );
+        }
+    }
+    if let Some(storm) = batch.storms.get_mut(&storm_group) {
+        if !storm.digest_decided {
+            storm.digest_decided = true;
+            if let Some(digest) = &plan.digest {
+                storm.journal.digest =
+                    plan_digest(client, storm.id, digest, plan.digest_interval, now).await?;
             }
-            None => None,
-        };
-        join(
-            client,
-            storm_id,
-            &storm_key,
-            id,
-            key,
-            count + 1,
-            digest.as_ref(),
-            update,
-            now,
-        )
-        .await?;
-        return Ok(Some(storm_key));
+        }
+        storm.count += 1;
+        storm.joining.push(id);
+        if vigil_core::repeat_is_noted(storm.count.max(0) as u64) {
+            let host = update.facts.host.as_deref().unwrap_or("no host");
+            storm.journal.entries.push(format!(
+                "member #{}: {key} — {} on {host}",
+                storm.count, update.facts.alarm_name
+            ));
+        }
+        return Ok(Some(storm.key.clone()));
     }
     let since = before(now, plan.window)?;
     let recent: i64 = query_one(client, RECENT, &[&plan.scope, &since])
@@ -143,11 +221,23 @@ pub(crate) async fn on_opening<C: GenericClient>(
     if recent <= i64::from(plan.threshold) {
         return Ok(None);
     }
-    let storm_key = form(client, plan, update, recent, since, now).await?;
+    let (storm_id, storm_key, members) = form(client, plan, update, recent, since, now).await?;
+    batch.storms.insert(
+        storm_group,
+        Joining {
+            id: storm_id,
+            key: storm_key.clone(),
+            count: members,
+            digest_decided: false,
+            joining: Vec::new(),
+            journal: JoiningJournal::default(),
+        },
+    );
     Ok(Some(storm_key))
 }
 
-/// Opens the storm incident and gathers the scope's recent unresolved openings into it.
+/// Opens the storm incident and gathers the scope's recent unresolved openings into it;
+/// the storm's row id, key and members.
 async fn form<C: GenericClient>(
     client: &C,
     plan: &StormPlan,
@@ -155,7 +245,7 @@ async fn form<C: GenericClient>(
     recent: i64,
     since: Timestamp,
     now: Timestamp,
-) -> Result<String> {
+) -> Result<(i64, String, i64)> {
     // The storm shows the alarm that tipped it, without that alarm's host.
     let mut facts = update.facts.clone();
     facts.host = None;
@@ -224,51 +314,7 @@ async fn form<C: GenericClient>(
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&storm_id, &members];
     params.extend(journal.params(&now));
     query_one(client, &FORMED, &params).await?;
-    Ok(storm_key)
-}
-
-/// A new opening joins the scope's unresolved storm, which journals `digest` if given.
-#[allow(clippy::too_many_arguments)]
-async fn join<C: GenericClient>(
-    client: &C,
-    storm_id: i64,
-    storm_key: &str,
-    member: i64,
-    member_key: &str,
-    count: i64,
-    digest: Option<&NewRun>,
-    update: &AlarmUpdate,
-    now: Timestamp,
-) -> Result<()> {
-    let mut journal = Journal::default();
-    journal.entry(
-        TimelineKind::Note,
-        format!("part of storm {storm_key}: reported there, not on its own"),
-        None,
-    );
-    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&member, &storm_id];
-    params.extend(journal.params(&now));
-    query_one(client, &JOIN, &params).await?;
-
-    let mut journal = Journal::default();
-    if vigil_core::repeat_is_noted(count.max(0) as u64) {
-        let host = update.facts.host.as_deref().unwrap_or("no host");
-        journal.entry(
-            TimelineKind::Repeat,
-            format!(
-                "member #{count}: {member_key} — {} on {host}",
-                update.facts.alarm_name
-            ),
-            None,
-        );
-    }
-    if let Some(run) = digest {
-        journal.run(run);
-    }
-    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&storm_id, &count, &now];
-    params.extend(journal.params(&now));
-    query_one(client, &COUNT, &params).await?;
-    Ok(())
+    Ok((storm_id, storm_key, members))
 }
 
 /// The digest to journal as a member joins, so that one waits for the storm's next
@@ -307,10 +353,12 @@ async fn plan_digest<C: GenericClient>(
 /// Returns the storm's key when it resolved.
 pub(crate) async fn on_member_resolved<C: GenericClient>(
     client: &C,
+    batch: &mut StormBatch,
     member: i64,
     on_resolve: Option<&NewRun>,
     now: Timestamp,
 ) -> Result<Option<String>> {
+    batch.flush(client, now).await?;
     // The storm's row lock orders two members resolving at once (by processing and by
     // hand): the second counts after the first committed, so one of them sees the last.
     let Some(row) = query_opt(
@@ -350,6 +398,7 @@ pub(crate) async fn on_member_resolved<C: GenericClient>(
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&storm_id, &now];
     params.extend(journal.params(&now));
     query_one(client, &RESOLVE, &params).await?;
+    batch.resolved(storm_id);
     Ok(Some(storm_key))
 }
 
