@@ -564,7 +564,9 @@ impl Engine {
         self.lock().series.len()
     }
 
-    pub fn push(&self, points: impl IntoIterator<Item = MetricPoint>, now_ms: i64) -> PushOutcome {
+    /// Takes `points` into their series; `points` is left holding exactly the points
+    /// accepted, in order (what forwarding passes on).
+    pub fn push(&self, points: &mut Vec<MetricPoint>, now_ms: i64) -> PushOutcome {
         let mut outcome = PushOutcome::default();
         let mut inner = self.lock();
         let retention = inner
@@ -574,18 +576,18 @@ impl Engine {
             .max()
             .unwrap_or(0)
             .max(MIN_RETENTION_SECS);
-        for point in points {
+        points.retain(|point| {
             // A point from the future would push real ones out of the window; one older
             // than anything is kept (the day of rollups) has nowhere to go.
             if point.timestamp_ms > now_ms + 60_000 || point.timestamp_ms < now_ms - IDLE_MS {
                 outcome.rejected += 1;
-                continue;
+                return false;
             }
             let key = series_key(&point.name, &point.labels);
             if !inner.series.contains_key(&key) {
                 if inner.series.len() >= self.max_series {
                     outcome.over_cap += 1;
-                    continue;
+                    return false;
                 }
                 inner
                     .by_name
@@ -595,8 +597,8 @@ impl Engine {
                 inner.series.insert(
                     key.clone(),
                     SeriesEntry {
-                        name: point.name,
-                        labels: point.labels,
+                        name: point.name.clone(),
+                        labels: point.labels.clone(),
                         series: Series::new(retention),
                         last_seen_ms: now_ms,
                         rollups: Rollups::default(),
@@ -604,17 +606,21 @@ impl Engine {
                 );
             }
             let Some(entry) = inner.series.get_mut(&key) else {
-                continue;
+                return false;
             };
             match entry.series.push(point.timestamp_ms, point.value) {
                 Ok(()) => {
                     entry.rollups.add(point.timestamp_ms, point.value);
                     entry.last_seen_ms = now_ms;
                     outcome.accepted += 1;
+                    true
                 }
-                Err(_) => outcome.rejected += 1,
+                Err(_) => {
+                    outcome.rejected += 1;
+                    false
+                }
             }
-        }
+        });
         outcome
     }
 
@@ -1006,10 +1012,9 @@ mod tests {
         definition.datapoints_to_alarm = Some(1);
         engine.put_alarm(definition.compile().unwrap());
         let start = 1_700_000_000_000;
-        engine.push([point("CPUUtilization", "a", 95.0, start)], start);
+        engine.push(&mut vec![point("CPUUtilization", "a", 95.0, start)], start);
         engine.tick(start + 1_000, "t");
-        engine.push(
-            [point("CPUUtilization", "b", 10.0, start + 1_000)],
+        engine.push(&mut vec![point("CPUUtilization", "b", 10.0, start + 1_000)],
             start + 1_000,
         );
         let changes = engine.tick(start + 2_000, "t");
@@ -1047,8 +1052,8 @@ mod tests {
         definition.evaluation_periods = 1;
         definition.datapoints_to_alarm = Some(1);
         engine.put_alarm(definition.compile().unwrap());
-        engine.push([point("CPUUtilization", "a", 95.0, start)], start);
-        engine.push([point("CPUUtilization", "b", 5.0, start)], start);
+        engine.push(&mut vec![point("CPUUtilization", "a", 95.0, start)], start);
+        engine.push(&mut vec![point("CPUUtilization", "b", 5.0, start)], start);
         let opened = engine.tick(start + 1_000, "t");
         assert!(opened.iter().any(|c| c.state == State::Alarm));
         // A restored ALARM whose series never reports again is closed too, a day after start.
@@ -1097,8 +1102,7 @@ mod tests {
     #[test]
     fn the_series_cap_drops_new_series_and_counts_them() {
         let engine = Engine::new(0, 2);
-        let outcome = engine.push(
-            [
+        let outcome = engine.push(&mut vec![
                 point("m", "a", 1.0, 1_000),
                 point("m", "b", 1.0, 1_000),
                 point("m", "c", 1.0, 1_000),
@@ -1113,8 +1117,7 @@ mod tests {
     fn points_from_far_past_or_future_are_refused_not_a_panic() {
         let engine = Engine::new(0, 10);
         let now = 1_700_000_000_000;
-        let outcome = engine.push(
-            [
+        let outcome = engine.push(&mut vec![
                 point("m", "a", 1.0, i64::MIN + 1),
                 point("m", "a", 1.0, i64::MAX),
                 point("m", "a", 1.0, now - IDLE_MS - 1),
@@ -1129,8 +1132,7 @@ mod tests {
     fn rollups_summarise_each_minute() {
         let engine = Engine::new(0, 10);
         let base = 1_700_000_040_000 - 1_700_000_040_000 % MINUTE_MS;
-        engine.push(
-            [
+        engine.push(&mut vec![
                 point("m", "a", 1.0, base),
                 point("m", "a", 3.0, base + 1_000),
                 point("m", "a", 5.0, base + MINUTE_MS),

@@ -184,7 +184,8 @@ pub async fn spawn_graphite(
                         || (done && !batch.is_empty())
                         || (!batch.is_empty() && reader.buffer().is_empty())
                     {
-                        let outcome = engine.push(std::mem::take(&mut batch), now_ms());
+                        let outcome = engine.push(&mut batch, now_ms());
+                        batch.clear();
                         count_push(&metrics, "graphite", outcome);
                     }
                     if done {

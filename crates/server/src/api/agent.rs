@@ -103,7 +103,7 @@ pub async fn metrics(
     // hosts that report for the first time. Not its Appcode: ownership changes (a host is
     // rebound, an application moves) while the measurement stays the same series; whose
     // it is is looked up when an incident opens.
-    let points: Vec<vigil_ingest::MetricPoint> = batch
+    let mut points: Vec<vigil_ingest::MetricPoint> = batch
         .samples
         .into_iter()
         .map(|s| {
@@ -117,7 +117,7 @@ pub async fn metrics(
             }
         })
         .collect();
-    let outcome = state.engine.push(points, now_ms());
+    let outcome = state.engine.push(&mut points, now_ms());
     crate::metric_sources::count_push(&state.metrics, "agent", outcome);
     Ok((
         StatusCode::ACCEPTED,

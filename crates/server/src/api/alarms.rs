@@ -207,7 +207,8 @@ pub async fn remote_write(
         );
         ApiError::bad_request(format!("remote_write body: {e}"))
     })?;
-    let mut outcome = state.engine.push(decoded.points, now_ms());
+    let mut points = decoded.points;
+    let mut outcome = state.engine.push(&mut points, now_ms());
     outcome.rejected += decoded.rejected_non_finite;
     count_push(&state.metrics, "remote_write", outcome);
     Ok((
