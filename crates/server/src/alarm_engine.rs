@@ -1014,7 +1014,8 @@ mod tests {
         let start = 1_700_000_000_000;
         engine.push(&mut vec![point("CPUUtilization", "a", 95.0, start)], start);
         engine.tick(start + 1_000, "t");
-        engine.push(&mut vec![point("CPUUtilization", "b", 10.0, start + 1_000)],
+        engine.push(
+            &mut vec![point("CPUUtilization", "b", 10.0, start + 1_000)],
             start + 1_000,
         );
         let changes = engine.tick(start + 2_000, "t");
@@ -1102,7 +1103,8 @@ mod tests {
     #[test]
     fn the_series_cap_drops_new_series_and_counts_them() {
         let engine = Engine::new(0, 2);
-        let outcome = engine.push(&mut vec![
+        let outcome = engine.push(
+            &mut vec![
                 point("m", "a", 1.0, 1_000),
                 point("m", "b", 1.0, 1_000),
                 point("m", "c", 1.0, 1_000),
@@ -1117,7 +1119,8 @@ mod tests {
     fn points_from_far_past_or_future_are_refused_not_a_panic() {
         let engine = Engine::new(0, 10);
         let now = 1_700_000_000_000;
-        let outcome = engine.push(&mut vec![
+        let outcome = engine.push(
+            &mut vec![
                 point("m", "a", 1.0, i64::MIN + 1),
                 point("m", "a", 1.0, i64::MAX),
                 point("m", "a", 1.0, now - IDLE_MS - 1),
@@ -1132,7 +1135,8 @@ mod tests {
     fn rollups_summarise_each_minute() {
         let engine = Engine::new(0, 10);
         let base = 1_700_000_040_000 - 1_700_000_040_000 % MINUTE_MS;
-        engine.push(&mut vec![
+        engine.push(
+            &mut vec![
                 point("m", "a", 1.0, base),
                 point("m", "a", 3.0, base + 1_000),
                 point("m", "a", 5.0, base + MINUTE_MS),
