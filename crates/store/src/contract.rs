@@ -254,6 +254,30 @@ pub trait AlarmStore: Send + Sync {
     ) -> Result<()>;
 }
 
+/// The compressed one-minute chart history of metric series, kept in blocks so a restarted
+/// server shows the charts it showed before. Blocks are opaque bytes here (their format is
+/// vigil-history's), known by `(series, start_ms)`.
+#[async_trait]
+pub trait SeriesHistoryStore: Send + Sync {
+    /// Writes blocks in one transaction, replacing a stored block with the same
+    /// `(series, start_ms)` (and, within one call, a block by a later one of the same key).
+    /// Made for tens of thousands of blocks per call.
+    async fn put_series_blocks(&self, blocks: Vec<SeriesBlock>) -> Result<()>;
+
+    /// Blocks whose `end_ms > since_ms`, ordered by `(series, start_ms)` (series by their
+    /// bytes), after the keyset cursor `after` (exclusive: the last block of the previous
+    /// page), at most `limit`: a server loads a million series' history in pages.
+    async fn series_blocks(
+        &self,
+        since_ms: i64,
+        after: Option<(String, i64)>,
+        limit: usize,
+    ) -> Result<Vec<SeriesBlock>>;
+
+    /// Deletes the blocks whose `end_ms <= before_ms`; returns how many.
+    async fn delete_series_blocks_before(&self, before_ms: i64) -> Result<u64>;
+}
+
 /// The application tree, tokens and web sessions.
 #[async_trait]
 pub trait AccessStore: Send + Sync {
@@ -313,7 +337,7 @@ pub trait AccessStore: Send + Sync {
 
 /// The whole store, as the server holds it.
 pub trait Store:
-    EventStore + IncidentStore + RunStore + HostStore + AlarmStore + AccessStore
+    EventStore + IncidentStore + RunStore + HostStore + AlarmStore + AccessStore + SeriesHistoryStore
 {
     /// Which backend this is, for logs and `vigil` status output.
     fn describe(&self) -> String;

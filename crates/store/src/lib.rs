@@ -19,7 +19,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use contract::{
-    AccessStore, AlarmStore, EventStore, HostStore, IncidentStore, RunStore, Store,
+    AccessStore, AlarmStore, EventStore, HostStore, IncidentStore, RunStore, SeriesHistoryStore,
+    Store,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -132,4 +133,22 @@ pub(crate) fn facts_superseded(decisions: &[Decision], pending: &[bool]) -> Vec<
         }
     }
     out
+}
+
+/// What one `put_series_blocks` call writes: each `(series, start_ms)` once, the latest of
+/// the call's blocks with that key winning, in key order (so concurrent writers take row
+/// locks in one order, and SQLite's B-tree is filled front to back).
+pub(crate) fn latest_series_blocks(mut blocks: Vec<SeriesBlock>) -> Vec<SeriesBlock> {
+    // Stable: blocks of one key keep the order they came in.
+    blocks.sort_by(|a, b| (a.series.as_str(), a.start_ms).cmp(&(b.series.as_str(), b.start_ms)));
+    // `dedup_by` drops `next` when it names `kept`'s key: the later block's bytes move into
+    // the kept slot first.
+    blocks.dedup_by(|next, kept| {
+        let same = next.series == kept.series && next.start_ms == kept.start_ms;
+        if same {
+            std::mem::swap(next, kept);
+        }
+        same
+    });
+    blocks
 }

@@ -696,3 +696,14 @@ pub struct SnsSubscription {
     pub message_id: String,
     pub subscribe_url: String,
 }
+
+/// One compressed block of a series' one-minute chart history, covering
+/// `start_ms..end_ms` (Unix milliseconds). The format of `data` is owned by vigil-history;
+/// the store keeps it as opaque bytes. A block is known by `(series, start_ms)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesBlock {
+    pub series: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub data: Vec<u8>,
+}

@@ -250,6 +250,11 @@ macro_rules! conformance_suite {
             held_jobs_wait_for_approval,
             job_deadlines_are_renewed_at_start,
             alarm_definitions_and_states,
+            series_blocks_page_in_key_order_with_their_bytes,
+            series_blocks_are_replaced_by_series_and_start,
+            series_blocks_since_keeps_those_ending_later,
+            old_series_blocks_are_deleted_and_counted,
+            many_series_blocks_are_written_in_one_call,
             tokens_by_hash_and_scoped_tokens,
             tokens_are_listed_and_revoked_by_name,
             sessions_expire,
@@ -2881,6 +2886,286 @@ async fn alarm_definitions_and_states(h: &dyn Harness) {
     assert!(states.iter().all(|s| s.alarm == "mem"));
 }
 
+fn block(series: &str, start_ms: i64, end_ms: i64, data: &[u8]) -> SeriesBlock {
+    SeriesBlock {
+        series: series.into(),
+        start_ms,
+        end_ms,
+        data: data.to_vec(),
+    }
+}
+
+/// Every block with `end_ms > since_ms`, read `limit` at a time through the keyset cursor.
+async fn all_series_blocks(store: &dyn Store, since_ms: i64, limit: usize) -> Vec<SeriesBlock> {
+    let mut out: Vec<SeriesBlock> = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.series_blocks(since_ms, after, limit).await.unwrap();
+        assert!(
+            page.len() <= limit,
+            "a page of {} for limit {limit}",
+            page.len()
+        );
+        let Some(last) = page.last() else {
+            return out;
+        };
+        after = Some((last.series.clone(), last.start_ms));
+        out.extend(page);
+    }
+}
+
+/// `(series, start_ms)` of each block.
+fn block_keys(blocks: &[SeriesBlock]) -> Vec<(String, i64)> {
+    blocks
+        .iter()
+        .map(|b| (b.series.clone(), b.start_ms))
+        .collect()
+}
+
+async fn series_blocks_page_in_key_order_with_their_bytes(h: &dyn Harness) {
+    let store = h.store();
+    assert!(store.series_blocks(0, None, 10).await.unwrap().is_empty());
+    // Series names that sort differently by bytes than by a language's collation; block
+    // bytes that are no UTF-8 (a lone continuation byte, an invalid lead, NUL) or nothing.
+    let not_utf8: &[u8] = &[0xff, 0xfe, 0x00, 0x80, 0xc3, 0x28, 0x00];
+    let mut blocks = Vec::new();
+    for (n, series) in [
+        "web-1|cpu",
+        "Web-1|cpu",
+        "web-1|cpu.user",
+        "wéb|mem",
+        "web_1|cpu",
+        "a",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for k in 0..4_i64 {
+            let start = 1_700_000_000_000 + k * 7_200_000;
+            let mut data = not_utf8.to_vec();
+            data.extend(series.as_bytes());
+            data.extend(k.to_be_bytes());
+            data.extend(std::iter::repeat_n(n as u8, k as usize * 100));
+            blocks.push(block(series, start, start + 7_200_000, &data));
+        }
+    }
+    blocks.push(block("zz|empty", 5, 10, &[]));
+    let mut expected = blocks.clone();
+    expected
+        .sort_by(|a, b| (a.series.as_bytes(), a.start_ms).cmp(&(b.series.as_bytes(), b.start_ms)));
+    // Written in another order than they are read.
+    blocks.reverse();
+    blocks.swap(3, 17);
+    store.put_series_blocks(blocks).await.unwrap();
+
+    for limit in [1, 3, 5, 25, 1000] {
+        assert_eq!(
+            all_series_blocks(&*store, i64::MIN, limit).await,
+            expected,
+            "pages of {limit}"
+        );
+    }
+    // A page ends exactly at the last block: the next one is empty.
+    let first = store.series_blocks(i64::MIN, None, 25).await.unwrap();
+    assert_eq!(first, expected);
+    let last = &first[24];
+    assert!(store
+        .series_blocks(i64::MIN, Some((last.series.clone(), last.start_ms)), 25)
+        .await
+        .unwrap()
+        .is_empty());
+    // The cursor is exclusive and need not name a stored block.
+    let after = store
+        .series_blocks(i64::MIN, Some(("web-1|cpu".into(), 1_700_000_000_000)), 2)
+        .await
+        .unwrap();
+    assert_eq!(after, expected[9..11]);
+    let between = store
+        .series_blocks(i64::MIN, Some(("web-1|cpu".into(), 1_700_000_000_001)), 1)
+        .await
+        .unwrap();
+    assert_eq!(between, expected[9..10]);
+    let between = store
+        .series_blocks(i64::MIN, Some(("web-1|c".into(), i64::MAX)), 1)
+        .await
+        .unwrap();
+    assert_eq!(between, expected[8..9]);
+    assert!(store
+        .series_blocks(i64::MIN, None, 0)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn series_blocks_are_replaced_by_series_and_start(h: &dyn Harness) {
+    let store = h.store();
+    store
+        .put_series_blocks(vec![
+            block("s1", 0, 100, b"old-0"),
+            block("s1", 100, 200, b"old-100"),
+            block("s2", 0, 100, b"s2-0"),
+        ])
+        .await
+        .unwrap();
+    // A block of the same (series, start) replaces data and end; within one call the
+    // later of two blocks of a key wins.
+    store
+        .put_series_blocks(vec![
+            block("s1", 100, 150, &[0xde, 0xad]),
+            block("s1", 0, 100, b"first of two"),
+            block("s3", 0, 100, b"s3-0"),
+            block("s1", 0, 120, &[0xbe, 0xef, 0xff]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        all_series_blocks(&*store, i64::MIN, 2).await,
+        [
+            block("s1", 0, 120, &[0xbe, 0xef, 0xff]),
+            block("s1", 100, 150, &[0xde, 0xad]),
+            block("s2", 0, 100, b"s2-0"),
+            block("s3", 0, 100, b"s3-0"),
+        ]
+    );
+    // An empty call writes nothing and is no error.
+    store.put_series_blocks(Vec::new()).await.unwrap();
+    assert_eq!(all_series_blocks(&*store, i64::MIN, 10).await.len(), 4);
+}
+
+async fn series_blocks_since_keeps_those_ending_later(h: &dyn Harness) {
+    let store = h.store();
+    store
+        .put_series_blocks(vec![
+            block("a", 0, 100, b"a0"),
+            block("a", 100, 200, b"a1"),
+            block("a", 200, 300, b"a2"),
+            block("b", 0, 150, b"b0"),
+            block("b", 150, 250, b"b1"),
+            block("c", -500, -100, b"c-negative"),
+        ])
+        .await
+        .unwrap();
+    let keys = |blocks: Vec<SeriesBlock>| block_keys(&blocks);
+    let key = |s: &str, start: i64| (s.to_string(), start);
+    assert_eq!(
+        keys(all_series_blocks(&*store, 200, 1).await),
+        [key("a", 200), key("b", 150)],
+        "a block ending at since_ms is left out"
+    );
+    assert_eq!(
+        keys(all_series_blocks(&*store, 199, 1).await),
+        [key("a", 100), key("a", 200), key("b", 150)]
+    );
+    assert_eq!(keys(all_series_blocks(&*store, -101, 2).await).len(), 6);
+    assert_eq!(keys(all_series_blocks(&*store, -100, 2).await).len(), 5);
+    assert!(all_series_blocks(&*store, 300, 2).await.is_empty());
+    // A cursor and since_ms together: after ("a", 200), of those ending after 100.
+    assert_eq!(
+        keys(
+            store
+                .series_blocks(100, Some(("a".into(), 200)), 10)
+                .await
+                .unwrap()
+        ),
+        [key("b", 0), key("b", 150)]
+    );
+}
+
+async fn old_series_blocks_are_deleted_and_counted(h: &dyn Harness) {
+    let store = h.store();
+    assert_eq!(
+        store.delete_series_blocks_before(i64::MAX).await.unwrap(),
+        0
+    );
+    store
+        .put_series_blocks(vec![
+            block("a", 0, 100, b"a0"),
+            block("a", 100, 200, b"a1"),
+            block("a", 200, 300, b"a2"),
+            block("b", 0, 150, b"b0"),
+            block("b", 150, 250, b"b1"),
+        ])
+        .await
+        .unwrap();
+    // A block ending at before_ms goes; one ending after it stays.
+    assert_eq!(store.delete_series_blocks_before(99).await.unwrap(), 0);
+    assert_eq!(store.delete_series_blocks_before(150).await.unwrap(), 2);
+    assert_eq!(
+        block_keys(&all_series_blocks(&*store, i64::MIN, 10).await),
+        [
+            ("a".to_string(), 100),
+            ("a".to_string(), 200),
+            ("b".to_string(), 150)
+        ]
+    );
+    assert_eq!(store.delete_series_blocks_before(150).await.unwrap(), 0);
+    assert_eq!(store.delete_series_blocks_before(250).await.unwrap(), 2);
+    assert_eq!(
+        all_series_blocks(&*store, i64::MIN, 10).await,
+        [block("a", 200, 300, b"a2")]
+    );
+    assert_eq!(
+        store.delete_series_blocks_before(i64::MAX).await.unwrap(),
+        1
+    );
+    assert!(all_series_blocks(&*store, i64::MIN, 10).await.is_empty());
+}
+
+/// One call with tens of thousands of blocks (more than one statement's worth on a backend
+/// that writes them in chunks, by count and by bytes), each read back once.
+async fn many_series_blocks_are_written_in_one_call(h: &dyn Harness) {
+    let store = h.store();
+    let mut blocks: Vec<SeriesBlock> = (0..24_000_i64)
+        .map(|n| {
+            let series = format!("host-{:05}|cpu", n / 2);
+            let start = (n % 2) * 7_200_000;
+            let mut data = n.to_le_bytes().to_vec();
+            data.push(0xff);
+            block(&series, start, start + 7_200_000, &data)
+        })
+        .collect();
+    // A few large blocks, together beyond what one statement should carry.
+    for n in 0..20_u8 {
+        blocks.push(block(&format!("big-{n:02}"), 0, 10, &vec![n; 1 << 20]));
+    }
+    // Replacements of keys written earlier in the same call.
+    blocks.push(block("host-00000|cpu", 0, 7_200_000, b"replaced"));
+    blocks.push(block(
+        "host-11999|cpu",
+        7_200_000,
+        14_400_000,
+        b"replaced too",
+    ));
+    store.put_series_blocks(blocks).await.unwrap();
+
+    let read = all_series_blocks(&*store, i64::MIN, 997).await;
+    assert_eq!(read.len(), 24_020);
+    let keys = block_keys(&read);
+    assert!(
+        keys.windows(2).all(|w| w[0] < w[1]),
+        "in key order, each once"
+    );
+    for (n, b) in read[..20].iter().enumerate() {
+        assert_eq!(b.series, format!("big-{n:02}"));
+        assert_eq!(b.data.len(), 1 << 20);
+        assert!(b.data.iter().all(|&byte| usize::from(byte) == n));
+    }
+    assert_eq!(read[20].data, b"replaced");
+    assert_eq!(read[24_019].data, b"replaced too");
+    assert_eq!(
+        read[21].data,
+        [1_i64.to_le_bytes().as_slice(), &[0xff]].concat()
+    );
+    assert_eq!(
+        store.delete_series_blocks_before(7_200_000).await.unwrap(),
+        12_020
+    );
+    assert_eq!(
+        all_series_blocks(&*store, i64::MIN, 5_000).await.len(),
+        12_000
+    );
+}
+
 async fn tokens_by_hash_and_scoped_tokens(h: &dyn Harness) {
     let store = h.store();
     let t0 = now();
@@ -3147,8 +3432,10 @@ async fn hosts_bound_by_an_older_vigil_migrate_as_declared(h: &dyn Harness) {
          VALUES ('web-7', 'SHOP', '2026-01-02T03:04:05.000Z', '2026-01-02T03:04:05.000Z')",
     )
     .await;
-    // Undo the alarm storms' migration too, so both run again in order.
+    // Undo the migrations after it too (alarm storms, series history), so all run again in
+    // order.
     for undo in [
+        "DROP TABLE series_blocks",
         "DROP INDEX incidents_storm_scope",
         "DROP INDEX incidents_storm_members",
         "ALTER TABLE incidents DROP COLUMN storm_id",
@@ -3157,7 +3444,7 @@ async fn hosts_bound_by_an_older_vigil_migrate_as_declared(h: &dyn Harness) {
     ] {
         h.execute(undo).await;
     }
-    h.unmark_last_migrations(2).await;
+    h.unmark_last_migrations(3).await;
     drop(store);
     let store = h.reopen().await.expect("reopen and migrate");
     let host = |name: &'static str| {
@@ -3187,7 +3474,12 @@ async fn hosts_bound_by_an_older_vigil_migrate_as_declared(h: &dyn Harness) {
             .map(|h| h.name),
         Some("web-2".to_string()),
         "the instance index still answers"
-    );
+    ); // The series history's table is back.
+    store
+        .put_series_blocks(vec![block("web-2|cpu", 0, 60_000, &[0xff])])
+        .await
+        .unwrap();
+    assert_eq!(store.series_blocks(0, None, 10).await.unwrap().len(), 1);
 }
 
 async fn sns_subscriptions_keep_their_status(h: &dyn Harness) {

@@ -9,7 +9,8 @@ use std::time::Duration;
 use vigil_core::{HostLifecycle, IncidentStatus};
 use vigil_store::{
     AccessStore, AlarmStore, Channel, EventStore, HostStore, IncidentFilter, IncidentStore,
-    RunKind, RunStore, SnsStatus, SqliteStore, StepName, StepStatus, TokenRole,
+    RunKind, RunStore, SeriesBlock, SeriesHistoryStore, SnsStatus, SqliteStore, StepName,
+    StepStatus, TokenRole,
 };
 
 /// sha256 of the token `alice` was given by the old release.
@@ -25,7 +26,7 @@ async fn a_schema_5_database_migrates_with_nothing_lost() {
     )
     .expect("copy the fixture");
     let store = SqliteStore::open(&path).await.expect("open and migrate");
-    assert_eq!(store.schema_version().await.expect("version"), 10);
+    assert_eq!(store.schema_version().await.expect("version"), 11);
 
     assert_eq!(store.event_count().await.expect("events"), 5);
     assert!(store.pending_events(10).await.expect("pending").is_empty());
@@ -115,6 +116,30 @@ async fn a_schema_5_database_migrates_with_nothing_lost() {
     let subscriptions = store.sns_subscriptions().await.expect("sns");
     assert_eq!(subscriptions.len(), 1);
     assert_eq!(subscriptions[0].1, SnsStatus::Refused);
+
+    // Chart history starts empty and takes blocks.
+    assert!(store
+        .series_blocks(i64::MIN, None, 10)
+        .await
+        .expect("series blocks")
+        .is_empty());
+    let block = SeriesBlock {
+        series: "web-01|cpu".into(),
+        start_ms: 0,
+        end_ms: 7_200_000,
+        data: vec![0xff, 0x00, 0x80],
+    };
+    store
+        .put_series_blocks(vec![block.clone()])
+        .await
+        .expect("put series blocks");
+    assert_eq!(
+        store
+            .series_blocks(0, None, 10)
+            .await
+            .expect("series blocks"),
+        [block]
+    );
 }
 
 #[tokio::test]

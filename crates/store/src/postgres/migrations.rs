@@ -205,6 +205,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX incidents_storm_scope ON incidents (storm_scope, opened_at)
         WHERE storm_scope IS NOT NULL AND storm_id IS NULL;
     CREATE INDEX incidents_storm_members ON incidents (storm_id, id) WHERE storm_id IS NOT NULL;",
+    // 6: metric series' compressed chart history, in blocks (opaque bytes), so a restart
+    // keeps the charts; old blocks are swept by their end. Series names sort by their bytes
+    // (as in SQLite), whatever the database's collation.
+    "CREATE TABLE series_blocks (
+        series text COLLATE \"C\" NOT NULL,
+        start_ms bigint NOT NULL,
+        end_ms bigint NOT NULL,
+        data bytea NOT NULL,
+        PRIMARY KEY (series, start_ms)
+    );
+    CREATE INDEX series_blocks_end ON series_blocks (end_ms);",
 ];
 
 /// The schema version this vigil knows.

@@ -21,6 +21,7 @@ mod hosts;
 mod incidents;
 mod migrations;
 mod runs;
+mod series;
 mod storms;
 
 use std::fmt::Display;

@@ -221,6 +221,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX incidents_storm_scope ON incidents (storm_scope, opened_at)
         WHERE storm_scope IS NOT NULL AND storm_id IS NULL;
     CREATE INDEX incidents_storm_members ON incidents (storm_id, id) WHERE storm_id IS NOT NULL;",
+    // 11: metric series' compressed chart history, in blocks (opaque bytes), so a restart
+    // keeps the charts; old blocks are swept by their end.
+    "CREATE TABLE series_blocks (
+        series TEXT NOT NULL,
+        start_ms INTEGER NOT NULL,
+        end_ms INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (series, start_ms)
+    );
+    CREATE INDEX series_blocks_end ON series_blocks (end_ms);",
 ];
 
 /// The schema version this vigil writes.

@@ -24,6 +24,7 @@ mod hosts;
 mod incidents;
 mod migrations;
 mod runs;
+mod series;
 mod storms;
 
 use std::path::{Path, PathBuf};
