@@ -11,7 +11,7 @@
 //!
 //! The protobuf is decoded by hand: four small messages do not justify a code generator,
 //! and a hand decoder makes every bound explicit. Unknown fields of any wire type are
-//! skipped, so newer senders keep working.
+//! skipped, so newer senders keep working. [`encode`] is the inverse, for forwarding.
 
 use std::collections::BTreeMap;
 
@@ -124,6 +124,90 @@ pub fn decode(body: &[u8], limits: &Limits) -> Result<Decoded, RemoteWriteError>
         index += 1;
     }
     Ok(out)
+}
+
+/// Encodes points as one remote_write body: a snappy block of a `WriteRequest`, as
+/// Prometheus sends it. Points of one series (name and labels) become one `TimeSeries`,
+/// series in the order they first appear; its labels, `__name__` with the others, are
+/// sorted by name and its samples by timestamp, as receivers require. Two
+/// points of one series with the same timestamp keep the later one, as vigil's own series
+/// do: a receiver refuses a batch holding two values for one instant.
+pub fn encode(points: &[MetricPoint]) -> Vec<u8> {
+    // Series key → position in `series`; keys borrow from `points`.
+    let mut index: std::collections::HashMap<(&str, &BTreeMap<String, String>), usize> =
+        std::collections::HashMap::new();
+    let mut series: Vec<(&MetricPoint, Vec<(i64, f64)>)> = Vec::new();
+    for point in points {
+        let at = *index
+            .entry((point.name.as_str(), &point.labels))
+            .or_insert_with(|| {
+                series.push((point, Vec::new()));
+                series.len() - 1
+            });
+        if let Some((_, samples)) = series.get_mut(at) {
+            samples.push((point.timestamp_ms, point.value));
+        }
+    }
+    let mut request = Vec::new();
+    let mut message = Vec::new();
+    let mut inner = Vec::new();
+    for (first, mut samples) in series {
+        // Stable: of equal timestamps the later point stays last, and is the one kept.
+        samples.sort_by_key(|&(timestamp_ms, _)| timestamp_ms);
+        let mut kept: Vec<(i64, f64)> = Vec::with_capacity(samples.len());
+        for sample in samples {
+            match kept.last_mut() {
+                Some(last) if last.0 == sample.0 => *last = sample,
+                _ => kept.push(sample),
+            }
+        }
+        message.clear();
+        // The remote_write spec wants every series' labels sorted by name, byte-wise,
+        // `__name__` among them: it comes first unless a label starts with an upper-case
+        // letter or a character below `_` (CloudWatch's `InstanceId` sorts before it).
+        let mut labels: Vec<(&str, &str)> = first
+            .labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != NAME_LABEL)
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let at = labels.partition_point(|(k, _)| *k < NAME_LABEL);
+        labels.insert(at, (NAME_LABEL, first.name.as_str()));
+        for (name, value) in labels {
+            inner.clear();
+            put_bytes(1, name.as_bytes(), &mut inner);
+            put_bytes(2, value.as_bytes(), &mut inner);
+            put_bytes(1, &inner, &mut message);
+        }
+        for (timestamp_ms, value) in kept {
+            inner.clear();
+            put_varint(1 << 3 | 1, &mut inner);
+            inner.extend_from_slice(&value.to_bits().to_le_bytes());
+            put_varint(2 << 3, &mut inner);
+            // int64 is a plain varint: negatives as their two's complement.
+            put_varint(timestamp_ms as u64, &mut inner);
+            put_bytes(2, &inner, &mut message);
+        }
+        put_bytes(1, &message, &mut request);
+    }
+    // The raw encoder only fails on input over its ~4 GiB limit; callers batch far below.
+    snap::raw::Encoder::new()
+        .compress_vec(&request)
+        .unwrap_or_default()
+}
+
+fn put_varint(mut value: u64, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn put_bytes(field: u64, bytes: &[u8], out: &mut Vec<u8>) {
+    put_varint(field << 3 | 2, out);
+    put_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
 }
 
 /// One TimeSeries as it appears on the wire, borrowing strings from the decompressed body.
@@ -525,5 +609,77 @@ mod tests {
             Ok(_) => panic!("a length past the end must be refused"),
         };
         assert_eq!(err.offset, 11);
+    }
+
+    fn point(name: &str, labels: &[(&str, &str)], value: f64, timestamp_ms: i64) -> MetricPoint {
+        MetricPoint {
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            value,
+            timestamp_ms,
+        }
+    }
+
+    #[test]
+    fn encoded_points_decode_to_the_same_points_grouped_and_in_time_order() {
+        let points = vec![
+            point("load1", &[("host", "web-1")], 0.5, 2_000),
+            point("up", &[], 1.0, 1_000),
+            point("load1", &[("host", "web-1")], 0.25, 1_000),
+            point("load1", &[("host", "web-2"), ("az", "a")], -3.5, -5),
+            point("load1", &[("host", "web-1")], 1e300, 3_000),
+        ];
+        let body = encode(&points);
+        let decoded = decode(&body, &Limits::default()).unwrap();
+        assert_eq!(decoded.rejected_non_finite, 0);
+        assert_eq!(
+            decoded.points,
+            vec![
+                point("load1", &[("host", "web-1")], 0.25, 1_000),
+                point("load1", &[("host", "web-1")], 0.5, 2_000),
+                point("load1", &[("host", "web-1")], 1e300, 3_000),
+                point("up", &[], 1.0, 1_000),
+                point("load1", &[("host", "web-2"), ("az", "a")], -3.5, -5),
+            ]
+        );
+        assert!(encode(&[]).len() < 4);
+        assert_eq!(
+            decode(&encode(&[]), &Limits::default()).unwrap().points,
+            vec![]
+        );
+    }
+
+    #[test]
+    fn encoded_labels_are_sorted_with_the_name_among_them_and_one_instant_keeps_the_last_value() {
+        let points = vec![
+            point("m", &[("b", "2"), ("a", "1"), ("Z", "z")], 1.0, 10),
+            point("m", &[("a", "1"), ("b", "2"), ("Z", "z")], 2.0, 10),
+        ];
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&encode(&points))
+            .unwrap();
+        let mut request = Reader::new(&raw, 0);
+        let Some(Field {
+            payload: Payload::Bytes(mut series),
+            ..
+        }) = request.field().unwrap()
+        else {
+            panic!("one timeseries");
+        };
+        assert!(request.field().unwrap().is_none(), "a single series");
+        let mut names = Vec::new();
+        let mut samples = Vec::new();
+        while let Some(field) = series.field().unwrap() {
+            match field.number {
+                1 => names.push(read_label(field.bytes("labels").unwrap()).unwrap().name),
+                2 => samples.push(read_sample(field.bytes("samples").unwrap()).unwrap()),
+                _ => panic!("unexpected field"),
+            }
+        }
+        assert_eq!(names, vec!["Z", "__name__", "a", "b"]);
+        assert_eq!(samples, vec![(2.0f64.to_bits(), 10)]);
     }
 }
