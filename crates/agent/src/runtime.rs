@@ -396,6 +396,12 @@ async fn report_loop(
                 Ok(_) => {
                     buffer.pop_front();
                 }
+                // The server kept what it could and refused the rest (a series cap, a bad
+                // value): sending it again would be refused again.
+                Err(e) if e.contains("answered 400") => {
+                    tracing::warn!(error = %e, "metrics batch refused by the server; dropped");
+                    buffer.pop_front();
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, buffered = buffer.len(), "metrics not delivered; will resend");
                     break;

@@ -100,9 +100,26 @@ impl Series {
         self.points.is_empty()
     }
 
-    /// The retention this series was created with.
+    /// The retention this series keeps.
     pub fn retention_secs(&self) -> u32 {
         u32::try_from(self.retention_ms / 1000).unwrap_or(u32::MAX)
+    }
+
+    /// Changes the retention: a longer one keeps more from now on (what was dropped stays
+    /// dropped); a shorter one drops what is now beyond it and gives back the room.
+    pub fn set_retention_secs(&mut self, retention_secs: u32) {
+        self.retention_ms = i64::from(retention_secs) * 1000;
+        if let Some(newest_ms) = self.newest_timestamp_ms() {
+            self.prune(newest_ms);
+        }
+        if self.points.capacity() > 2 * self.points.len() + 8 {
+            self.points.shrink_to_fit();
+        }
+    }
+
+    /// Points the series has room for without growing: its memory, for accounting.
+    pub fn capacity(&self) -> usize {
+        self.points.capacity()
     }
 
     /// The newest timestamp held, which is what the retention is measured back from.
@@ -187,6 +204,21 @@ mod tests {
         series.push(1_000, 10.0).unwrap();
         let values: Vec<f64> = series.points().iter().map(|s| s.value).collect();
         assert_eq!(values, [10.0, 20.0]);
+    }
+
+    #[test]
+    fn a_shorter_retention_drops_what_is_beyond_it_and_a_longer_one_keeps_more() {
+        let mut series = Series::new(10);
+        for ts in [0, 5_000, 10_000] {
+            series.push(ts, 1.0).unwrap();
+        }
+        series.set_retention_secs(4);
+        assert_eq!(timestamps(&series), [10_000]);
+        series.set_retention_secs(60);
+        series.push(20_000, 1.0).unwrap();
+        series.push(70_000, 1.0).unwrap();
+        assert_eq!(timestamps(&series), [10_000, 20_000, 70_000]);
+        assert_eq!(series.retention_secs(), 60);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::client::Client;
 use crate::output::{self, outln};
 use crate::{
     AgentArgs, AppAction, ClientArgs, Command, EventAction, HostAction, IncidentAction, RuleAction,
-    TokenAction,
+    SeriesAction, TokenAction,
 };
 
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -76,6 +76,14 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             } => bind_host(&client, &host, &appcode, json).await,
         },
         Command::Status { json, client } => status(&client, json).await,
+        Command::Series {
+            action:
+                SeriesAction::Top {
+                    limit,
+                    json,
+                    client,
+                },
+        } => series_top(&client, limit, json).await,
         Command::Hosts {
             state,
             json,
@@ -343,6 +351,55 @@ async fn status(args: &ClientArgs, json: bool) -> anyhow::Result<()> {
             } else {
                 ""
             }
+        );
+    }
+    Ok(())
+}
+
+async fn series_top(args: &ClientArgs, limit: usize, json: bool) -> anyhow::Result<()> {
+    let client = Client::from_args(args)?;
+    let body = client
+        .get(&format!("/api/v1/series/top?limit={limit}"))
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    let count = |v: &Value| v.as_u64().unwrap_or(0);
+    println!(
+        "{} series of at most {}; chart history {:.1} MiB",
+        count(&body["total"]),
+        count(&body["cap"]),
+        count(&body["history_bytes"]) as f64 / (1024.0 * 1024.0)
+    );
+    println!();
+    println!("{:<14} {:>10} {:>10}", "SOURCE", "SERIES", "CAP");
+    for row in body["sources"].as_array().into_iter().flatten() {
+        println!(
+            "{:<14} {:>10} {:>10}",
+            row["source"].as_str().unwrap_or("?"),
+            count(&row["series"]),
+            count(&row["cap"])
+        );
+    }
+    println!();
+    println!("{:<40} {:>10} {:>12}", "METRIC", "SERIES", "MEMORY");
+    for row in body["metrics"].as_array().into_iter().flatten() {
+        println!(
+            "{:<40} {:>10} {:>10.1} K",
+            row["name"].as_str().unwrap_or("?"),
+            count(&row["series"]),
+            count(&row["bytes"]) as f64 / 1024.0
+        );
+    }
+    println!();
+    println!("{:<24} {:>10} {:>10}", "APPCODE", "SERIES", "CAP");
+    for row in body["appcodes"].as_array().into_iter().flatten() {
+        println!(
+            "{:<24} {:>10} {:>10}",
+            row["appcode"].as_str().unwrap_or("?"),
+            count(&row["series"]),
+            count(&row["cap"])
         );
     }
     Ok(())

@@ -114,6 +114,11 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Metric series: `vigil series top` shows where they are.
+    Series {
+        #[command(subcommand)]
+        action: SeriesAction,
+    },
     /// List incidents, newest first.
     Incidents {
         /// open, acknowledged, resolved or all
@@ -176,6 +181,21 @@ pub struct AgentArgs {
     /// built-in secret shapes; repeat for several (added to the file's redact_patterns)
     #[arg(long = "redact", value_name = "REGEX")]
     redact: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum SeriesAction {
+    /// Series per source against its cap, and the metric names and Appcodes with the
+    /// most series (label cardinality), with the memory their chart history takes.
+    Top {
+        /// Rows per list
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Subcommand)]

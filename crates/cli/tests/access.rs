@@ -550,6 +550,13 @@ async fn every_route_answers_each_kind_of_token_by_the_one_access_rule() {
             "/api/v1/series?name=load1&host=zulu-web",
             [200, 200, 200, 403],
         ),
+        row(
+            "GET",
+            "/api/v1/series/top",
+            "/api/v1/series/top",
+            "/api/v1/series/top?limit=5",
+            [200, 403, 403, 403],
+        ),
         // Samples name no application: only an unscoped token may write them (this body
         // is no remote_write message, so the admin is told that).
         row(

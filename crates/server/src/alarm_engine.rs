@@ -10,6 +10,13 @@ use serde_json::{json, Value};
 use vigil_alarm::{
     AlarmInstance, AlarmSpec, Comparison, Series, State, Statistic, TreatMissingData,
 };
+use vigil_history::Block;
+pub use vigil_history::Rollup;
+
+use crate::series_table::SeriesTable;
+pub use crate::series_table::{
+    labels_of_key, series_key, CapReached, MetricSource, SeriesCaps, SeriesId, SeriesTop,
+};
 use vigil_core::{Event, ALARM_STATE_CHANGE};
 use vigil_ingest::MetricPoint;
 
@@ -326,102 +333,60 @@ pub fn default_alarms() -> Vec<AlarmDefinition> {
     ]
 }
 
-/// The canonical text of a series: `name{k=v,…}` with labels sorted.
-pub fn series_key(name: &str, labels: &BTreeMap<String, String>) -> String {
-    let mut key = String::with_capacity(name.len() + 16 * labels.len());
-    key.push_str(name);
-    key.push('{');
-    for (i, (k, v)) in labels.iter().enumerate() {
-        if i > 0 {
-            key.push(',');
-        }
-        key.push_str(k);
-        key.push('=');
-        key.push_str(v);
-    }
-    key.push('}');
-    key
-}
-
-struct SeriesEntry {
-    name: String,
-    labels: BTreeMap<String, String>,
-    series: Series,
-    last_seen_ms: i64,
-    rollups: Rollups,
-}
-
-/// One-minute summaries of the last 24 hours, for charts longer than the raw window.
-#[derive(Default)]
-struct Rollups {
-    minutes: std::collections::VecDeque<Rollup>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
-pub struct Rollup {
-    pub minute_ms: i64,
-    pub min: f64,
-    pub max: f64,
-    pub sum: f64,
-    pub count: u32,
-}
-
-const MINUTE_MS: i64 = 60_000;
-const ROLLUP_MINUTES: usize = 24 * 60;
-
-impl Rollups {
-    fn add(&mut self, timestamp_ms: i64, value: f64) {
-        let minute_ms = timestamp_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
-        let position = self.minutes.iter().rposition(|r| r.minute_ms <= minute_ms);
-        match position {
-            Some(i) if self.minutes[i].minute_ms == minute_ms => {
-                let r = &mut self.minutes[i];
-                r.min = r.min.min(value);
-                r.max = r.max.max(value);
-                r.sum += value;
-                r.count += 1;
-            }
-            _ => {
-                let at = position.map_or(0, |i| i + 1);
-                self.minutes.insert(
-                    at,
-                    Rollup {
-                        minute_ms,
-                        min: value,
-                        max: value,
-                        sum: value,
-                        count: 1,
-                    },
-                );
-                while self.minutes.len() > ROLLUP_MINUTES {
-                    self.minutes.pop_front();
-                }
-            }
-        }
-    }
-}
-
 struct InstanceEntry {
     instance: AlarmInstance,
     /// The datapoint that decided the last change.
     last_value: Option<f64>,
-    /// CloudWatch's `StateReason` and `StateReasonData` of the last change.
-    reason: Option<String>,
-    reason_data: Option<Value>,
+    /// CloudWatch's `StateReason` and `StateReasonData` (as JSON text) of the last change;
+    /// text, not a parsed tree, because 400,000 of them live in memory.
+    reason: Option<Box<str>>,
+    reason_data: Option<Box<str>>,
     /// Recent transitions (Unix ms, new state), oldest first, so charts can mark them.
-    changes: std::collections::VecDeque<(i64, State)>,
+    changes: Vec<(i64, State)>,
+}
+
+impl InstanceEntry {
+    fn fresh(now_ms: i64) -> InstanceEntry {
+        InstanceEntry {
+            instance: AlarmInstance::new(now_ms),
+            last_value: None,
+            reason: None,
+            reason_data: None,
+            changes: Vec::new(),
+        }
+    }
+
+    fn restored(restored: RestoredState, started_ms: i64) -> InstanceEntry {
+        InstanceEntry {
+            instance: AlarmInstance::restored(restored.state, restored.since_ms, started_ms),
+            last_value: restored.value,
+            reason: restored.reason.map(String::into_boxed_str),
+            reason_data: restored.reason_data.map(|d| d.to_string().into_boxed_str()),
+            changes: Vec::new(),
+        }
+    }
+
+    fn reason_data(&self) -> Option<Value> {
+        self.reason_data
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+    }
 }
 
 /// Transitions kept per instance for charts.
 const CHANGES_KEPT: usize = 64;
 
 /// What a push did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PushOutcome {
     pub accepted: usize,
     pub rejected: usize,
-    /// Points of new series refused because the series cap was reached.
+    /// Points of new series refused because a series cap was reached.
     pub over_cap: usize,
+    /// The first cap that refused a series, for the answer to the sender.
+    pub cap: Option<CapReached>,
+    /// Refused points per cap (`total`, a source's name, `appcode`), for `/metrics`.
+    pub over_cap_by: BTreeMap<&'static str, usize>,
 }
 
 /// One state change, ready to become an event and a stored state.
@@ -483,32 +448,36 @@ pub struct InstanceView {
 pub struct SeriesView {
     pub name: String,
     pub labels: BTreeMap<String, String>,
-    /// Raw points of the recent window: (Unix ms, value).
+    /// Raw points of the window the alarms judging this series look at: (Unix ms, value).
+    /// Empty for a series no alarm judges; its chart is the rollups.
     pub points: Vec<(i64, f64)>,
     /// One-minute summaries of the last 24 hours.
     pub rollups: Vec<Rollup>,
 }
 
-/// Series idle this long are dropped.
+/// Series idle this long are dropped; charts show this far back.
 const IDLE_MS: i64 = 24 * 3600 * 1000;
-/// Points kept per series at least, whatever the alarms need: enough for charts of the
-/// last quarter hour.
-const MIN_RETENTION_SECS: u32 = 900;
 
 pub struct Engine {
     inner: Mutex<Inner>,
     started_ms: i64,
-    max_series: usize,
+    caps: SeriesCaps,
 }
 
-#[derive(Default)]
+/// An alarm and the instances it judges, one per series it selects.
+struct AlarmSlot {
+    compiled: CompiledAlarm,
+    instances: HashMap<SeriesId, InstanceEntry>,
+}
+
 struct Inner {
-    series: HashMap<String, SeriesEntry>,
-    by_name: HashMap<String, Vec<String>>,
-    alarms: BTreeMap<String, CompiledAlarm>,
-    /// Alarm name → series key → instance: looked up by `&str` each tick, so a steady
-    /// tick allocates nothing for bookkeeping.
-    instances: HashMap<String, HashMap<String, InstanceEntry>>,
+    series: SeriesTable,
+    alarms: BTreeMap<String, AlarmSlot>,
+    /// The raw window every judged series keeps: the longest any alarm needs.
+    retention_secs: u32,
+    /// The latest time the engine was told (a push or a tick), for instances an alarm
+    /// put between ticks creates.
+    now_ms: i64,
     /// When idle series were last looked for.
     swept_ms: i64,
     /// States loaded at start, waiting for their series to report again.
@@ -516,11 +485,18 @@ struct Inner {
 }
 
 impl Engine {
-    pub fn new(started_ms: i64, max_series: usize) -> Engine {
+    pub fn new(started_ms: i64, caps: SeriesCaps) -> Engine {
         Engine {
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                series: SeriesTable::default(),
+                alarms: BTreeMap::new(),
+                retention_secs: 0,
+                now_ms: started_ms,
+                swept_ms: 0,
+                restored: HashMap::new(),
+            }),
             started_ms,
-            max_series,
+            caps,
         }
     }
 
@@ -528,18 +504,66 @@ impl Engine {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub fn caps(&self) -> &SeriesCaps {
+        &self.caps
+    }
+
+    /// Adds or replaces an alarm; a changed definition judges afresh.
     pub fn put_alarm(&self, alarm: CompiledAlarm) {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let name = alarm.spec.name.clone();
-        // A changed definition judges afresh.
-        inner.instances.remove(&name);
-        inner.alarms.insert(name, alarm);
+        let previous = inner.alarms.remove(&name);
+        let mut slot = AlarmSlot {
+            compiled: alarm,
+            instances: HashMap::new(),
+        };
+        inner.retention_secs = required_retention(&inner.alarms, &slot.compiled);
+        let candidates: Vec<SeriesId> = inner
+            .series
+            .named(&slot.compiled.definition.metric_name)
+            .to_vec();
+        for id in candidates {
+            let Some(entry) = inner.series.get(id) else {
+                continue;
+            };
+            if entry.source.is_none()
+                || !slot
+                    .compiled
+                    .definition
+                    .selects(&entry.name(), &entry.labels())
+            {
+                continue;
+            }
+            let key = entry.key.to_string();
+            let instance = match inner.restored.remove(&(name.clone(), key)) {
+                Some(restored) => InstanceEntry::restored(restored, self.started_ms),
+                None => InstanceEntry::fresh(inner.now_ms),
+            };
+            slot.instances.insert(id, instance);
+        }
+        inner.alarms.insert(name, slot);
+        if let Some(previous) = previous {
+            inner.release_unjudged(previous.instances.keys().copied());
+        }
+        inner.fit_retention();
     }
 
     pub fn delete_alarm(&self, name: &str) -> bool {
-        let mut inner = self.lock();
-        inner.instances.remove(name);
-        inner.alarms.remove(name).is_some()
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(slot) = inner.alarms.remove(name) else {
+            return false;
+        };
+        inner.retention_secs = inner
+            .alarms
+            .values()
+            .map(|s| s.compiled.spec.required_retention_secs())
+            .max()
+            .unwrap_or(0);
+        inner.release_unjudged(slot.instances.keys().copied());
+        inner.fit_retention();
+        true
     }
 
     pub fn restore_state(&self, alarm: &str, series: &str, restored: RestoredState) {
@@ -552,74 +576,88 @@ impl Engine {
         self.lock()
             .alarms
             .values()
-            .map(|a| a.definition.clone())
+            .map(|a| a.compiled.definition.clone())
             .collect()
     }
 
     pub fn definition(&self, name: &str) -> Option<AlarmDefinition> {
-        self.lock().alarms.get(name).map(|a| a.definition.clone())
+        self.lock()
+            .alarms
+            .get(name)
+            .map(|a| a.compiled.definition.clone())
     }
 
     pub fn series_count(&self) -> usize {
         self.lock().series.len()
     }
 
-    /// Takes `points` into their series; `points` is left holding exactly the points
-    /// accepted, in order (what forwarding passes on).
-    pub fn push(&self, points: &mut Vec<MetricPoint>, now_ms: i64) -> PushOutcome {
+    /// Alarm instances judged now.
+    pub fn instance_count(&self) -> usize {
+        self.lock().alarms.values().map(|s| s.instances.len()).sum()
+    }
+
+    /// Takes `points` from `source` into their series; `points` is left holding exactly the
+    /// points accepted, in order (what forwarding passes on). `appcode_of` names the
+    /// Appcode of a new series (for its cap); it is asked once per new series.
+    pub fn push(
+        &self,
+        points: &mut Vec<MetricPoint>,
+        now_ms: i64,
+        source: MetricSource,
+        appcode_of: &mut dyn FnMut(&BTreeMap<String, String>) -> Option<String>,
+    ) -> PushOutcome {
         let mut outcome = PushOutcome::default();
-        let mut inner = self.lock();
-        let retention = inner
-            .alarms
-            .values()
-            .map(|a| a.spec.required_retention_secs())
-            .max()
-            .unwrap_or(0)
-            .max(MIN_RETENTION_SECS);
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        inner.now_ms = inner.now_ms.max(now_ms);
         points.retain(|point| {
             // A point from the future would push real ones out of the window; one older
-            // than anything is kept (the day of rollups) has nowhere to go.
-            if point.timestamp_ms > now_ms + 60_000 || point.timestamp_ms < now_ms - IDLE_MS {
+            // than the charts keep has nowhere to go.
+            if point.timestamp_ms > now_ms + 60_000
+                || point.timestamp_ms < now_ms - IDLE_MS
+                || !point.value.is_finite()
+            {
                 outcome.rejected += 1;
                 return false;
             }
-            let key = series_key(&point.name, &point.labels);
-            if !inner.series.contains_key(&key) {
-                if inner.series.len() >= self.max_series {
+            let (id, new) = match inner
+                .series
+                .find_or_insert(point, source, &self.caps, now_ms, appcode_of)
+            {
+                Ok(found) => found,
+                Err(cap) => {
                     outcome.over_cap += 1;
+                    *outcome.over_cap_by.entry(cap.label()).or_insert(0) += 1;
+                    outcome.cap.get_or_insert(cap);
                     return false;
                 }
+            };
+            // A series loaded from the store at start is judged from its first report on.
+            let loaded = !new && inner.series.get(id).is_some_and(|e| e.source.is_none());
+            if loaded {
                 inner
-                    .by_name
-                    .entry(point.name.clone())
-                    .or_default()
-                    .push(key.clone());
-                inner.series.insert(
-                    key.clone(),
-                    SeriesEntry {
-                        name: point.name.clone(),
-                        labels: point.labels.clone(),
-                        series: Series::new(retention),
-                        last_seen_ms: now_ms,
-                        rollups: Rollups::default(),
-                    },
-                );
+                    .series
+                    .mark_reported(id, point, source, &mut *appcode_of);
             }
-            let Some(entry) = inner.series.get_mut(&key) else {
+            if new || loaded {
+                inner.attach(id, point, self.started_ms);
+            }
+            let Some(entry) = inner.series.get_mut(id) else {
                 return false;
             };
-            match entry.series.push(point.timestamp_ms, point.value) {
-                Ok(()) => {
-                    entry.rollups.add(point.timestamp_ms, point.value);
-                    entry.last_seen_ms = now_ms;
-                    outcome.accepted += 1;
-                    true
-                }
-                Err(_) => {
+            if let Some(raw) = entry.raw.as_mut() {
+                // A point older than the alarms look back is still good for the charts.
+                if let Err(vigil_alarm::SampleError::NotFinite { .. }) =
+                    raw.push(point.timestamp_ms, point.value)
+                {
                     outcome.rejected += 1;
-                    false
+                    return false;
                 }
             }
+            entry.history.add(point.timestamp_ms, point.value);
+            entry.last_seen_ms = now_ms;
+            outcome.accepted += 1;
+            true
         });
         outcome
     }
@@ -628,6 +666,7 @@ impl Engine {
     pub fn tick(&self, now_ms: i64, now: &str) -> Vec<AlarmChange> {
         let mut guard = self.lock();
         let inner = &mut *guard;
+        inner.now_ms = inner.now_ms.max(now_ms);
         let mut changes = Vec::new();
         if now_ms - inner.swept_ms >= 60_000 {
             inner.swept_ms = now_ms;
@@ -637,74 +676,38 @@ impl Engine {
                 }
             }
         }
-        for alarm in inner.alarms.values() {
-            let Some(keys) = inner.by_name.get(&alarm.definition.metric_name) else {
-                continue;
-            };
-            for key in keys {
-                let Some(entry) = inner.series.get(key) else {
+        let Inner { series, alarms, .. } = inner;
+        for slot in alarms.values_mut() {
+            let alarm = &slot.compiled;
+            for (id, instance) in slot.instances.iter_mut() {
+                let Some(entry) = series.get(*id) else {
                     continue;
                 };
-                if !alarm.definition.selects(&entry.name, &entry.labels) {
-                    continue;
-                }
-                let per_alarm = match inner.instances.get_mut(alarm.spec.name.as_str()) {
-                    Some(per_alarm) => per_alarm,
-                    None => inner.instances.entry(alarm.spec.name.clone()).or_default(),
-                };
-                if !per_alarm.contains_key(key.as_str()) {
-                    let id = (alarm.spec.name.clone(), key.clone());
-                    let entry = match inner.restored.remove(&id) {
-                        Some(restored) => InstanceEntry {
-                            instance: AlarmInstance::restored(
-                                restored.state,
-                                restored.since_ms,
-                                self.started_ms,
-                            ),
-                            last_value: restored.value,
-                            reason: restored.reason,
-                            reason_data: restored.reason_data,
-                            changes: std::collections::VecDeque::new(),
-                        },
-                        None => InstanceEntry {
-                            instance: AlarmInstance::new(now_ms),
-                            last_value: None,
-                            reason: None,
-                            reason_data: None,
-                            changes: std::collections::VecDeque::new(),
-                        },
-                    };
-                    per_alarm.insert(key.clone(), entry);
-                }
-                let Some(instance) = per_alarm.get_mut(key.as_str()) else {
+                let Some(raw) = entry.raw.as_ref() else {
                     continue;
                 };
-                if let Some(transition) =
-                    instance
-                        .instance
-                        .evaluate(&alarm.spec, &entry.series, now_ms)
-                {
-                    instance.last_value = transition.evaluated.iter().find_map(|d| d.value);
-                    instance.reason = Some(transition.reason.clone());
-                    instance.reason_data = Some(transition.reason_data.clone());
-                    if instance.changes.len() == CHANGES_KEPT {
-                        instance.changes.pop_front();
-                    }
-                    instance
-                        .changes
-                        .push_back((transition.at_ms, transition.state));
-                    let event = alarm_event(alarm, &entry.labels, key, &transition, now);
-                    changes.push(AlarmChange {
-                        alarm: alarm.spec.name.clone(),
-                        series: key.clone(),
-                        state: transition.state,
-                        since_ms: transition.at_ms,
-                        reason: transition.reason,
-                        reason_data: transition.reason_data,
-                        value: instance.last_value,
-                        event,
-                    });
+                let Some(transition) = instance.instance.evaluate(&alarm.spec, raw, now_ms) else {
+                    continue;
+                };
+                instance.last_value = transition.evaluated.iter().find_map(|d| d.value);
+                instance.reason = Some(transition.reason.as_str().into());
+                instance.reason_data = Some(transition.reason_data.to_string().into());
+                if instance.changes.len() == CHANGES_KEPT {
+                    instance.changes.remove(0);
                 }
+                instance.changes.push((transition.at_ms, transition.state));
+                let labels = entry.labels();
+                let event = alarm_event(alarm, &labels, &entry.key, &transition, now);
+                changes.push(AlarmChange {
+                    alarm: alarm.spec.name.clone(),
+                    series: entry.key.to_string(),
+                    state: transition.state,
+                    since_ms: transition.at_ms,
+                    reason: transition.reason,
+                    reason_data: transition.reason_data,
+                    value: instance.last_value,
+                    event,
+                });
             }
         }
         changes
@@ -714,47 +717,44 @@ impl Engine {
     /// at start whose series has not reported since (their state is still the one saved).
     pub fn instances(&self) -> Vec<InstanceView> {
         let inner = self.lock();
-        let judged = inner
-            .instances
-            .iter()
-            .flat_map(|(alarm, per_alarm)| {
-                per_alarm
-                    .iter()
-                    .map(move |(series, entry)| (alarm, series, entry))
-            })
-            .filter_map(|(alarm, series, entry)| {
-                let definition = inner.alarms.get(alarm)?;
-                let data = inner.series.get(series)?;
+        let judged = inner.alarms.iter().flat_map(|(alarm, slot)| {
+            let series = &inner.series;
+            slot.instances.iter().filter_map(move |(id, entry)| {
+                let data = series.get(*id)?;
+                let labels = data.labels();
                 Some(InstanceView {
                     alarm: alarm.clone(),
-                    series: series.clone(),
-                    metric: data.name.clone(),
-                    host: host_of(&data.labels),
-                    dimensions: data.labels.clone(),
+                    series: data.key.to_string(),
+                    metric: data.name().into_owned(),
+                    host: host_of(&labels),
+                    dimensions: labels,
                     appcode: None,
                     state: entry.instance.state,
                     since: chrono::DateTime::from_timestamp_millis(entry.instance.state_since_ms),
                     since_ms: entry.instance.state_since_ms,
-                    value: entry
-                        .last_value
-                        .or_else(|| data.series.iter().last().map(|(_, v)| v)),
-                    threshold: definition.spec.threshold,
-                    comparison: definition.spec.comparison.as_str(),
-                    reason: entry.reason.clone(),
-                    reason_data: entry.reason_data.clone(),
+                    value: entry.last_value.or_else(|| {
+                        data.raw
+                            .as_ref()
+                            .and_then(|raw| raw.iter().last().map(|(_, v)| v))
+                    }),
+                    threshold: slot.compiled.spec.threshold,
+                    comparison: slot.compiled.spec.comparison.as_str(),
+                    reason: entry.reason.as_deref().map(str::to_string),
+                    reason_data: entry.reason_data(),
                     restored: false,
                 })
-            });
+            })
+        });
         let waiting = inner
             .restored
             .iter()
             .filter_map(|((alarm, series), restored)| {
-                let definition = inner.alarms.get(alarm)?;
+                let slot = inner.alarms.get(alarm)?;
                 let labels = labels_of_key(series);
                 Some(InstanceView {
                     alarm: alarm.clone(),
                     series: series.clone(),
-                    metric: definition.definition.metric_name.clone(),
+                    metric: slot.compiled.definition.metric_name.clone(),
                     host: host_of(&labels),
                     dimensions: labels,
                     appcode: None,
@@ -762,8 +762,8 @@ impl Engine {
                     since: chrono::DateTime::from_timestamp_millis(restored.since_ms),
                     since_ms: restored.since_ms,
                     value: restored.value,
-                    threshold: definition.spec.threshold,
-                    comparison: definition.spec.comparison.as_str(),
+                    threshold: slot.compiled.spec.threshold,
+                    comparison: slot.compiled.spec.comparison.as_str(),
                     reason: restored.reason.clone(),
                     reason_data: restored.reason_data.clone(),
                     restored: true,
@@ -776,10 +776,11 @@ impl Engine {
 
     /// The recent transitions of one instance (Unix ms, state), oldest first.
     pub fn state_changes(&self, alarm: &str, series: &str) -> Vec<(i64, &'static str)> {
-        self.lock()
-            .instances
-            .get(alarm)
-            .and_then(|per_alarm| per_alarm.get(series))
+        let inner = self.lock();
+        inner
+            .series
+            .id_of(series)
+            .and_then(|id| inner.alarms.get(alarm)?.instances.get(&id))
             .map(|e| e.changes.iter().map(|(at, s)| (*at, s.as_str())).collect())
             .unwrap_or_default()
     }
@@ -792,21 +793,89 @@ impl Engine {
         limit: usize,
     ) -> Vec<SeriesView> {
         let inner = self.lock();
-        let Some(keys) = inner.by_name.get(name) else {
-            return Vec::new();
-        };
-        keys.iter()
-            .filter_map(|k| inner.series.get(k))
-            .filter(|e| filter.iter().all(|(k, v)| e.labels.get(k) == Some(v)))
+        let since_ms = inner.now_ms - IDLE_MS;
+        inner
+            .series
+            .named(name)
+            .iter()
+            .filter_map(|id| inner.series.get(*id))
+            .map(|e| (e, e.labels()))
+            .filter(|(_, labels)| filter.iter().all(|(k, v)| labels.get(k) == Some(v)))
             .take(limit)
-            .map(|e| SeriesView {
-                name: e.name.clone(),
-                labels: e.labels.clone(),
-                points: e.series.iter().collect(),
-                rollups: e.rollups.minutes.iter().copied().collect(),
+            .map(|(e, labels)| SeriesView {
+                name: name.to_string(),
+                labels,
+                points: e
+                    .raw
+                    .as_ref()
+                    .map(|raw| raw.iter().collect())
+                    .unwrap_or_default(),
+                rollups: e.history.rollups(since_ms),
             })
             .collect()
     }
+
+    /// The series-heaviest metric names, Appcodes and sources.
+    pub fn top(&self, limit: usize) -> SeriesTop {
+        self.lock().series.top(limit, &self.caps)
+    }
+
+    /// Chart history changed since the last call, per series key: what the store keeps so
+    /// a restart keeps the charts.
+    pub fn take_history_blocks(&self) -> Vec<(String, Block)> {
+        let mut inner = self.lock();
+        let mut blocks = Vec::new();
+        inner.series.for_each_mut(|entry| {
+            for block in entry.history.take_dirty_blocks() {
+                blocks.push((entry.key.to_string(), block));
+            }
+        });
+        blocks
+    }
+
+    /// Chart history read back from the store at start. A series not known yet is held
+    /// for its charts, counted against `max_series`, and judged once it reports again.
+    pub fn load_history(&self, key: &str, block: &Block) -> Result<(), HistoryLoadError> {
+        let mut inner = self.lock();
+        let now_ms = inner.now_ms;
+        let id = match inner.series.id_of(key) {
+            Some(id) => id,
+            None => inner
+                .series
+                .insert_loaded(key, &self.caps, now_ms)
+                .map_err(HistoryLoadError::Cap)?,
+        };
+        let Some(entry) = inner.series.get_mut(id) else {
+            return Ok(());
+        };
+        entry
+            .history
+            .load(block)
+            .map_err(HistoryLoadError::Decode)?;
+        if let Some(newest) = entry.history.newest_minute_ms() {
+            entry.last_seen_ms = entry.last_seen_ms.max(newest);
+        }
+        Ok(())
+    }
+}
+
+/// Why a stored history block was not loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryLoadError {
+    #[error("{0}")]
+    Cap(CapReached),
+    #[error("the block is corrupt: {0}")]
+    Decode(vigil_history::DecodeError),
+}
+
+/// The raw window the alarms need, `alarm` included.
+fn required_retention(alarms: &BTreeMap<String, AlarmSlot>, alarm: &CompiledAlarm) -> u32 {
+    alarms
+        .values()
+        .map(|s| s.compiled.spec.required_retention_secs())
+        .chain([alarm.spec.required_retention_secs()])
+        .max()
+        .unwrap_or(0)
 }
 
 /// An alarm instance whose series stopped existing: what is needed to close it.
@@ -819,32 +888,93 @@ struct Gone {
 }
 
 impl Inner {
+    /// Creates the instances of every alarm that selects the series `id`, which reported
+    /// for the first time (since it was created or loaded), and gives it raw points if
+    /// any alarm judges it.
+    fn attach(&mut self, id: SeriesId, point: &MetricPoint, started_ms: i64) {
+        let mut judged = false;
+        let mut key: Option<String> = None;
+        for (name, slot) in self.alarms.iter_mut() {
+            if !slot.compiled.definition.selects(&point.name, &point.labels) {
+                continue;
+            }
+            judged = true;
+            let key = key.get_or_insert_with(|| series_key(&point.name, &point.labels));
+            let instance = match self.restored.remove(&(name.clone(), key.clone())) {
+                Some(restored) => InstanceEntry::restored(restored, started_ms),
+                None => InstanceEntry::fresh(self.now_ms),
+            };
+            slot.instances.insert(id, instance);
+        }
+        if judged {
+            if let Some(entry) = self.series.get_mut(id) {
+                entry
+                    .raw
+                    .get_or_insert_with(|| Series::new(self.retention_secs));
+            }
+        }
+    }
+
+    /// Drops the raw points of those of `ids` no alarm judges any more.
+    fn release_unjudged(&mut self, ids: impl Iterator<Item = SeriesId>) {
+        for id in ids {
+            if self.alarms.values().any(|s| s.instances.contains_key(&id)) {
+                continue;
+            }
+            if let Some(entry) = self.series.get_mut(id) {
+                entry.raw = None;
+            }
+        }
+    }
+
+    /// Gives every judged series the raw window the alarms need now, and raw points to
+    /// a series an alarm began judging.
+    fn fit_retention(&mut self) {
+        let retention = self.retention_secs;
+        let judged: Vec<SeriesId> = self
+            .alarms
+            .values()
+            .flat_map(|s| s.instances.keys().copied())
+            .collect();
+        for id in judged {
+            if let Some(entry) = self.series.get_mut(id) {
+                match entry.raw.as_mut() {
+                    Some(raw) if raw.retention_secs() != retention => {
+                        raw.set_retention_secs(retention)
+                    }
+                    Some(_) => {}
+                    None => entry.raw = Some(Series::new(retention)),
+                }
+            }
+        }
+    }
+
     /// Forgets series silent for a day, with their alarm instances, and states restored at
-    /// start whose series has not reported in a day since. Returns the instances forgotten.
+    /// start whose series has not reported in a day since. Old chart history goes too.
+    /// Returns the instances forgotten.
     fn drop_idle(&mut self, now_ms: i64, started_ms: i64) -> Vec<Gone> {
         let mut gone = Vec::new();
-        let idle: Vec<String> = self
-            .series
-            .iter()
-            .filter(|(_, e)| now_ms - e.last_seen_ms > IDLE_MS)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in idle {
-            let Some(entry) = self.series.remove(&key) else {
-                continue;
-            };
-            if let Some(keys) = self.by_name.get_mut(&entry.name) {
-                keys.retain(|k| *k != key);
+        let mut idle = Vec::new();
+        self.series.for_each_mut_with_id(|id, entry| {
+            if now_ms - entry.last_seen_ms > IDLE_MS {
+                idle.push(id);
+            } else {
+                entry.history.prune(now_ms - IDLE_MS);
             }
-            for (alarm, per_alarm) in self.instances.iter_mut() {
-                if let Some(instance) = per_alarm.remove(&key) {
-                    gone.push(Gone {
-                        alarm: alarm.clone(),
-                        series: key.clone(),
-                        labels: entry.labels.clone(),
-                        state: instance.instance.state,
-                        value: instance.last_value,
-                    });
+        });
+        if !idle.is_empty() {
+            let removed = self.series.remove(&idle);
+            for (id, entry) in &removed {
+                for (alarm, slot) in self.alarms.iter_mut() {
+                    if let Some(instance) = slot.instances.remove(id) {
+                        gone.push(Gone {
+                            alarm: alarm.clone(),
+                            series: entry.key.to_string(),
+                            labels: entry.labels(),
+                            state: instance.instance.state,
+                            value: instance.last_value,
+                        });
+                    }
                 }
             }
         }
@@ -869,7 +999,7 @@ impl Inner {
         if gone.state == State::Ok {
             return None;
         }
-        let alarm = self.alarms.get(&gone.alarm)?;
+        let alarm = &self.alarms.get(&gone.alarm)?.compiled;
         let reason = format!(
             "No data for {} hours: the series {} stopped reporting, so vigil no longer judges it and closes the alarm.",
             IDLE_MS / 3_600_000,
@@ -903,21 +1033,6 @@ fn host_of(labels: &BTreeMap<String, String>) -> Option<String> {
         .get("host")
         .or_else(|| labels.get("InstanceId"))
         .cloned()
-}
-
-/// The labels of a [`series_key`], for a restored state whose series has not reported
-/// since the restart. Keys hold no escaping, so a label value containing `,` or `=` reads
-/// back split; host names and instance ids never do.
-fn labels_of_key(key: &str) -> BTreeMap<String, String> {
-    let inner = key
-        .split_once('{')
-        .and_then(|(_, rest)| rest.strip_suffix('}'))
-        .unwrap_or_default();
-    inner
-        .split(',')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// CloudWatch's timestamp form inside `detail`: `2026-10-02T17:04:40.989+0000`.
@@ -994,6 +1109,22 @@ fn alarm_event(
 mod tests {
     use super::*;
 
+    const MINUTE_MS: i64 = vigil_history::MINUTE_MS;
+
+    fn engine(started_ms: i64, max_series: usize) -> Engine {
+        Engine::new(
+            started_ms,
+            SeriesCaps {
+                total: max_series,
+                ..Default::default()
+            },
+        )
+    }
+
+    fn push(engine: &Engine, mut points: Vec<MetricPoint>, now_ms: i64) -> PushOutcome {
+        engine.push(&mut points, now_ms, MetricSource::Graphite, &mut |_| None)
+    }
+
     fn point(name: &str, host: &str, value: f64, timestamp_ms: i64) -> MetricPoint {
         MetricPoint {
             name: name.into(),
@@ -1005,17 +1136,22 @@ mod tests {
 
     #[test]
     fn one_template_watches_every_host_and_new_hosts() {
-        let engine = Engine::new(0, 100);
+        let engine = engine(0, 100);
         let mut definition = default_alarms().remove(0);
         definition.period = 1;
         definition.evaluation_periods = 1;
         definition.datapoints_to_alarm = Some(1);
         engine.put_alarm(definition.compile().unwrap());
         let start = 1_700_000_000_000;
-        engine.push(&mut vec![point("CPUUtilization", "a", 95.0, start)], start);
+        push(
+            &engine,
+            vec![point("CPUUtilization", "a", 95.0, start)],
+            start,
+        );
         engine.tick(start + 1_000, "t");
-        engine.push(
-            &mut vec![point("CPUUtilization", "b", 10.0, start + 1_000)],
+        push(
+            &engine,
+            vec![point("CPUUtilization", "b", 10.0, start + 1_000)],
             start + 1_000,
         );
         let changes = engine.tick(start + 2_000, "t");
@@ -1047,14 +1183,22 @@ mod tests {
     #[test]
     fn a_series_gone_for_a_day_closes_its_alarm_instead_of_leaving_it_in_alarm() {
         let start = 1_700_000_000_000;
-        let engine = Engine::new(start, 100);
+        let engine = engine(start, 100);
         let mut definition = default_alarms().remove(0);
         definition.period = 1;
         definition.evaluation_periods = 1;
         definition.datapoints_to_alarm = Some(1);
         engine.put_alarm(definition.compile().unwrap());
-        engine.push(&mut vec![point("CPUUtilization", "a", 95.0, start)], start);
-        engine.push(&mut vec![point("CPUUtilization", "b", 5.0, start)], start);
+        push(
+            &engine,
+            vec![point("CPUUtilization", "a", 95.0, start)],
+            start,
+        );
+        push(
+            &engine,
+            vec![point("CPUUtilization", "b", 5.0, start)],
+            start,
+        );
         let opened = engine.tick(start + 1_000, "t");
         assert!(opened.iter().any(|c| c.state == State::Alarm));
         // A restored ALARM whose series never reports again is closed too, a day after start.
@@ -1102,9 +1246,10 @@ mod tests {
 
     #[test]
     fn the_series_cap_drops_new_series_and_counts_them() {
-        let engine = Engine::new(0, 2);
-        let outcome = engine.push(
-            &mut vec![
+        let engine = engine(0, 2);
+        let outcome = push(
+            &engine,
+            vec![
                 point("m", "a", 1.0, 1_000),
                 point("m", "b", 1.0, 1_000),
                 point("m", "c", 1.0, 1_000),
@@ -1117,10 +1262,11 @@ mod tests {
 
     #[test]
     fn points_from_far_past_or_future_are_refused_not_a_panic() {
-        let engine = Engine::new(0, 10);
+        let engine = engine(0, 10);
         let now = 1_700_000_000_000;
-        let outcome = engine.push(
-            &mut vec![
+        let outcome = push(
+            &engine,
+            vec![
                 point("m", "a", 1.0, i64::MIN + 1),
                 point("m", "a", 1.0, i64::MAX),
                 point("m", "a", 1.0, now - IDLE_MS - 1),
@@ -1133,10 +1279,11 @@ mod tests {
 
     #[test]
     fn rollups_summarise_each_minute() {
-        let engine = Engine::new(0, 10);
+        let engine = engine(0, 10);
         let base = 1_700_000_040_000 - 1_700_000_040_000 % MINUTE_MS;
-        engine.push(
-            &mut vec![
+        push(
+            &engine,
+            vec![
                 point("m", "a", 1.0, base),
                 point("m", "a", 3.0, base + 1_000),
                 point("m", "a", 5.0, base + MINUTE_MS),
@@ -1156,6 +1303,190 @@ mod tests {
             (1.0, 3.0, 4.0, 2)
         );
         assert_eq!(rollups[1].count, 1);
+    }
+
+    fn cpu_alarm() -> CompiledAlarm {
+        let mut definition = default_alarms().remove(0);
+        definition.period = 60;
+        definition.evaluation_periods = 3;
+        definition.datapoints_to_alarm = Some(3);
+        definition.compile().unwrap()
+    }
+
+    #[test]
+    fn only_series_an_alarm_judges_keep_raw_points_and_only_its_window() {
+        let now = 1_700_000_000_000;
+        let engine = engine(now, 100);
+        engine.put_alarm(cpu_alarm());
+        let points = (0..120)
+            .flat_map(|i| {
+                let at = now - 3_600_000 + i * 30_000;
+                [
+                    point("CPUUtilization", "a", 50.0, at),
+                    point("load1", "a", 1.0, at),
+                ]
+            })
+            .collect();
+        push(&engine, points, now);
+        let judged = engine.series("CPUUtilization", &BTreeMap::new(), 10);
+        let window_ms = i64::from(cpu_alarm().spec.required_retention_secs()) * 1000;
+        let oldest = judged[0].points.first().unwrap().0;
+        let newest = judged[0].points.last().unwrap().0;
+        assert!(
+            newest - oldest <= window_ms,
+            "raw points beyond the alarm's window"
+        );
+        assert!(judged[0].points.len() < 120);
+        let unjudged = engine.series("load1", &BTreeMap::new(), 10);
+        assert!(unjudged[0].points.is_empty(), "no alarm judges load1");
+        assert_eq!(unjudged[0].rollups.len(), 60, "charts keep every minute");
+
+        // An alarm on load1 gives it a raw window; deleting the CPU alarm takes CPU's away.
+        let mut load = default_alarms().remove(0);
+        load.alarm_name = "load".into();
+        load.metric_name = "load1".into();
+        engine.put_alarm(load.compile().unwrap());
+        engine.delete_alarm("High CPU Utilization");
+        push(
+            &engine,
+            vec![point("load1", "a", 2.0, now + 1_000)],
+            now + 1_000,
+        );
+        push(
+            &engine,
+            vec![point("CPUUtilization", "a", 2.0, now + 1_000)],
+            now + 1_000,
+        );
+        assert_eq!(
+            engine.series("load1", &BTreeMap::new(), 10)[0].points.len(),
+            1
+        );
+        assert!(engine.series("CPUUtilization", &BTreeMap::new(), 10)[0]
+            .points
+            .is_empty());
+        assert_eq!(engine.instance_count(), 1);
+    }
+
+    #[test]
+    fn chart_history_saved_from_one_engine_reads_back_into_the_next() {
+        let now = 1_700_000_000_000 - 1_700_000_000_000 % MINUTE_MS;
+        let before = engine(now, 100);
+        before.put_alarm(cpu_alarm());
+        let points = (0..180)
+            .map(|i| {
+                point(
+                    "CPUUtilization",
+                    "a",
+                    90.0 + (i % 7) as f64 / 10.0,
+                    now - 180 * MINUTE_MS + i * MINUTE_MS,
+                )
+            })
+            .collect();
+        push(&before, points, now);
+        let expected = before.series("CPUUtilization", &BTreeMap::new(), 10)[0]
+            .rollups
+            .clone();
+        assert_eq!(expected.len(), 180);
+        let blocks = before.take_history_blocks();
+        assert!(!blocks.is_empty());
+        assert!(
+            before.take_history_blocks().is_empty(),
+            "nothing changed since the last save"
+        );
+
+        let after = engine(now + 60_000, 100);
+        after.put_alarm(cpu_alarm());
+        after.restore_state(
+            "High CPU Utilization",
+            "CPUUtilization{host=a}",
+            RestoredState {
+                state: State::Alarm,
+                since_ms: now - 60_000,
+                reason: None,
+                reason_data: None,
+                value: Some(90.5),
+            },
+        );
+        for (key, block) in &blocks {
+            after.load_history(key, block).unwrap();
+        }
+        let view = after.series("CPUUtilization", &BTreeMap::new(), 10);
+        assert_eq!(view[0].rollups, expected, "the charts survive the restart");
+        assert_eq!(view[0].labels.get("host").map(String::as_str), Some("a"));
+        assert!(
+            view[0].points.is_empty(),
+            "raw points are not kept across restarts"
+        );
+        assert_eq!(after.instance_count(), 0, "not judged before it reports");
+        assert!(engine_instances_restored(&after));
+
+        // It reports: judged from now on, from the state saved before the restart.
+        push(
+            &after,
+            vec![point("CPUUtilization", "a", 91.0, now + 60_000)],
+            now + 60_000,
+        );
+        let instances = after.instances();
+        assert_eq!(instances.len(), 1);
+        assert_eq!(
+            (instances[0].state, instances[0].restored),
+            (State::Alarm, false)
+        );
+        assert_eq!(
+            after.series("CPUUtilization", &BTreeMap::new(), 10)[0]
+                .rollups
+                .len(),
+            181
+        );
+        // A garbled block is refused, not a panic.
+        let (key, block) = &blocks[0];
+        let mut garbled = block.clone();
+        garbled.data.truncate(garbled.data.len() / 2);
+        assert!(after.load_history(key, &garbled).is_err());
+    }
+
+    fn engine_instances_restored(engine: &Engine) -> bool {
+        engine.instances().iter().all(|i| i.restored) && !engine.instances().is_empty()
+    }
+
+    #[test]
+    fn a_capped_appcode_loses_new_series_while_others_and_known_series_go_on() {
+        let engine = Engine::new(
+            0,
+            SeriesCaps {
+                per_appcode: 2,
+                ..Default::default()
+            },
+        );
+        let appcode_of = |labels: &BTreeMap<String, String>| {
+            labels
+                .get("host")
+                .map(|h| h.split('-').next().unwrap_or("").to_string())
+        };
+        let mut points = vec![
+            point("m", "pay-1", 1.0, 1_000),
+            point("m", "pay-2", 1.0, 1_000),
+            point("m", "pay-3", 1.0, 1_000),
+            point("m", "web-1", 1.0, 1_000),
+            point("m", "pay-1", 2.0, 2_000),
+        ];
+        let outcome = engine.push(&mut points, 2_000, MetricSource::RemoteWrite, &mut |l| {
+            appcode_of(l)
+        });
+        assert_eq!((outcome.accepted, outcome.over_cap), (4, 1));
+        assert_eq!(points.len(), 4, "left holding exactly what was accepted");
+        assert!(points.iter().all(|p| p.labels["host"] != "pay-3"));
+        assert_eq!(
+            outcome.cap,
+            Some(CapReached::Appcode {
+                appcode: "pay".into(),
+                cap: 2
+            })
+        );
+        assert_eq!(outcome.over_cap_by.get("appcode"), Some(&1));
+        let top = engine.top(10);
+        assert_eq!(top.appcodes[0].appcode, "pay");
+        assert_eq!(top.appcodes[0].series, 2);
     }
 
     /// What `aws cloudwatch put-metric-alarm --generate-cli-skeleton` prints.

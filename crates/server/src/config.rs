@@ -60,6 +60,42 @@ pub struct MetricsConfig {
     /// Watch every host with the built-in alarms (CPU > 80 %, memory > 80 %, disk > 85 %,
     /// 3 of 3 periods of 60 s). Default true.
     pub default_alarms: bool,
+    /// Caps on series per source and per Appcode, within `max_series`.
+    pub series_caps: SeriesCapsConfig,
+    /// How often the chart history (one-minute summaries of the last 24 h) is written to
+    /// the store, besides at shutdown: a crash loses at most this much of the charts
+    /// (never alarm states, which are saved as they change). Default 900.
+    pub history_save_secs: u64,
+}
+
+/// `[metrics.series_caps]`: most series one source or one Appcode may hold, so one noisy
+/// sender cannot take the room of the others. A new series beyond a cap is refused: the
+/// HTTP sources answer 400 naming the cap (the points of known series in the same request
+/// are kept), and `vigil_series_over_cap_total{cap}` counts it. `vigil series top` shows
+/// where the series are.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SeriesCapsConfig {
+    /// Series from vigil's agents. Default 1,000,000.
+    pub agent: usize,
+    /// Series from Graphite lines. Default 1,000,000.
+    pub graphite: usize,
+    /// Series from Prometheus remote_write. Default 1,000,000.
+    pub remote_write: usize,
+    /// Series of one Appcode (a series' `appcode` label, else its host's binding in the
+    /// application tree). Default 250,000.
+    pub per_appcode: usize,
+}
+
+impl Default for SeriesCapsConfig {
+    fn default() -> Self {
+        SeriesCapsConfig {
+            agent: 1_000_000,
+            graphite: 1_000_000,
+            remote_write: 1_000_000,
+            per_appcode: 250_000,
+        }
+    }
 }
 
 impl Default for MetricsConfig {
@@ -68,6 +104,8 @@ impl Default for MetricsConfig {
             graphite_listen: "127.0.0.1:2003".into(),
             max_series: 1_000_000,
             default_alarms: true,
+            series_caps: SeriesCapsConfig::default(),
+            history_save_secs: 900,
         }
     }
 }

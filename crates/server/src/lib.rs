@@ -5,6 +5,7 @@ pub mod access;
 pub mod alarm_engine;
 pub mod api;
 pub mod auth;
+pub mod chart_history;
 pub mod clock;
 pub mod config;
 pub mod data_lock;
@@ -17,6 +18,7 @@ pub mod ownership;
 pub mod pipeline;
 pub mod rules;
 pub mod runner;
+pub mod series_table;
 pub mod service;
 mod sns_confirm;
 pub mod sns_signature;
@@ -246,10 +248,21 @@ pub async fn serve(
         processor_wake,
         state.metrics.clone(),
     );
+    let history = chart_history::Saver::new(engine.clone(), store.clone());
+    history.spawn(
+        state.metrics.clone(),
+        std::time::Duration::from_secs(state.config.metrics.history_save_secs.max(1)),
+    );
     let graphite = state.config.metrics.graphite_listen.clone();
     if !graphite.is_empty() {
-        metric_sources::spawn_graphite(graphite, engine, state.metrics.clone(), data_dir.clone())
-            .await;
+        metric_sources::spawn_graphite(
+            graphite,
+            engine,
+            ownership.clone(),
+            state.metrics.clone(),
+            data_dir.clone(),
+        )
+        .await;
     }
     tracing::info!(url = %url, rules = rules.len(), data_dir = %data_dir.display(), "vigil is listening");
     on_start(&Started {
@@ -286,13 +299,18 @@ pub async fn serve(
         }
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
-    tokio::select! {
+    let served = tokio::select! {
         served = server => served,
         () = grace => {
             tracing::info!("closed the connections still open at shutdown");
             Ok(())
         }
+    };
+    match history.save(now_ms()).await {
+        Ok(blocks) => tracing::info!(blocks, "chart history saved"),
+        Err(e) => tracing::error!(error = %e, "chart history not saved at shutdown"),
     }
+    served
 }
 
 /// This server's name among members (step leases), kept in the data directory so it
@@ -327,7 +345,10 @@ async fn load_alarms(
     config: &Config,
     store: &dyn Store,
 ) -> Result<alarm_engine::Engine, ServerError> {
-    let engine = alarm_engine::Engine::new(now_ms(), config.metrics.max_series);
+    let engine = alarm_engine::Engine::new(
+        now_ms(),
+        alarm_engine::SeriesCaps::new(config.metrics.max_series, &config.metrics.series_caps),
+    );
     let mut definitions = Vec::new();
     if config.metrics.default_alarms {
         definitions.extend(alarm_engine::default_alarms());

@@ -9,16 +9,17 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use vigil_ingest::{graphite, MetricPoint};
 use vigil_store::{AlarmStateRecord, Store};
 
-use crate::alarm_engine::{Engine, PushOutcome};
+use crate::alarm_engine::{Engine, MetricSource, PushOutcome};
 use crate::metrics::{labels, Metrics};
 use crate::now_ms;
+use crate::ownership::Ownership;
 use crate::pipeline::Wake;
 
 /// Where the Graphite listener's bound address is written (useful with port 0).
 pub const GRAPHITE_ADDR_FILE: &str = "graphite.addr";
 
-pub fn count_push(metrics: &Metrics, source: &str, outcome: PushOutcome) {
-    let source = labels(&[("source", source)]);
+pub fn count_push(metrics: &Metrics, source: MetricSource, outcome: &PushOutcome) {
+    let source = labels(&[("source", source.as_str())]);
     metrics.add(
         "vigil_samples_accepted_total",
         source.clone(),
@@ -31,13 +32,26 @@ pub fn count_push(metrics: &Metrics, source: &str, outcome: PushOutcome) {
             outcome.rejected as u64,
         );
     }
-    if outcome.over_cap > 0 {
+    for (cap, refused) in &outcome.over_cap_by {
         metrics.add(
             "vigil_series_over_cap_total",
-            String::new(),
-            outcome.over_cap as u64,
+            labels(&[("cap", cap)]),
+            *refused as u64,
         );
     }
+}
+
+/// Whose a new series is, for its Appcode's cap: its `appcode` label, else the binding of
+/// its host (the `host` label, else `InstanceId`).
+pub fn series_appcode(
+    ownership: &Ownership,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Option<String> {
+    if let Some(appcode) = labels.get("appcode") {
+        return Some(appcode.clone());
+    }
+    let host = labels.get("host").or_else(|| labels.get("InstanceId"))?;
+    ownership.appcode_for_host(host, labels)
 }
 
 /// Judges every alarm once a second. State changes and the `vigil.alarms` events that
@@ -57,11 +71,23 @@ pub fn spawn_ticker(
             let now = crate::now();
             let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let changes = match tokio::task::spawn_blocking(move || {
-                judge.tick(now.timestamp_millis(), &stamp)
+                let started = std::time::Instant::now();
+                let changes = judge.tick(now.timestamp_millis(), &stamp);
+                (
+                    changes,
+                    started.elapsed(),
+                    judge.series_count(),
+                    judge.instance_count(),
+                )
             })
             .await
             {
-                Ok(changes) => changes,
+                Ok((changes, took, series, instances)) => {
+                    metrics.set_float("vigil_alarm_tick_seconds", took.as_secs_f64());
+                    metrics.set("vigil_series", series as i64);
+                    metrics.set("vigil_alarm_instances", instances as i64);
+                    changes
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "alarm tick failed");
                     continue;
@@ -111,6 +137,7 @@ const BATCH: usize = 1024;
 pub async fn spawn_graphite(
     addr: String,
     engine: Arc<Engine>,
+    ownership: Arc<Ownership>,
     metrics: Arc<Metrics>,
     data_dir: PathBuf,
 ) {
@@ -145,6 +172,7 @@ pub async fn spawn_graphite(
                 }
             };
             let engine = engine.clone();
+            let ownership = ownership.clone();
             let metrics = metrics.clone();
             tokio::spawn(async move {
                 let mut reader = BufReader::new(socket);
@@ -184,9 +212,17 @@ pub async fn spawn_graphite(
                         || (done && !batch.is_empty())
                         || (!batch.is_empty() && reader.buffer().is_empty())
                     {
-                        let outcome = engine.push(&mut batch, now_ms());
+                        let outcome = engine.push(
+                            &mut batch,
+                            now_ms(),
+                            MetricSource::Graphite,
+                            &mut |labels| series_appcode(&ownership, labels),
+                        );
                         batch.clear();
-                        count_push(&metrics, "graphite", outcome);
+                        if let Some(cap) = &outcome.cap {
+                            tracing::warn!(peer = %peer, refused = outcome.over_cap, "Graphite series refused: {cap}");
+                        }
+                        count_push(&metrics, MetricSource::Graphite, &outcome);
                     }
                     if done {
                         return;

@@ -79,8 +79,8 @@ const COUNTERS: &[(&str, &str, bool)] = &[
     ),
     (
         "vigil_series_over_cap_total",
-        "Points of new series dropped because metrics.max_series was reached.",
-        false,
+        "Points of new series refused because a series cap was reached, by cap (total = metrics.max_series; agent, graphite, remote_write, appcode = metrics.series_caps).",
+        true,
     ),
     (
         "vigil_escalation_checks_total",
@@ -107,6 +107,22 @@ const GAUGES: &[(&str, &str)] = &[
     (
         "vigil_processing_lag_seconds",
         "How long the oldest event not yet processed has waited (0 when none waits).",
+    ),
+    (
+        "vigil_series",
+        "Metric series held in memory.",
+    ),
+    (
+        "vigil_alarm_instances",
+        "Alarm instances judged (alarm × series it selects).",
+    ),
+    (
+        "vigil_alarm_tick_seconds",
+        "How long the last alarm tick took to judge every instance.",
+    ),
+    (
+        "vigil_history_blocks_saved",
+        "Chart-history blocks written to the store by the last save.",
     ),
     (
         "vigil_runner_idle",

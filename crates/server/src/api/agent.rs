@@ -12,6 +12,7 @@ use vigil_core::{Heartbeat, Job, JobResult, MetricBatch, FINAL_JOB_STATUSES};
 
 use super::{ApiError, JsonBody};
 use crate::access::{Principal, Role};
+use crate::alarm_engine::MetricSource;
 use crate::metrics::labels;
 use crate::now_ms;
 use crate::{now, AppState};
@@ -117,8 +118,18 @@ pub async fn metrics(
             }
         })
         .collect();
-    let outcome = state.engine.push(&mut points, now_ms());
-    crate::metric_sources::count_push(&state.metrics, "agent", outcome);
+    let outcome = state
+        .engine
+        .push(&mut points, now_ms(), MetricSource::Agent, &mut |labels| {
+            crate::metric_sources::series_appcode(&state.ownership, labels)
+        });
+    crate::metric_sources::count_push(&state.metrics, MetricSource::Agent, &outcome);
+    if let Some(cap) = &outcome.cap {
+        return Err(ApiError::bad_request(format!(
+            "{} samples kept, {} refused: {cap}",
+            outcome.accepted, outcome.over_cap
+        )));
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(SamplesAccepted { accepted: count }),

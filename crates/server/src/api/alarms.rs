@@ -8,13 +8,13 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use vigil_ingest::remote_write;
 
 use super::{ApiError, JsonBody};
 use crate::access::Principal;
-use crate::alarm_engine::{AlarmDefinition, InstanceView, SeriesView};
+use crate::alarm_engine::{AlarmDefinition, InstanceView, MetricSource, SeriesTop, SeriesView};
 use crate::metric_sources::count_push;
 use crate::metrics::labels;
 use crate::now_ms;
@@ -187,6 +187,34 @@ pub async fn series(
     Ok(Json(SeriesList { series }))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TopQuery {
+    /// Rows per list (default 20, at most 1,000).
+    limit: Option<usize>,
+}
+
+/// Where the series are: the count per source and its cap, the metric names and Appcodes
+/// with the most series, and the memory their chart history takes. Spans every
+/// application, so only an unscoped token may ask.
+#[utoipa::path(get, path = "/api/v1/series/top", tag = "alarms", params(TopQuery),
+    responses((status = 200, body = SeriesTop)))]
+pub async fn series_top(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    query: Result<Query<TopQuery>, QueryRejection>,
+) -> Result<Json<SeriesTop>, ApiError> {
+    who.require_unscoped("the series count of every application")?;
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(20).clamp(1, 1000);
+    let engine = state.engine.clone();
+    let top = tokio::task::spawn_blocking(move || engine.top(limit))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(top))
+}
+
 /// Prometheus remote_write v1 (snappy-compressed protobuf). Samples carry no Appcode one
 /// could check, so a scoped token may not write them.
 #[utoipa::path(post, path = "/api/v1/write", tag = "alarms",
@@ -208,9 +236,22 @@ pub async fn remote_write(
         ApiError::bad_request(format!("remote_write body: {e}"))
     })?;
     let mut points = decoded.points;
-    let mut outcome = state.engine.push(&mut points, now_ms());
+    let mut outcome = state.engine.push(
+        &mut points,
+        now_ms(),
+        MetricSource::RemoteWrite,
+        &mut |labels| crate::metric_sources::series_appcode(&state.ownership, labels),
+    );
     outcome.rejected += decoded.rejected_non_finite;
-    count_push(&state.metrics, "remote_write", outcome);
+    count_push(&state.metrics, MetricSource::RemoteWrite, &outcome);
+    // As Mimir does: 400, which remote_write senders do not retry; the points of known
+    // series in the request are kept.
+    if let Some(cap) = &outcome.cap {
+        return Err(ApiError::bad_request(format!(
+            "{} samples kept, {} refused: {cap}",
+            outcome.accepted, outcome.over_cap
+        )));
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(SamplesWritten {

@@ -55,6 +55,7 @@ fn described_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(alarms::put, alarms::list))
         .routes(routes!(alarms::show, alarms::delete))
         .routes(routes!(alarms::series))
+        .routes(routes!(alarms::series_top))
         .routes(routes!(alarms::remote_write))
         .routes(routes!(apps::add, apps::list))
         // A whole organisation (40,000 hosts) is a few MB of TOML.
@@ -389,7 +390,13 @@ mod tests {
             ingest: pipeline::start_ingest(store.clone(), wake.clone()),
             metrics: Arc::new(metrics::Metrics::default()),
             jobs: Arc::new(jobs::JobHub::default()),
-            engine: Arc::new(alarm_engine::Engine::new(crate::now_ms(), 1000)),
+            engine: Arc::new(alarm_engine::Engine::new(
+                crate::now_ms(),
+                alarm_engine::SeriesCaps {
+                    total: 1000,
+                    ..Default::default()
+                },
+            )),
             ownership: Arc::new(
                 ownership::Ownership::load(store.as_ref(), Vec::new())
                     .await
