@@ -630,6 +630,20 @@ async fn an_agent_buffers_while_the_server_is_down_and_resends() {
     let data = dir.path().join("data");
     let mut server = Server::start_with(&data, &["--no-agent"]).await;
     let token = enroll(&server, "buffering-host").await;
+    // An alarm judges load1, so the server keeps its raw points (the ones checked below).
+    let (status, body) = server
+        .post(
+            "/api/v1/alarms",
+            serde_json::json!({
+                "AlarmName": "buffering load", "MetricName": "load1", "Namespace": "vigil",
+                "Dimensions": [{"Name": "host", "Value": "buffering-host"}],
+                "Statistic": "Average", "Period": 60, "EvaluationPeriods": 3,
+                "Threshold": 1000.0, "ComparisonOperator": "GreaterThanThreshold"
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     let agent = Agent::start(
         &server,
         "buffering-host",
