@@ -191,8 +191,9 @@ pub async fn series(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TopQuery {
-    /// Rows per list (default 20, at most 1,000).
-    limit: Option<usize>,
+    /// Rows per list (default 20).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
 }
 
 /// Where the series are: the count per source and its cap, the metric names and Appcodes
@@ -207,7 +208,7 @@ pub async fn series_top(
 ) -> Result<Json<SeriesTop>, ApiError> {
     who.require_unscoped("the series count of every application")?;
     let Query(query) = query?;
-    let limit = query.limit.unwrap_or(20).clamp(1, 1000);
+    let limit = query.limit.unwrap_or(20).clamp(1, 1000) as usize;
     let engine = state.engine.clone();
     let top = tokio::task::spawn_blocking(move || engine.top(limit))
         .await
