@@ -208,7 +208,13 @@ pub async fn series_top(
 ) -> Result<Json<SeriesTop>, ApiError> {
     who.require_unscoped("the series count of every application")?;
     let Query(query) = query?;
-    let limit = query.limit.unwrap_or(20).clamp(1, 1000) as usize;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit: {limit}; give 1 to 1000 rows per list"
+        )));
+    }
+    let limit = limit as usize;
     let engine = state.engine.clone();
     let top = tokio::task::spawn_blocking(move || engine.top(limit))
         .await
