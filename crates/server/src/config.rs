@@ -66,6 +66,46 @@ pub struct MetricsConfig {
     /// the store, besides at shutdown: a crash loses at most this much of the charts
     /// (never alarm states, which are saved as they change). Default 900.
     pub history_save_secs: u64,
+    /// Sending samples on to a time-series database, and reading charts from one.
+    pub forward: ForwardConfig,
+}
+
+/// `[metrics.forward]`: for sites that already run a time-series database. vigil stays an
+/// alarm engine: every sample it accepted is sent on with Prometheus remote_write
+/// (Prometheus, VictoriaMetrics, Mimir, Thanos receive), and charts can read their history
+/// from a Prometheus-compatible query API instead of vigil's own 24 hours.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardConfig {
+    /// Where to send every accepted sample, e.g.
+    /// `http://prometheus:9090/api/v1/write`. Default none (no forwarding).
+    pub remote_write_url: Option<String>,
+    /// A Prometheus-compatible query API (the URL before `/api/v1/query_range`, e.g.
+    /// `http://prometheus:9090`) the charts read their history from. Default none: charts
+    /// show vigil's own history. When the query API fails, charts fall back to vigil's own
+    /// history and say why.
+    pub query_url: Option<String>,
+    /// A file holding a bearer token sent to both URLs. Default none.
+    pub bearer_token_file: Option<PathBuf>,
+    /// Samples waiting to be sent, at most; beyond it (the database is down or slow) new
+    /// samples are not forwarded and are counted in
+    /// `vigil_forward_samples_total{outcome="dropped"}`. Alarms are not affected. Default
+    /// 200,000.
+    pub queue_samples: usize,
+    /// Samples per remote_write request, at most. Default 5,000.
+    pub batch_samples: usize,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            remote_write_url: None,
+            query_url: None,
+            bearer_token_file: None,
+            queue_samples: 200_000,
+            batch_samples: 5_000,
+        }
+    }
 }
 
 /// `[metrics.series_caps]`: most series one source or one Appcode may hold, so one noisy
@@ -106,6 +146,7 @@ impl Default for MetricsConfig {
             default_alarms: true,
             series_caps: SeriesCapsConfig::default(),
             history_save_secs: 900,
+            forward: ForwardConfig::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod data_lock;
 pub mod escalation;
 pub mod fault;
+pub mod forward;
 pub mod jobs;
 pub mod metric_sources;
 pub mod metrics;
@@ -55,6 +56,10 @@ pub struct AppState {
     pub clock: Arc<clock::Clock>,
     /// Checks SNS messages' signatures, keeping the certificates it fetched.
     pub sns_signatures: Arc<sns_signature::Verifier>,
+    /// Sends accepted samples on to a time-series database (`[metrics.forward]`).
+    pub forward: Arc<forward::Forwarder>,
+    /// Where charts read their history, when not from vigil's own.
+    pub query_api: Option<Arc<forward::QueryApi>>,
 }
 
 /// Where the CLI finds a running server: written at every start, next to the token.
@@ -98,6 +103,9 @@ pub struct Started {
 /// 25 s) get to finish before the server stops anyway.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long shutdown waits for the samples still queued for the time-series database.
+const FORWARD_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs the server until `shutdown` completes ([`shutdown_signal`]: Ctrl-C or SIGTERM),
 /// then at most [`SHUTDOWN_GRACE`] longer for requests in flight. `on_start` is called
 /// once it listens.
@@ -127,6 +135,13 @@ pub async fn serve(
         .await
         .map_err(dir_error)?;
     let metrics = Arc::new(metrics::Metrics::default());
+    let forward = Arc::new(
+        forward::Forwarder::start(&config.metrics.forward, metrics.clone())
+            .map_err(ConfigError::from)?,
+    );
+    let query_api = forward::QueryApi::from_config(&config.metrics.forward)
+        .map_err(ConfigError::from)?
+        .map(Arc::new);
 
     let engine = Arc::new(load_alarms(&config, store.as_ref()).await?);
     let ownership =
@@ -231,6 +246,8 @@ pub async fn serve(
         processor: processor_wake.clone(),
         escalation: escalation_wake.clone(),
         sns_signatures: Arc::new(sns_signatures),
+        forward: forward.clone(),
+        query_api,
     };
     jobs::spawn_sweeper(store.clone(), runner.clone(), state.jobs.clone());
     escalation::spawn(
@@ -259,6 +276,7 @@ pub async fn serve(
             graphite,
             engine,
             ownership.clone(),
+            forward.clone(),
             state.metrics.clone(),
             data_dir.clone(),
         )
@@ -310,6 +328,7 @@ pub async fn serve(
         Ok(blocks) => tracing::info!(blocks, "chart history saved"),
         Err(e) => tracing::error!(error = %e, "chart history not saved at shutdown"),
     }
+    forward.drain(FORWARD_DRAIN).await;
     served
 }
 

@@ -10,6 +10,7 @@ use vigil_ingest::{graphite, MetricPoint};
 use vigil_store::{AlarmStateRecord, Store};
 
 use crate::alarm_engine::{Engine, MetricSource, PushOutcome};
+use crate::forward::Forwarder;
 use crate::metrics::{labels, Metrics};
 use crate::now_ms;
 use crate::ownership::Ownership;
@@ -138,6 +139,7 @@ pub async fn spawn_graphite(
     addr: String,
     engine: Arc<Engine>,
     ownership: Arc<Ownership>,
+    forward: Arc<Forwarder>,
     metrics: Arc<Metrics>,
     data_dir: PathBuf,
 ) {
@@ -173,6 +175,7 @@ pub async fn spawn_graphite(
             };
             let engine = engine.clone();
             let ownership = ownership.clone();
+            let forward = forward.clone();
             let metrics = metrics.clone();
             tokio::spawn(async move {
                 let mut reader = BufReader::new(socket);
@@ -218,6 +221,7 @@ pub async fn spawn_graphite(
                             MetricSource::Graphite,
                             &mut |labels| series_appcode(&ownership, labels),
                         );
+                        forward.offer(&batch);
                         batch.clear();
                         if let Some(cap) = &outcome.cap {
                             tracing::warn!(peer = %peer, refused = outcome.over_cap, "Graphite series refused: {cap}");

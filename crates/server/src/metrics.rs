@@ -83,6 +83,16 @@ const COUNTERS: &[(&str, &str, bool)] = &[
         true,
     ),
     (
+        "vigil_forward_samples_total",
+        "Samples for the time-series database of metrics.forward.remote_write_url, by outcome: sent; refused (the database answered a 4xx other than 429; retrying would not help); dropped (the queue of metrics.forward.queue_samples was full, the database being down or slow).",
+        true,
+    ),
+    (
+        "vigil_forward_retries_total",
+        "remote_write requests that failed (no answer, 5xx, 429) and were sent again.",
+        false,
+    ),
+    (
         "vigil_escalation_checks_total",
         "Times the escalation sweeper looked for unacknowledged incidents (it looks when one opens or is acknowledged, when the next is due, and when the test clock moves; never on a fixed tick).",
         false,
@@ -123,6 +133,10 @@ const GAUGES: &[(&str, &str)] = &[
     (
         "vigil_history_blocks_saved",
         "Chart-history blocks written to the store by the last save.",
+    ),
+    (
+        "vigil_forward_queue_samples",
+        "Samples waiting to be sent to the time-series database, as of the last send.",
     ),
     (
         "vigil_runner_idle",

@@ -124,6 +124,7 @@ pub async fn metrics(
             crate::metric_sources::series_appcode(&state.ownership, labels)
         });
     crate::metric_sources::count_push(&state.metrics, MetricSource::Agent, &outcome);
+    state.forward.offer(&points);
     if let Some(cap) = &outcome.cap {
         return Err(ApiError::bad_request(format!(
             "{} samples kept, {} refused: {cap}",

@@ -14,10 +14,11 @@ use vigil_ingest::remote_write;
 
 use super::{ApiError, JsonBody};
 use crate::access::Principal;
-use crate::alarm_engine::{AlarmDefinition, InstanceView, MetricSource, SeriesTop, SeriesView};
+use crate::alarm_engine::{AlarmDefinition, InstanceView, MetricSource, SeriesTop};
 use crate::metric_sources::count_push;
 use crate::metrics::labels;
 use crate::now_ms;
+use crate::service::alarms::SeriesList;
 use crate::service::{
     self,
     alarms::{AlarmQuery, AlarmWithInstances},
@@ -46,11 +47,6 @@ pub struct AlarmShown {
 pub struct AlarmDeleted {
     pub alarm: String,
     pub deleted: bool,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SeriesList {
-    pub series: Vec<SeriesView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -183,8 +179,9 @@ pub async fn series(
 ) -> Result<Json<SeriesList>, ApiError> {
     let Query(mut labels) = query?;
     let name = labels.remove("name").unwrap_or_default();
-    let series = service::alarms::series(&state, &who, &name, &labels)?;
-    Ok(Json(SeriesList { series }))
+    Ok(Json(
+        service::alarms::series(&state, &who, &name, &labels).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -251,6 +248,7 @@ pub async fn remote_write(
     );
     outcome.rejected += decoded.rejected_non_finite;
     count_push(&state.metrics, MetricSource::RemoteWrite, &outcome);
+    state.forward.offer(&points);
     // As Mimir does: 400, which remote_write senders do not retry; the points of known
     // series in the request are kept.
     if let Some(cap) = &outcome.cap {

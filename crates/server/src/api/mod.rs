@@ -383,12 +383,15 @@ mod tests {
             .await
             .expect("admin token");
         let wake = pipeline::Wake::default();
+        let metrics = Arc::new(metrics::Metrics::default());
         let state = AppState {
             config: Arc::new(config),
             store: store.clone(),
             auth: Arc::new(auth::Auth::new(store.clone())),
             ingest: pipeline::start_ingest(store.clone(), wake.clone()),
-            metrics: Arc::new(metrics::Metrics::default()),
+            forward: Arc::new(crate::forward::Forwarder::disabled(metrics.clone())),
+            query_api: None,
+            metrics,
             jobs: Arc::new(jobs::JobHub::default()),
             engine: Arc::new(alarm_engine::Engine::new(
                 crate::now_ms(),

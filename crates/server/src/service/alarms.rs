@@ -170,18 +170,57 @@ pub fn detail(
 
 /// Points of the series named `name` whose labels include `labels`, among those `who` may
 /// see: a series belongs to its `appcode` label, else to its `host`'s application.
-pub fn series(
+/// Where a series list's chart history came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HistorySource {
+    /// vigil's own one-minute history of the last 24 hours.
+    Local,
+    /// The query API of `[metrics.forward] query_url`.
+    QueryApi,
+}
+
+/// Series for charts: raw points of the alarm windows and one-minute history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesList {
+    pub series: Vec<SeriesView>,
+    /// Where `rollups` came from.
+    pub history_source: HistorySource,
+    /// Why the configured query API gave no history, when it failed (the rollups are then
+    /// vigil's own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_error: Option<String>,
+}
+
+pub async fn series(
     state: &AppState,
     who: &Principal,
     name: &str,
     labels: &BTreeMap<String, String>,
-) -> Result<Vec<SeriesView>, ServiceError> {
+) -> Result<SeriesList, ServiceError> {
     if name.is_empty() {
         return Err(ServiceError::Invalid(
             "query parameter `name` (the metric name) is required".into(),
         ));
     }
     let mut series = state.engine.series(name, labels, MAX_SERIES);
+    let mut history_source = HistorySource::Local;
+    let mut history_error = None;
+    if let Some(query_api) = &state.query_api {
+        match query_api
+            .history(name, labels, crate::now_ms(), MAX_SERIES)
+            .await
+        {
+            Ok(remote) => {
+                history_source = HistorySource::QueryApi;
+                series = with_remote_history(name, series, remote);
+            }
+            Err(e) => {
+                tracing::warn!(metric = name, error = %e, "chart history from the query API failed; showing vigil's own");
+                history_error = Some(e.to_string());
+            }
+        }
+    }
     if who.scope.is_some() {
         series.retain(|s| {
             let appcode = s.labels.get("appcode").cloned().or_else(|| {
@@ -192,5 +231,37 @@ pub fn series(
             who.sees(&state.ownership, appcode.as_deref())
         });
     }
-    Ok(series)
+    Ok(SeriesList {
+        series,
+        history_source,
+        history_error,
+    })
+}
+
+/// The query API's history in place of vigil's: every series it knows (vigil may have let
+/// an idle one go), with vigil's raw points where vigil holds the series too.
+fn with_remote_history(
+    name: &str,
+    local: Vec<SeriesView>,
+    remote: crate::forward::RemoteHistory,
+) -> Vec<SeriesView> {
+    let mut by_labels: BTreeMap<BTreeMap<String, String>, SeriesView> = local
+        .into_iter()
+        .map(|mut s| {
+            s.rollups.clear();
+            (s.labels.clone(), s)
+        })
+        .collect();
+    for (labels, rollups) in remote {
+        by_labels
+            .entry(labels.clone())
+            .or_insert_with(|| SeriesView {
+                name: name.to_string(),
+                labels,
+                points: Vec::new(),
+                rollups: Vec::new(),
+            })
+            .rollups = rollups;
+    }
+    by_labels.into_values().take(MAX_SERIES).collect()
 }

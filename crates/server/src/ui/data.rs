@@ -177,8 +177,13 @@ pub(super) async fn series(
 ) -> Result<Json<Value>, UiError> {
     let Query(mut labels) = query?;
     let name = labels.remove("name").unwrap_or_default();
-    let series = alarms::series(&state.app, &session.principal(), &name, &labels)?;
-    Ok(Json(json!({"series": series, "now_ms": now_ms()})))
+    let list = alarms::series(&state.app, &session.principal(), &name, &labels).await?;
+    Ok(Json(json!({
+        "series": list.series,
+        "history_source": list.history_source,
+        "history_error": list.history_error,
+        "now_ms": now_ms(),
+    })))
 }
 
 fn host_view(host: &HostView, open: &HashMap<String, usize>) -> Value {

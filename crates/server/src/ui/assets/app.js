@@ -628,7 +628,9 @@
         const found = await api('/ui/api/series?' + query);
         const series = found.series.find((s2) => sameLabels(s2.labels, instance.dimensions)) || null;
         const figure = h('figure', { class: 'chart', 'data-series': instance.series });
-        sections.push({ instance, series, figure, el: h('section', { class: 'instance' },
+        const history = found.history_source === 'query_api' ? 'from the query API'
+          : found.history_error ? 'vigil\'s own: the query API failed (' + found.history_error + ')' : '';
+        sections.push({ instance, series, figure, history, el: h('section', { class: 'instance' },
           h('h2', {}, h('code', { text: instance.series })),
           facts([
             ['State', badge('state', instance.state)],
@@ -649,10 +651,10 @@
     };
     const paint = () => {
       if (!last) return;
-      for (const { instance, series, figure } of last.sections) {
+      for (const { instance, series, figure, history } of last.sections) {
         const legend = h('ul', { class: 'legend' },
           h('li', {}, h('span', { class: 'swatch raw' }), 'raw points'),
-          h('li', {}, h('span', { class: 'swatch band' }), 'minute min–max and mean'),
+          h('li', {}, h('span', { class: 'swatch band' }), 'minute min–max and mean' + (history ? ', ' + history : '')),
           h('li', {}, h('span', { class: 'swatch threshold' }), 'threshold'),
           h('li', {}, h('span', { class: 'swatch change' }), 'state change'));
         figure.replaceChildren(drawChart(figure, instance, series, Number(windowSelect.value), last.nowMs),
