@@ -455,6 +455,16 @@ pub struct SeriesView {
     pub rollups: Vec<Rollup>,
 }
 
+/// Most instance state changes one tick makes (see [`Engine::tick`]).
+pub const MAX_CHANGES_PER_TICK: usize = 10_000;
+
+/// What one tick changed.
+pub struct TickOutcome {
+    pub changes: Vec<AlarmChange>,
+    /// The tick stopped at its limit of changes: instances are left to judge.
+    pub more: bool,
+}
+
 /// Series idle this long are dropped; charts show this far back.
 const IDLE_MS: i64 = 24 * 3600 * 1000;
 
@@ -662,8 +672,20 @@ impl Engine {
         outcome
     }
 
+    /// The state changes of a tick without a limit that matters, for tests.
+    #[cfg(test)]
+    fn tick(&self, now_ms: i64, now: &str) -> Vec<AlarmChange> {
+        self.tick_bounded(now_ms, now, usize::MAX).changes
+    }
+
     /// Judges every instance at `now_ms`; returns the state changes.
-    pub fn tick(&self, now_ms: i64, now: &str) -> Vec<AlarmChange> {
+    ///
+    /// At most `max_changes` instances change per tick (the server uses
+    /// [`MAX_CHANGES_PER_TICK`]): when more would (a new alarm over 400,000 series, all
+    /// leaving INSUFFICIENT_DATA at once), the rest are judged by the following ticks, so
+    /// the events a tick writes stay bounded in memory and in one store transaction.
+    /// [`TickOutcome::more`] says to tick again at once.
+    pub fn tick_bounded(&self, now_ms: i64, now: &str, max_changes: usize) -> TickOutcome {
         let mut guard = self.lock();
         let inner = &mut *guard;
         inner.now_ms = inner.now_ms.max(now_ms);
@@ -680,6 +702,12 @@ impl Engine {
         for slot in alarms.values_mut() {
             let alarm = &slot.compiled;
             for (id, instance) in slot.instances.iter_mut() {
+                if changes.len() >= max_changes {
+                    return TickOutcome {
+                        changes,
+                        more: true,
+                    };
+                }
                 let Some(entry) = series.get(*id) else {
                     continue;
                 };
@@ -710,7 +738,10 @@ impl Engine {
                 });
             }
         }
-        changes
+        TickOutcome {
+            changes,
+            more: false,
+        }
     }
 
     /// Every instance's current state: those judged since the start, and those restored
@@ -1178,6 +1209,37 @@ mod tests {
             engine.state_changes(&a.alarm, &a.series),
             [(start + 1_000, "ALARM")]
         );
+    }
+
+    #[test]
+    fn a_tick_changes_a_bounded_number_of_instances_and_the_next_ticks_judge_the_rest() {
+        let start = 1_700_000_000_000;
+        let engine = engine(start, 1_000);
+        let mut definition = default_alarms().remove(0);
+        definition.period = 1;
+        definition.evaluation_periods = 1;
+        definition.datapoints_to_alarm = Some(1);
+        engine.put_alarm(definition.compile().unwrap());
+        let points = (0..250)
+            .map(|h| point("CPUUtilization", &format!("h{h}"), 95.0, start))
+            .collect();
+        push(&engine, points, start);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut ticks = 0;
+        loop {
+            let outcome = engine.tick_bounded(start + 1_000 + ticks, "t", 100);
+            ticks += 1;
+            assert!(outcome.changes.len() <= 100);
+            for change in outcome.changes {
+                assert_eq!(change.state, State::Alarm);
+                assert!(seen.insert(change.series), "each instance changes once");
+            }
+            if !outcome.more {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 250, "every instance judged");
+        assert_eq!(ticks, 3);
     }
 
     #[test]

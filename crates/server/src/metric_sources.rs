@@ -73,9 +73,13 @@ pub fn spawn_ticker(
             let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let changes = match tokio::task::spawn_blocking(move || {
                 let started = std::time::Instant::now();
-                let changes = judge.tick(now.timestamp_millis(), &stamp);
+                let outcome = judge.tick_bounded(
+                    now.timestamp_millis(),
+                    &stamp,
+                    crate::alarm_engine::MAX_CHANGES_PER_TICK,
+                );
                 (
-                    changes,
+                    outcome,
                     started.elapsed(),
                     judge.series_count(),
                     judge.instance_count(),
@@ -83,11 +87,16 @@ pub fn spawn_ticker(
             })
             .await
             {
-                Ok((changes, took, series, instances)) => {
+                Ok((outcome, took, series, instances)) => {
                     metrics.set_float("vigil_alarm_tick_seconds", took.as_secs_f64());
                     metrics.set("vigil_series", series as i64);
                     metrics.set("vigil_alarm_instances", instances as i64);
-                    changes
+                    if outcome.more {
+                        // Instances are left to judge: the next tick comes once these
+                        // changes are stored, not a second later.
+                        tick.reset_immediately();
+                    }
+                    outcome.changes
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "alarm tick failed");
