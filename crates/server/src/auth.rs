@@ -29,6 +29,7 @@ pub struct Auth {
     store: Arc<dyn Store>,
     /// Known-good token hashes; the store is asked only on a miss.
     cache: RwLock<HashMap<String, TokenRecord>>,
+    bus: crate::bus::Bus,
 }
 
 impl Auth {
@@ -36,11 +37,24 @@ impl Auth {
         Auth {
             store,
             cache: RwLock::new(HashMap::new()),
+            bus: crate::bus::Bus::alone(),
         }
     }
 
-    /// Drops cached tokens so a revocation takes effect on the next request.
+    /// Revocations here also reach every other member's cache.
+    pub fn with_bus(self, bus: crate::bus::Bus) -> Auth {
+        Auth { bus, ..self }
+    }
+
+    /// Drops cached tokens, here and on every other member, so a revocation takes effect on
+    /// the next request wherever it arrives.
     pub fn forget_cached(&self) {
+        self.forget_cached_local();
+        self.bus.publish(crate::bus::Signal::Tokens);
+    }
+
+    /// Drops this member's cached tokens (another member changed them).
+    pub fn forget_cached_local(&self) {
         self.cache
             .write()
             .unwrap_or_else(|p| p.into_inner())

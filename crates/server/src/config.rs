@@ -12,6 +12,7 @@ use vigil_actions::Playbook;
 pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
+    pub bus: BusConfig,
     pub ingest: IngestConfig,
     pub incidents: IncidentsConfig,
     pub storm: StormConfig,
@@ -190,6 +191,29 @@ pub struct StoreConfig {
     /// path. Default: the SQLite file `vigil.db` in the data directory. `VIGIL_STORE_URL`
     /// overrides.
     pub url: Option<String>,
+}
+
+/// The bus between cluster members.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// `nats://host:4222` of a NATS server with JetStream: this server becomes one member of
+    /// a cluster sharing `[store] url` (PostgreSQL). Default: none, a server alone.
+    /// `VIGIL_BUS_URL` overrides.
+    pub url: Option<String>,
+    /// The cluster's name: members with the same name (and bus) work together; two
+    /// clusters (staging, production) can share one NATS. Letters, digits, `-` and `_`.
+    /// Default `main`.
+    pub cluster: String,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            url: None,
+            cluster: "main".to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -21,9 +21,18 @@ pub struct JobHub {
     /// Rung with every host's doorbell: a job just queued may be the next to run out of
     /// time, so the sweeper looks at its deadline.
     queued: Notify,
+    bus: crate::bus::Bus,
 }
 
 impl JobHub {
+    /// A hub whose rings also reach the long polls held by the other members.
+    pub fn with_bus(bus: crate::bus::Bus) -> JobHub {
+        JobHub {
+            bus,
+            ..JobHub::default()
+        }
+    }
+
     pub fn doorbell(&self, host: &str) -> Arc<Notify> {
         self.doorbells
             .lock()
@@ -36,6 +45,12 @@ impl JobHub {
     /// `notify_one` keeps a permit when nobody waits, so a job queued between two polls is
     /// seen by the next one at once.
     pub fn ring(&self, host: &str) {
+        self.ring_local(host);
+        self.bus.publish(crate::bus::Signal::Jobs(host.to_string()));
+    }
+
+    /// Rings this member's doorbell for the host (jobs queued on another member).
+    pub fn ring_local(&self, host: &str) {
         self.doorbell(host).notify_one();
         self.queued.notify_one();
     }

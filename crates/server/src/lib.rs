@@ -5,6 +5,7 @@ pub mod access;
 pub mod alarm_engine;
 pub mod api;
 pub mod auth;
+pub mod bus;
 pub mod chart_history;
 pub mod clock;
 pub mod config;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub forward: Arc<forward::Forwarder>,
     /// Where charts read their history, when not from vigil's own.
     pub query_api: Option<Arc<forward::QueryApi>>,
+    /// The other members of a cluster (`[bus] url`); alone, signals stay in this process.
+    pub bus: bus::Bus,
 }
 
 /// Where the CLI finds a running server: written at every start, next to the token.
@@ -87,6 +90,12 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Bus(#[from] bus::BusError),
+    #[error("a cluster needs a shared store: `[bus] url` is set but the store is the SQLite file {0}; set `[store] url = \"postgres://…\"` (or VIGIL_STORE_URL) on every member")]
+    ClusterWithoutSharedStore(String),
+    #[error("the store already holds the admin token of another member and {0} has none; copy admin.token from the first member's data directory into this one (mode 0600), so every member answers to the same admin token")]
+    AdminTokenElsewhere(PathBuf),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -129,8 +138,32 @@ pub async fn serve(
     // One vigil per data directory, held until serve() returns (the kernel frees it on exit).
     let _data_lock = data_lock::DataDirLock::acquire(&data_dir)?;
     let location = store_location(&config);
+    let member = member_id(&data_dir).map_err(dir_error)?;
+    // The bus is checked before the store is touched: a member that cannot join its
+    // cluster must not start working alone.
+    let bus = match bus_url(&config) {
+        Some(url) => {
+            if let StoreLocation::Sqlite(path) = &location {
+                return Err(ServerError::ClusterWithoutSharedStore(
+                    path.display().to_string(),
+                ));
+            }
+            bus::Bus::connect(&url, &config.bus.cluster, &member).await?
+        }
+        None => bus::Bus::alone(),
+    };
     let store = vigil_store::open(&location).await?;
     tracing::info!(store = %location, "store open");
+    if bus.is_cluster() && !data_dir.join(auth::ADMIN_TOKEN_FILE).exists() {
+        let admin_elsewhere = store
+            .tokens()
+            .await?
+            .iter()
+            .any(|t| t.name == "admin" && t.revoked_at.is_none());
+        if admin_elsewhere {
+            return Err(ServerError::AdminTokenElsewhere(data_dir.clone()));
+        }
+    }
     let (admin_token, token_created) = auth::ensure_admin_token(store.as_ref(), &data_dir)
         .await
         .map_err(dir_error)?;
@@ -160,16 +193,18 @@ pub async fn serve(
         channels = integrations.notifiers.len(),
         "integrations ready"
     );
-    let member = member_id(&data_dir).map_err(dir_error)?;
-    let runner = Arc::new(runner::Runner::new(
-        store.clone(),
-        integrations.trackers,
-        integrations.notifiers,
-        member,
-        std::time::Duration::from_secs(config.incidents.diagnostics_wait_secs),
-        std::time::Duration::from_secs(storm.group_wait_secs),
-    ));
-    let hub = Arc::new(jobs::JobHub::default());
+    let runner = Arc::new(
+        runner::Runner::new(
+            store.clone(),
+            integrations.trackers,
+            integrations.notifiers,
+            member,
+            std::time::Duration::from_secs(config.incidents.diagnostics_wait_secs),
+            std::time::Duration::from_secs(storm.group_wait_secs),
+        )
+        .with_bus(bus.clone()),
+    );
+    let hub = Arc::new(jobs::JobHub::with_bus(bus.clone()));
     let times = jobs::JobTimes::default();
     let renewed = store.renew_job_deadlines(now(), times.claim_within).await?;
     if renewed > 0 {
@@ -178,8 +213,8 @@ pub async fn serve(
             "probe jobs from before the restart wait for their agents again"
         );
     }
-    let processor_wake = pipeline::Wake::default();
-    let escalation_wake = pipeline::Wake::default();
+    let processor_wake = pipeline::Wake::shared(bus.clone(), bus::Signal::Processor);
+    let escalation_wake = pipeline::Wake::shared(bus.clone(), bus::Signal::Escalation);
     let ingest = pipeline::start_ingest(store.clone(), processor_wake.clone());
     let processor = pipeline::Processor {
         store: store.clone(),
@@ -195,6 +230,7 @@ pub async fn serve(
         runner: runner.clone(),
         ownership: ownership.clone(),
         escalation: escalation_wake.clone(),
+        bus: bus.clone(),
     };
     if fault::processing_held() {
         tracing::warn!(
@@ -235,7 +271,7 @@ pub async fn serve(
     let state = AppState {
         config: Arc::new(config),
         store: store.clone(),
-        auth: Arc::new(auth::Auth::new(store.clone())),
+        auth: Arc::new(auth::Auth::new(store.clone()).with_bus(bus.clone())),
         ingest,
         metrics,
         jobs: hub,
@@ -248,7 +284,24 @@ pub async fn serve(
         sns_signatures: Arc::new(sns_signatures),
         forward: forward.clone(),
         query_api,
+        bus: bus.clone(),
     };
+    bus.listen(bus::Targets {
+        processor: processor_wake.clone(),
+        escalation: escalation_wake.clone(),
+        runner: runner.clone(),
+        jobs: state.jobs.clone(),
+        auth: state.auth.clone(),
+        ownership: ownership.clone(),
+        engine: engine.clone(),
+        store: store.clone(),
+    })
+    .await?;
+    {
+        let bus = bus.clone();
+        bus.clone()
+            .spawn_heartbeat(url.clone(), move || bus.is_connected());
+    }
     jobs::spawn_sweeper(store.clone(), runner.clone(), state.jobs.clone());
     escalation::spawn(
         store.clone(),
@@ -329,6 +382,7 @@ pub async fn serve(
         Err(e) => tracing::error!(error = %e, "chart history not saved at shutdown"),
     }
     forward.drain(FORWARD_DRAIN).await;
+    bus.leave().await;
     served
 }
 
@@ -344,6 +398,14 @@ fn member_id(data_dir: &Path) -> std::io::Result<String> {
             Ok(id)
         }
     }
+}
+
+/// `VIGIL_BUS_URL`, else `[bus] url`; none for a server alone.
+fn bus_url(config: &Config) -> Option<String> {
+    std::env::var("VIGIL_BUS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| config.bus.url.clone())
 }
 
 /// `VIGIL_STORE_URL`, else `[store] url`, else `vigil.db` in the data directory.

@@ -27,6 +27,20 @@ pub struct Inner {
 impl Ownership {
     /// Loads the tree, retired codes and host bindings saved in the store.
     pub async fn load(store: &dyn Store, rules: Vec<BindingRule>) -> Result<Ownership, StoreError> {
+        Ok(Ownership {
+            inner: RwLock::new(Self::read_store(store).await?),
+            rules,
+        })
+    }
+
+    /// Reads the tree again from the store (another member changed it).
+    pub async fn reload(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let fresh = Self::read_store(store).await?;
+        *self.write() = fresh;
+        Ok(())
+    }
+
+    async fn read_store(store: &dyn Store) -> Result<Inner, StoreError> {
         let mut document = Document::default();
         let apps = store.apps().await?;
         let bindings = store.host_bindings().await?;
@@ -90,13 +104,10 @@ impl Ownership {
                 "the stored application tree does not load: {e}"
             )));
         }
-        Ok(Ownership {
-            inner: RwLock::new(Inner {
-                tree,
-                hosts,
-                aliases,
-            }),
-            rules,
+        Ok(Inner {
+            tree,
+            hosts,
+            aliases,
         })
     }
 

@@ -124,16 +124,35 @@ pub fn start_ingest(store: Arc<dyn Store>, wake: Wake) -> Ingest {
 }
 
 /// A level-triggered doorbell: many pokes while the processor is busy make one wake-up.
+/// A shared one ([`Wake::shared`]) also rings its counterpart on every other member.
 #[derive(Clone, Default)]
-pub struct Wake(Arc<Notify>);
+pub struct Wake {
+    local: Arc<Notify>,
+    others: Option<(crate::bus::Bus, crate::bus::Signal)>,
+}
 
 impl Wake {
+    pub fn shared(bus: crate::bus::Bus, signal: crate::bus::Signal) -> Wake {
+        Wake {
+            local: Arc::default(),
+            others: Some((bus, signal)),
+        }
+    }
+
     pub fn poke(&self) {
-        self.0.notify_one();
+        self.poke_local();
+        if let Some((bus, signal)) = &self.others {
+            bus.publish(signal.clone());
+        }
+    }
+
+    /// Rings this member only (a signal that came from another one).
+    pub fn poke_local(&self) {
+        self.local.notify_one();
     }
 
     pub(crate) async fn rung(&self) {
-        self.0.notified().await
+        self.local.notified().await
     }
 }
 
@@ -149,6 +168,8 @@ pub struct Processor {
     pub ownership: Arc<crate::ownership::Ownership>,
     /// Rung when an incident opens: it may be the next to escalate.
     pub escalation: Wake,
+    /// A member cut off from the bus processes nothing until it is back.
+    pub bus: crate::bus::Bus,
 }
 
 /// Events committed together: one transaction (one fsync) for up to this many events.
@@ -201,6 +222,10 @@ impl Processor {
     pub fn spawn(self, wake: Wake) {
         tokio::spawn(async move {
             loop {
+                if !self.bus.is_connected() {
+                    tokio::time::sleep(ERROR_BACKOFF).await;
+                    continue;
+                }
                 match self.process_pending().await {
                     // Every writer of events rings `wake` after its commit (ingest, the
                     // alarm ticker, escalation) and a ring while busy is kept, so idle

@@ -40,6 +40,8 @@ const PARALLEL_STEPS: usize = 16;
 /// (every integration's own timeout is under a minute); a worker that dies holding a lease
 /// leaves the step to be claimed again when it runs out.
 const LEASE: Duration = Duration::from_secs(120);
+/// How often a member that lost the bus looks whether it is back.
+const BUS_RETRY: Duration = Duration::from_secs(1);
 /// After a store error, wait this long before looking at the journal again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -48,6 +50,8 @@ pub struct Runner {
     trackers: Vec<Arc<dyn Tracker>>,
     notifiers: Vec<Arc<dyn Notifier>>,
     wake: Notify,
+    /// Wakes reach the other members' runners too: any of them may claim the step.
+    bus: crate::bus::Bus,
     /// This process's name in step leases.
     worker: String,
     /// How long tickets' comments and notifications wait for the incident's probes; past
@@ -94,6 +98,7 @@ impl Runner {
             trackers,
             notifiers,
             wake: Notify::new(),
+            bus: crate::bus::Bus::alone(),
             worker,
             diagnostics_wait,
             group_wait,
@@ -117,8 +122,19 @@ impl Runner {
             format!("{}/ui/incidents/", url.trim_end_matches('/'));
     }
 
-    /// Looks at the journal now: something was journaled, or a wait may be over.
+    pub fn with_bus(self, bus: crate::bus::Bus) -> Runner {
+        Runner { bus, ..self }
+    }
+
+    /// Looks at the journal now, here and on every other member: something was journaled,
+    /// or a wait may be over.
     pub fn wake(&self) {
+        self.wake_local();
+        self.bus.publish(crate::bus::Signal::Runner);
+    }
+
+    /// Looks at the journal now (another member journaled something).
+    pub fn wake_local(&self) {
         self.wake.notify_one();
     }
 
@@ -229,6 +245,11 @@ impl Runner {
     /// successor, a follow-up run, a free slot); retries, diagnostics waits and leases
     /// running out are times in the journal.
     async fn claim_and_start(self: &Arc<Self>) -> Option<Duration> {
+        if !self.bus.is_connected() {
+            // A member cut off from the others claims nothing; it looks again each second
+            // until the bus is back.
+            return Some(BUS_RETRY);
+        }
         let free = self.slots.available_permits();
         if free == 0 {
             // Every slot is busy; each finished step rings.

@@ -1,6 +1,7 @@
 //! Alarms (CloudWatch PutMetricAlarm JSON), series for charts, and Prometheus
 //! remote_write.
 
+use crate::bus::Signal;
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
@@ -92,6 +93,7 @@ pub async fn put(
     let text = serde_json::to_string(&definition).map_err(ApiError::internal)?;
     state.store.put_alarm(&name, &text, now()).await?;
     state.engine.put_alarm(alarm);
+    state.bus.publish(Signal::Alarm(name.clone()));
     tracing::info!(alarm = %name, replaced = existed, "alarm defined");
     let status = if existed {
         StatusCode::OK
@@ -154,6 +156,7 @@ pub async fn delete(
     }
     let stored = state.store.delete_alarm(&name).await?;
     let live = state.engine.delete_alarm(&name);
+    state.bus.publish(Signal::Alarm(name.clone()));
     if !stored && !live {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -27,7 +27,9 @@ async fn save(
     nodes: Vec<(String, String)>,
     bindings: Vec<(String, String)>,
 ) -> Result<(), ApiError> {
-    Ok(state.store.save_apps(nodes, bindings, now()).await?)
+    state.store.save_apps(nodes, bindings, now()).await?;
+    state.bus.publish(crate::bus::Signal::Tree);
+    Ok(())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -376,6 +378,7 @@ pub async fn import_tree(
     let retired: Vec<String> = retired.into_iter().map(|(code, _)| code).collect();
     state.store.save_apps(live, bindings, now()).await?;
     state.store.retire_apps(retired, now()).await?;
+    state.bus.publish(crate::bus::Signal::Tree);
     tracing::info!(%report, "application tree imported");
     Ok(Json(Imported {
         report: report.to_string(),

@@ -115,6 +115,8 @@ pub async fn add(
     }
     // A renewed host's old token must stop working now, not when it falls out of a cache.
     state.auth.forget_cached();
+    // Other members learn its other names and binding from the store.
+    state.bus.publish(crate::bus::Signal::Tree);
     if let Some(appcode) = &appcode {
         let mut inner = state.ownership.write();
         let crate::ownership::Inner { tree, hosts, .. } = &mut *inner;

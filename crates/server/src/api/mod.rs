@@ -391,6 +391,7 @@ mod tests {
             ingest: pipeline::start_ingest(store.clone(), wake.clone()),
             forward: Arc::new(crate::forward::Forwarder::disabled(metrics.clone())),
             query_api: None,
+            bus: crate::bus::Bus::alone(),
             metrics,
             jobs: Arc::new(jobs::JobHub::default()),
             engine: Arc::new(alarm_engine::Engine::new(
