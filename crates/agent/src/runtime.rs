@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -21,7 +21,9 @@ use crate::redact::{RedactError, Redactor};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
-    /// Server URL, e.g. `http://10.0.0.5:8080`.
+    /// Server URL, e.g. `http://10.0.0.5:8080`; for a cluster, several separated by commas
+    /// (`http://10.0.0.5:8080,http://10.0.0.6:8080`): the agent talks to the first that
+    /// answers and moves to the next when it stops answering.
     pub server: String,
     /// This host's token, from `vigil host add NAME`. Prefer `token_file`: a config file
     /// is often shared or checked in, a token file can stay mode 0600.
@@ -105,9 +107,19 @@ impl AgentConfig {
         toml::from_str(&text).map_err(|e| error(e.to_string()))
     }
 
+    /// The server URLs, in the order they are tried.
+    pub fn servers(&self) -> Vec<String> {
+        self.server
+            .split(',')
+            .map(|url| url.trim().trim_end_matches('/'))
+            .filter(|url| !url.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Checks the settings and reads the token from `token_file` when that is where it is.
     fn check(&mut self) -> Result<(), AgentError> {
-        if self.server.is_empty() {
+        if self.servers().is_empty() {
             return Err(AgentError::Missing("server"));
         }
         // The server takes heartbeats at most a day apart.
@@ -217,7 +229,8 @@ pub fn start(
     });
     let link = Link {
         http,
-        base: config.server.trim_end_matches('/').to_string(),
+        servers: Arc::new(config.servers()),
+        current: Arc::new(AtomicUsize::new(0)),
         token: config.token.clone(),
     };
     let started = Instant::now();
@@ -229,28 +242,66 @@ pub fn start(
     Ok((handle, task))
 }
 
+/// The agent's way to the server: one of the configured URLs at a time, the next one when
+/// it stops answering. Every member of a cluster takes every agent call.
 #[derive(Clone)]
 struct Link {
     http: reqwest::Client,
-    base: String,
+    servers: Arc<Vec<String>>,
+    /// Index of the server in use; shared by heartbeats, metrics and the job poll.
+    current: Arc<AtomicUsize>,
     token: String,
 }
 
 impl Link {
+    /// The server in use and its index.
+    fn base(&self) -> (usize, &str) {
+        let at = self.current.load(Ordering::Relaxed) % self.servers.len().max(1);
+        (at, self.servers.get(at).map(String::as_str).unwrap_or(""))
+    }
+
+    /// The server at `from` did not answer: the next one is tried (unless another task
+    /// moved on already).
+    fn fail_over(&self, from: usize, error: &str) {
+        if self.servers.len() < 2 {
+            return;
+        }
+        let next = (from + 1) % self.servers.len();
+        if self
+            .current
+            .compare_exchange(from, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            tracing::warn!(from = %self.servers[from], to = %self.servers[next], error, "server not answering; moving to the next one");
+        }
+    }
+
+    /// Posts to the server in use, moving through the others while they do not answer.
+    /// An answer (even a refusal) ends the tour: another member would answer the same.
     async fn post(
         &self,
         path: &str,
         body: &impl serde::Serialize,
     ) -> Result<reqwest::Response, String> {
-        let answer = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        check_status(answer).await
+        let mut last = String::new();
+        for _ in 0..self.servers.len() {
+            let (at, base) = self.base();
+            match self
+                .http
+                .post(format!("{base}{path}"))
+                .bearer_auth(&self.token)
+                .json(body)
+                .send()
+                .await
+            {
+                Ok(answer) => return check_status(answer).await,
+                Err(e) => {
+                    last = e.to_string();
+                    self.fail_over(at, &last);
+                }
+            }
+        }
+        Err(last)
     }
 }
 
@@ -417,16 +468,18 @@ async fn job_loop(link: Link, host: String, context: Arc<ProbeContext>) {
     let mut backoff = Duration::from_millis(250);
     let ran = Arc::new(std::sync::Mutex::new(RanJobs::default()));
     loop {
+        let (at, base) = link.base();
         let answer = link
             .http
-            .get(format!(
-                "{}/api/v1/agent/jobs?wait={POLL_WAIT_SECS}",
-                link.base
-            ))
+            .get(format!("{base}/api/v1/agent/jobs?wait={POLL_WAIT_SECS}"))
             .bearer_auth(&link.token)
             .send()
             .await
-            .map_err(|e| e.to_string());
+            .map_err(|e| {
+                let error = e.to_string();
+                link.fail_over(at, &error);
+                error
+            });
         let jobs = match answer {
             Ok(answer) => match check_status(answer).await {
                 Ok(answer) => answer.json::<Value>().await.map_err(|e| e.to_string()),
@@ -625,6 +678,19 @@ mod tests {
             err.starts_with(&format!("token file {}", path.display())),
             "{err}"
         );
+    }
+
+    #[test]
+    fn several_servers_are_tried_in_the_order_given() {
+        let several = config(
+            "server = \" http://10.0.0.5:8080/ , http://10.0.0.6:8080,,\"\nname = \"w\"\ntoken = \"vgl_x\"\n",
+        );
+        assert_eq!(
+            several.servers(),
+            ["http://10.0.0.5:8080", "http://10.0.0.6:8080"]
+        );
+        let mut none = config("server = \" , \"\nname = \"w\"\ntoken = \"vgl_x\"\n");
+        assert!(matches!(none.check(), Err(AgentError::Missing("server"))));
     }
 
     #[test]

@@ -157,7 +157,8 @@ pub struct AgentArgs {
     /// redact_patterns, ca_cert
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Server URL, e.g. http://10.0.0.5:8080
+    /// Server URL, e.g. http://10.0.0.5:8080; for a cluster, several separated by commas,
+    /// tried in turn when one stops answering
     #[arg(long)]
     server: Option<String>,
     /// This host's token (from `vigil host add NAME`). On the command line it shows in
